@@ -1,0 +1,143 @@
+"""Pydantic schema of a model card (``models/<name>/card.json``).
+
+The card holds everything a server needs to pre- and post-process a model's tensors, so that
+no preprocessing is written twice: training and serving both read it through ``preprocess``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CARD_SCHEMA_VERSION = 1
+
+Task = Literal["classification", "segmentation", "denoising", "nowcasting"]
+Dim = int | Literal["any"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """How raw images become the network's input tensor."""
+
+    name: str = "input"
+    layout: Literal["NCHW"] = "NCHW"
+    color_mode: Literal["L", "RGB"] = Field(description="PIL mode images are converted to")
+    channels: int = Field(gt=0)
+    height: Dim
+    width: Dim
+    dtype: Literal["float32"] = "float32"
+    # Pixel values are first scaled from [0, 2^bits - 1] to this range, then normalised by mean/std.
+    value_range: tuple[float, float] = (0.0, 1.0)
+    mean: list[float]
+    std: list[float]
+    resize: Literal["stretch", "shorter_side_center_crop", "none"] = Field(
+        description="stretch: resize to height x width; shorter_side_center_crop: scale the shorter "
+        "side to size/crop_fraction, then crop the centre; none: any size is fed as is"
+    )
+    interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear"
+    crop_fraction: float = Field(default=0.875, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> InputSpec:
+        if self.color_mode == "L" and self.channels != 1 or self.color_mode == "RGB" and self.channels != 3:
+            raise ValueError(f"color_mode {self.color_mode} does not give {self.channels} channels")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError("mean and std need one value per channel")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std must be positive")
+        fixed = isinstance(self.height, int) and isinstance(self.width, int)
+        if self.resize != "none" and not fixed:
+            raise ValueError(f"resize={self.resize} needs a fixed height and width")
+        return self
+
+
+class OutputSpec(_Strict):
+    name: str = "logits"
+    kind: Literal["logits", "probabilities", "class_scores", "image", "frames"]
+    shape: list[Dim] = Field(description="shape without the batch axis")
+    postprocess: Literal["softmax", "argmax", "none"] = "none"
+
+
+class Architecture(_Strict):
+    name: str
+    family: str
+    preset: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    num_parameters: int = Field(ge=0)
+
+
+class DataProvenance(_Strict):
+    source: str
+    description: str = ""
+    split: dict[str, float] = Field(description="fractions per split, e.g. train/val/test")
+    sizes: dict[str, int]
+    seed: int
+    augmentation: str = ""
+
+
+class ExportInfo(_Strict):
+    exporter: str
+    torch_version: str
+    opset: int = Field(ge=17)
+    parity_max_abs_diff: float = Field(ge=0)
+    dynamic_axes: list[str]
+
+
+class VersionFile(_Strict):
+    path: str = Field(description="relative to the model folder")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(gt=0)
+
+
+class ModelCard(_Strict):
+    schema_version: int = CARD_SCHEMA_VERSION
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    task: Task
+    description: str = ""
+    architecture: Architecture
+    input: InputSpec
+    output: OutputSpec
+    labels: list[str] | None = None
+    training: DataProvenance
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(description="measured on the held-out test split")
+    metrics_split: str = "test"
+    export: ExportInfo
+    versions: dict[int, VersionFile]
+    created_at: datetime
+    git_commit: str | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, v: int) -> int:
+        if v != CARD_SCHEMA_VERSION:
+            raise ValueError(f"unsupported card schema_version {v} (this code reads {CARD_SCHEMA_VERSION})")
+        return v
+
+    @model_validator(mode="after")
+    def _check_labels(self) -> ModelCard:
+        if self.task == "classification":
+            if not self.labels:
+                raise ValueError("a classification card needs labels")
+            if self.output.shape != [len(self.labels)]:
+                raise ValueError(f"output shape {self.output.shape} does not match {len(self.labels)} labels")
+        if not self.versions:
+            raise ValueError("a card lists at least one version")
+        return self
+
+    @property
+    def latest_version(self) -> int:
+        return max(self.versions)
+
+    def dump(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ModelCard:
+        return cls.model_validate_json(path.read_text())

@@ -1,0 +1,1 @@
+"""Training, evaluation and ONNX export of ConvServe's networks (needs the [train] extra)."""
