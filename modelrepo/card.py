@@ -78,7 +78,7 @@ class DataProvenance(_Strict):
     split: dict[str, float] = Field(description="fractions per split, e.g. train/val/test")
     sizes: dict[str, int]
     seed: int
-    augmentation: str = ""
+    augmentation: dict[str, Any] = Field(default_factory=dict, description="train-time augmentation; {} if none")
 
 
 class ExportInfo(_Strict):

@@ -1,0 +1,39 @@
+# ConvServe. `make serve` and `make test` do all set-up themselves on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+MODELS ?= models
+
+.PHONY: serve test models eval lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Serving needs no torch: base dependencies only.
+$(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# Training + tests: [dev] pulls in [train] (torch==2.13.0, onnx, scikit-learn, ...).
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.serve-installed
+
+serve: $(VENV)/.serve-installed
+	$(BIN)/python -m service --models $(MODELS) --host 127.0.0.1 --port 8000
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest
+
+models: $(VENV)/.dev-installed
+	$(BIN)/python -m training models --models $(MODELS) --overwrite
+
+eval: $(VENV)/.dev-installed
+	$(BIN)/python -m training eval --models $(MODELS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check modelrepo service training tests
+
+clean:
+	rm -rf $(VENV) runs build .pytest_cache

@@ -1,0 +1,1 @@
+"""ConvServe's inference service (FastAPI + ONNX Runtime). No torch import anywhere in it."""

@@ -1,0 +1,33 @@
+"""The committed model repository: five digits classifiers, one per family, verified and re-measured."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelrepo.repository import scan_repository
+from tests.conftest import MODELS
+from training.eval_repo import evaluate_entry
+
+ENTRIES = {e.name: e for e in scan_repository(MODELS)}
+FAMILIES = {"lenet", "alexnet", "vgg", "googlenet", "resnet"}
+
+
+def test_one_default_classifier_per_family() -> None:
+    families = {e.card.architecture.family for e in ENTRIES.values() if e.card and e.card.task == "classification"}
+    assert FAMILIES <= families
+
+
+def test_repository_fits_the_size_budget() -> None:
+    total = sum(f.stat().st_size for f in MODELS.rglob("*") if f.is_file())
+    assert total <= 30 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_committed_model_matches_its_card(name: str) -> None:
+    entry = ENTRIES[name]
+    assert entry.ok, entry.problems
+    assert (entry.path / "config.pbtxt").read_text().startswith(f'name: "{name}"')
+    result = evaluate_entry(entry)
+    assert result.ok, result.message
+    if entry.card.task == "classification" and entry.card.training.source == "sklearn.datasets.load_digits":
+        assert result.accuracy >= 0.98

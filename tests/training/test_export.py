@@ -1,0 +1,73 @@
+"""ONNX export: parity for every registered network, and the repository files it writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from modelrepo.card import ModelCard
+from modelrepo.repository import check_model_dir
+from training.export import export_to_repository, onnx_export, parity_check
+from training.nets import build, get_arch, list_archs
+
+SMALL = [a for a in list_archs() if "small" in get_arch(a).presets]
+
+
+@pytest.mark.parametrize("arch", SMALL)
+def test_onnx_runtime_parity_small_preset(arch: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build(arch, preset="small", num_classes=5, in_channels=3).eval()
+    path = tmp_path / "model.onnx"
+    onnx_export(model, torch.randn(1, 3, 32, 32), path)
+    rng = np.random.default_rng(1)
+    # batch 4 differs from the export's batch 1: the batch axis must be dynamic
+    inputs = [rng.standard_normal((4, 3, 32, 32)).astype(np.float32), rng.uniform(-2, 2, (1, 3, 32, 32)).astype(np.float32)]
+    worst = parity_check(model, path, inputs)
+    assert worst < 1e-3
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == ["input"] and [o.name for o in graph.output] == ["logits"]
+
+
+def test_parity_check_catches_a_different_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build("lenet5", num_classes=3, in_channels=1).eval()
+    onnx_export(model, torch.randn(1, 1, 32, 32), tmp_path / "m.onnx")
+    with torch.no_grad():
+        model.classifier[-1].bias.add_(0.5)  # the PyTorch model now differs from the file
+    with pytest.raises(AssertionError, match="parity"):
+        parity_check(model, tmp_path / "m.onnx", [np.zeros((2, 1, 32, 32), np.float32)])
+
+
+def _card_fields(name: str) -> dict:
+    committed = ModelCard.load(Path(__file__).resolve().parents[2] / "models" / "lenet5_digits" / "card.json")
+    fields = committed.model_dump(exclude={"export", "versions", "created_at", "git_commit"})
+    fields["name"] = name
+    return fields
+
+
+def test_export_to_repository_writes_triton_layout_and_refuses_overwrite(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build("lenet5", num_classes=10, in_channels=1)
+    real = np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    card = export_to_repository(model, _card_fields("tiny"), tmp_path, real)
+    mdir = tmp_path / "tiny"
+    assert card.latest_version == 1
+    assert (mdir / "1" / "model.onnx").is_file()
+    assert (mdir / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+    pbtxt = (mdir / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in pbtxt and "dims: [ 1, 32, 32 ]" in pbtxt and "dims: [ 10 ]" in pbtxt
+    assert 'name: "tiny"' in pbtxt
+    entry = check_model_dir(mdir)
+    assert entry.ok, entry.problems
+    with pytest.raises(FileExistsError):
+        export_to_repository(model, _card_fields("tiny"), tmp_path, real, version=1)
+    # an explicit new version is added beside the first, and the card lists both
+    card2 = export_to_repository(model, _card_fields("tiny"), tmp_path, real)
+    assert sorted(card2.versions) == [1, 2]
+    assert json.loads((mdir / "card.json").read_text())["versions"].keys() == {"1", "2"}
+    assert check_model_dir(mdir).ok

@@ -1,0 +1,63 @@
+"""Re-evaluate the committed ONNX models with ONNX Runtime and compare with their cards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from modelrepo.preprocess import preprocess
+from modelrepo.repository import ModelEntry, scan_repository
+from training.data import load_splits
+
+TOLERANCE_POINTS = 0.5  # a re-measured accuracy may fall at most this many points below the card
+
+
+@dataclass
+class EvalResult:
+    name: str
+    card_accuracy: float | None
+    accuracy: float | None
+    ok: bool
+    message: str
+
+
+def _dataset_for(entry: ModelEntry):
+    card = entry.card
+    assert card is not None
+    src = card.training.source
+    if src == "sklearn.datasets.load_digits":
+        return load_splits("digits", seed=card.training.seed)
+    if src.startswith("folder:") and Path(src[len("folder:"):]).is_dir():
+        return load_splits("folder", src[len("folder:"):], seed=card.training.seed, color_mode=card.input.color_mode)
+    return None
+
+
+def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> EvalResult:
+    if not entry.ok:
+        return EvalResult(entry.name, None, None, False, "; ".join(entry.problems))
+    card = entry.card
+    assert card is not None
+    if card.task != "classification":
+        return EvalResult(entry.name, None, None, True, f"skipped: no re-evaluation for task {card.task} yet")
+    splits = _dataset_for(entry)
+    if splits is None:
+        return EvalResult(entry.name, card.metrics.get("accuracy"), None, False,
+                          f"data source {card.training.source} is not available here")
+    if splits.sizes != card.training.sizes:
+        return EvalResult(entry.name, card.metrics.get("accuracy"), None, False,
+                          f"split sizes {splits.sizes} differ from the card's {card.training.sizes}")
+    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
+    x = preprocess(splits.test.images, card.input)
+    logits = np.concatenate([sess.run(None, {card.input.name: x[i:i + 128]})[0] for i in range(0, len(x), 128)])
+    acc = float((logits.argmax(1) == splits.test.labels).mean())
+    claimed = card.metrics["accuracy"]
+    ok = 100 * acc >= 100 * claimed - tolerance
+    msg = f"{100 * acc:.2f} % vs card {100 * claimed:.2f} %" + ("" if ok else f" (more than {tolerance} points below)")
+    return EvalResult(entry.name, claimed, acc, ok, msg)
+
+
+def evaluate_repository(root: Path, tolerance: float = TOLERANCE_POINTS) -> list[EvalResult]:
+    return [evaluate_entry(e, tolerance) for e in scan_repository(root)]
