@@ -32,8 +32,14 @@ models: $(VENV)/.dev-installed
 eval: $(VENV)/.dev-installed
 	$(BIN)/python -m training eval --models $(MODELS)
 
+# Load comes from wrk (Debian's package), a separate process; installed here when missing and root.
+bench: $(VENV)/.dev-installed
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python bench/run.py
+
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check modelrepo service training tests
+	$(BIN)/ruff check modelrepo service training tests bench
+	$(BIN)/ruff format --check modelrepo service training tests bench
 
 clean:
 	rm -rf $(VENV) runs build .pytest_cache

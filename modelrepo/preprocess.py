@@ -33,12 +33,30 @@ def _target_size(size: tuple[int, int], spec: InputSpec) -> tuple[int, int] | No
     return max(spec.width, round(w * scale)), max(spec.height, round(h * scale))
 
 
+_WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit int/float) grayscale scaled into 8 bits; PIL's own conversion clips at 255.
+
+    ``I;16*`` images, and ``I``/``F`` images with values above 255, are taken on the 0..65535
+    scale (divided by 257); ``I``/``F`` images within 0..255 are kept as they are.
+    """
+    if img.mode not in _WIDE_MODES:
+        return img
+    a = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16") or (a.size and a.max() > 255):
+        a = a / 257.0
+    return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+
+
 def prepare_image(img: Image.Image, spec: InputSpec) -> Image.Image:
     """Convert to the card's colour mode and apply its resize policy (PIL in, PIL out)."""
     target = _target_size(img.size, spec)
     if target is not None and img.format == "JPEG":
         # Draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale: much less work when downscaling.
         img.draft(spec.color_mode, target)
+    img = to_8bit(img)
     if img.mode != spec.color_mode:
         img = img.convert(spec.color_mode)
     if target is not None and img.size != target:
@@ -73,7 +91,12 @@ def preprocess(images: Sequence[Image.Image | np.ndarray], spec: InputSpec) -> n
             im = Image.fromarray(im)
         px = np.asarray(prepare_image(im, spec))
         arrays.append(px[..., None] if px.ndim == 2 else px)
-    if len({a.shape for a in arrays}) > 1:
+    return to_batch(arrays, spec)
+
+
+def to_batch(pixels: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """Prepared uint8 images (H, W, C), all of one size -> normalised float32 batch (N, C, H, W)."""
+    if len({p.shape for p in pixels}) > 1:
         raise ValueError("images of different sizes cannot share a batch with resize='none'")
-    batch = normalize(np.stack(arrays), spec)  # (N, H, W, C)
+    batch = normalize(np.stack(pixels), spec)  # (N, H, W, C)
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))  # (N, C, H, W)

@@ -103,7 +103,9 @@ def check_model_dir(model_dir: Path) -> ModelEntry:
         if not f.is_file():
             entry.problems.append(f"version {version}: {vf.path} is missing")
         elif (digest := sha256_file(f)) != vf.sha256:
-            entry.problems.append(f"version {version}: sha256 {digest[:12]}… does not match the card's {vf.sha256[:12]}…")
+            entry.problems.append(
+                f"version {version}: sha256 {digest[:12]}… does not match the card's {vf.sha256[:12]}…"
+            )
     return entry
 
 
@@ -111,5 +113,7 @@ def scan_repository(root: Path) -> list[ModelEntry]:
     """Every model folder under root (a folder holding a card.json or a config.pbtxt), sorted by name."""
     if not root.is_dir():
         return []
-    dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and ((p / CARD_FILE).exists() or (p / CONFIG_FILE).exists())]
+    dirs = [
+        p for p in sorted(root.iterdir()) if p.is_dir() and ((p / CARD_FILE).exists() or (p / CONFIG_FILE).exists())
+    ]
     return [check_model_dir(p) for p in dirs]

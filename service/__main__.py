@@ -1,50 +1,65 @@
-"""``python -m service``: until the HTTP service lands, check and list the model repository.
-
-The REST service itself (``/classify`` and the rest) is the next issue; this entry point already
-does what the service will do first at start-up - validate every card and sha256, open every
-model with ONNX Runtime and report which execution provider actually runs it - and then exits
-with status 2 and says so, rather than pretending to serve.
-"""
+"""``python -m service`` (or ``convserve serve``): run the HTTP service with uvicorn."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
 
-import onnxruntime as ort
+import uvicorn
 
-from modelrepo.repository import scan_repository
-
-EXIT_NOT_IMPLEMENTED = 2
+from service.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m service")
-    p.add_argument("--models", default="models", help="model repository folder")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "serve":  # `convserve serve ...`
+        argv = argv[1:]
+    p = argparse.ArgumentParser(prog="python -m service", description="Serve the model repository over HTTP.")
+    p.add_argument("--models", help="model repository folder (CONVSERVE_MODELS_DIR; default: models)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, help="HTTP worker processes (CONVSERVE_WORKERS; default 1)")
+    p.add_argument("--providers", help="auto | cuda | tensorrt | cpu, comma-separated (CONVSERVE_PROVIDERS)")
+    p.add_argument("--log-format", choices=["text", "json"], help="CONVSERVE_LOG_FORMAT")
     args = p.parse_args(argv)
+    for flag, env in (
+        ("models", "MODELS_DIR"),
+        ("workers", "WORKERS"),
+        ("providers", "PROVIDERS"),
+        ("log_format", "LOG_FORMAT"),
+    ):
+        if getattr(args, flag) is not None:
+            os.environ[f"CONVSERVE_{env}"] = str(getattr(args, flag))
 
-    entries = scan_repository(Path(args.models))
-    print(f"model repository {args.models}: {len(entries)} model(s); "
-          f"ONNX Runtime {ort.__version__}, available providers {ort.get_available_providers()}")
-    for e in entries:
-        if not e.ok:
-            print(f"  UNAVAILABLE {e.name}: {'; '.join(e.problems)}")
-            continue
-        card = e.card
-        assert card is not None
-        sess = ort.InferenceSession(str(e.version_path()),
-                                    providers=[p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                                               if p in ort.get_available_providers()])
-        metric = ", ".join(f"{k} {v:.4f}" for k, v in card.metrics.items())
-        print(f"  {e.name} v{card.latest_version}: {card.task}, {card.architecture.name} "
-              f"({card.architecture.num_parameters:,} params), input {card.input.color_mode} "
-              f"{card.input.height}x{card.input.width}, {metric}; runs on {sess.get_providers()[0]}")
-    print(f"\nThe HTTP service on http://{args.host}:{args.port} is not implemented yet (the service-core "
-          "issue); nothing is being served. Exiting with status 2.", file=sys.stderr)
-    return EXIT_NOT_IMPLEMENTED
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.workers != 1:
+        print(
+            "--workers > 1 is not available yet: this build serves from one process with an in-process "
+            "dynamic batcher (see the README).",
+            file=sys.stderr,
+        )
+        return 2
+    from service.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ def make_bars_folder(root: Path, per_class: int = 30, size: int = 20, seed: int 
             c = int(rng.integers(5, size - 5))
             colour = rng.integers(150, 256, 3).astype(np.uint8)
             if cls == "horizontal":
-                img[c - 2:c + 2, 2:-2] = colour
+                img[c - 2 : c + 2, 2:-2] = colour
             elif cls == "vertical":
-                img[2:-2, c - 2:c + 2] = colour
+                img[2:-2, c - 2 : c + 2] = colour
             else:
-                img[c - 4:c + 4, c - 4:c + 4] = colour
+                img[c - 4 : c + 4, c - 4 : c + 4] = colour
             Image.fromarray(img).save(root / cls / f"{i:03d}.png")
     return root
 

@@ -47,8 +47,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         cfg = DEFAULT_CLASSIFIERS[name]
         cfg.out = args.out
         result = train_classifier(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
-        print(f"{name}: test accuracy {100 * result['test_accuracy']:.2f} %, "
-              f"{result['onnx_bytes'] / 1e6:.2f} MB, {result['train_seconds']:.0f} s", flush=True)
+        print(
+            f"{name}: test accuracy {100 * result['test_accuracy']:.2f} %, "
+            f"{result['onnx_bytes'] / 1e6:.2f} MB, {result['train_seconds']:.0f} s",
+            flush=True,
+        )
     return 0
 
 
@@ -69,7 +72,10 @@ def cmd_archs(args: argparse.Namespace) -> int:
 
     for name in list_archs():
         a = get_arch(name)
-        print(f"{name:12s} family={a.family:10s} presets={','.join(a.presets):15s} torchvision={a.torchvision_name or '-'}")
+        print(
+            f"{name:12s} family={a.family:10s} presets={','.join(a.presets):15s} "
+            f"torchvision={a.torchvision_name or '-'}"
+        )
     return 0
 
 

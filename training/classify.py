@@ -52,8 +52,20 @@ class ClassifyConfig:
 
 
 # the configuration fields a card records (paths, devices and test caps are not part of the recipe)
-_CARD_HYPERPARAMETERS = ("arch", "preset", "width", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing",
-                         "patience", "augment", "seed", "weights")
+_CARD_HYPERPARAMETERS = (
+    "arch",
+    "preset",
+    "width",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "label_smoothing",
+    "patience",
+    "augment",
+    "seed",
+    "weights",
+)
 
 
 def pick_device(name: str) -> torch.device:
@@ -65,8 +77,15 @@ def pick_device(name: str) -> torch.device:
 def input_spec(splits: Splits, image_size: int) -> InputSpec:
     """The card's input spec; mean/std measured on the training split after resizing."""
     channels = 1 if splits.color_mode == "L" else 3
-    probe = InputSpec(color_mode=splits.color_mode, channels=channels, height=image_size, width=image_size,
-                      mean=[0.0] * channels, std=[1.0] * channels, resize="stretch")
+    probe = InputSpec(
+        color_mode=splits.color_mode,
+        channels=channels,
+        height=image_size,
+        width=image_size,
+        mean=[0.0] * channels,
+        std=[1.0] * channels,
+        resize="stretch",
+    )
     x = preprocess(splits.train.images, probe)  # (N, C, H, W) in [0, 1]
     mean = [round(float(v), 4) for v in x.mean(axis=(0, 2, 3), dtype=np.float64)]
     std = [round(float(v), 4) for v in x.std(axis=(0, 2, 3), dtype=np.float64)]
@@ -77,18 +96,25 @@ def _loss(out: torch.Tensor | tuple, y: torch.Tensor, smoothing: float) -> torch
     if isinstance(out, tuple):  # GoogLeNet in training mode: (logits, aux1, aux2), aux weight 0.3
         main, *aux = out
         return F.cross_entropy(main, y, label_smoothing=smoothing) + 0.3 * sum(
-            F.cross_entropy(a, y, label_smoothing=smoothing) for a in aux)
+            F.cross_entropy(a, y, label_smoothing=smoothing) for a in aux
+        )
     return F.cross_entropy(out, y, label_smoothing=smoothing)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> np.ndarray:
     model.eval()
-    return torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]).numpy()
+    return torch.cat([model(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]).numpy()
 
 
-def train_classifier(cfg: ClassifyConfig, splits: Splits | None = None, export_to: Path | None = None,
-                     version: int | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+def train_classifier(
+    cfg: ClassifyConfig,
+    splits: Splits | None = None,
+    export_to: Path | None = None,
+    version: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Train, keep the best validation epoch, evaluate on test, write reports, optionally export."""
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
@@ -99,8 +125,9 @@ def train_classifier(cfg: ClassifyConfig, splits: Splits | None = None, export_t
     ys = {s: torch.from_numpy(getattr(splits, s).labels) for s in ("train", "val", "test")}
 
     model_kwargs = dict(cfg.model_kwargs) | ({"width": cfg.width} if cfg.width is not None else {})
-    model_args = dict(name=cfg.arch, preset=cfg.preset, num_classes=len(splits.classes),
-                      in_channels=spec.channels, **model_kwargs)
+    model_args = dict(
+        name=cfg.arch, preset=cfg.preset, num_classes=len(splits.classes), in_channels=spec.channels, **model_kwargs
+    )
     model = build(**model_args)
     if cfg.weights:
         skipped = load_weights(model, cfg.weights)
@@ -125,7 +152,7 @@ def train_classifier(cfg: ClassifyConfig, splits: Splits | None = None, export_t
         perm = torch.randperm(len(xs["train"]), generator=g)
         losses = []
         for i in range(steps_per_epoch):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             x, y = xs["train"][idx], ys["train"][idx]
             if cfg.augment:
                 x = random_affine(x, g, **splits.augmentation)
@@ -142,9 +169,17 @@ def train_classifier(cfg: ClassifyConfig, splits: Splits | None = None, export_t
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val_acc:.4f}")
         if (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"]):
             best = {"val_acc": val_acc, "val_loss": val_loss, "epoch": epoch}
-            torch.save({"model_args": model_args, "config": asdict(cfg), "classes": splits.classes,
-                        "input_spec": spec.model_dump(), "state_dict": model.state_dict(), "epoch": epoch},
-                       out_dir / "checkpoint.pt")
+            torch.save(
+                {
+                    "model_args": model_args,
+                    "config": asdict(cfg),
+                    "classes": splits.classes,
+                    "input_spec": spec.model_dump(),
+                    "state_dict": model.state_dict(),
+                    "epoch": epoch,
+                },
+                out_dir / "checkpoint.pt",
+            )
         elif epoch - best["epoch"] >= cfg.patience:
             break
     bar.close()
@@ -155,8 +190,14 @@ def train_classifier(cfg: ClassifyConfig, splits: Splits | None = None, export_t
     y_pred = predict(model, xs["test"], device).argmax(1)
     report = classification_report(ys["test"].numpy(), y_pred, splits.classes)
     write_report(report, out_dir, f"{cfg.model_name} on {splits.source} (test split)")
-    result = {"name": cfg.model_name, "test_accuracy": report["accuracy"], "best": best, "epochs_run": len(history),
-              "train_seconds": round(train_seconds, 1), "out_dir": str(out_dir)}
+    result = {
+        "name": cfg.model_name,
+        "test_accuracy": report["accuracy"],
+        "best": best,
+        "epochs_run": len(history),
+        "train_seconds": round(train_seconds, 1),
+        "out_dir": str(out_dir),
+    }
     (out_dir / "history.json").write_text(json.dumps({"result": result, "history": history}, indent=2) + "\n")
 
     if export_to is not None:
@@ -165,22 +206,37 @@ def train_classifier(cfg: ClassifyConfig, splits: Splits | None = None, export_t
             name=cfg.model_name,
             task="classification",
             description=f"{cfg.arch} ({cfg.preset} preset) trained on {splits.description}",
-            architecture=Architecture(name=cfg.arch, family=get_arch(cfg.arch).family, preset=cfg.preset,
-                                      kwargs=model_kwargs,
-                                      num_parameters=sum(p.numel() for p in model.parameters())),
+            architecture=Architecture(
+                name=cfg.arch,
+                family=get_arch(cfg.arch).family,
+                preset=cfg.preset,
+                kwargs=model_kwargs,
+                num_parameters=sum(p.numel() for p in model.parameters()),
+            ),
             input=spec,
             output=OutputSpec(name="logits", kind="logits", shape=[len(splits.classes)], postprocess="softmax"),
             labels=splits.classes,
-            training=DataProvenance(source=splits.source, description=splits.description, split=splits.fractions,
-                                    sizes=splits.sizes, seed=splits.seed,
-                                    augmentation=splits.augmentation if cfg.augment else {}),
+            training=DataProvenance(
+                source=splits.source,
+                description=splits.description,
+                split=splits.fractions,
+                sizes=splits.sizes,
+                seed=splits.seed,
+                augmentation=splits.augmentation if cfg.augment else {},
+            ),
             hyperparameters={k: getattr(cfg, k) for k in _CARD_HYPERPARAMETERS}
-            | {"optimizer": "AdamW + OneCycleLR", "loss": "cross entropy (+0.3 x aux for GoogLeNet)",
-               "best_epoch": best["epoch"], "epochs_run": len(history), "train_seconds": round(train_seconds)},
+            | {
+                "optimizer": "AdamW + OneCycleLR",
+                "loss": "cross entropy (+0.3 x aux for GoogLeNet)",
+                "best_epoch": best["epoch"],
+                "epochs_run": len(history),
+                "train_seconds": round(train_seconds),
+            },
             metrics={"accuracy": round(report["accuracy"], 6), "val_accuracy": round(best["val_acc"], 6)},
         )
-        card = export_to_repository(model, card_fields, export_to, xs["test"][:8].numpy(), version=version,
-                                    overwrite=overwrite)
+        card = export_to_repository(
+            model, card_fields, export_to, xs["test"][:8].numpy(), version=version, overwrite=overwrite
+        )
         result["exported"] = str(export_to / card.name)
         result["onnx_bytes"] = card.versions[card.latest_version].bytes
     return result

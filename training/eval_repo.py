@@ -30,8 +30,8 @@ def _dataset_for(entry: ModelEntry):
     src = card.training.source
     if src == "sklearn.datasets.load_digits":
         return load_splits("digits", seed=card.training.seed)
-    if src.startswith("folder:") and Path(src[len("folder:"):]).is_dir():
-        return load_splits("folder", src[len("folder:"):], seed=card.training.seed, color_mode=card.input.color_mode)
+    if src.startswith("folder:") and Path(src[len("folder:") :]).is_dir():
+        return load_splits("folder", src[len("folder:") :], seed=card.training.seed, color_mode=card.input.color_mode)
     return None
 
 
@@ -44,14 +44,24 @@ def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> Ev
         return EvalResult(entry.name, None, None, True, f"skipped: no re-evaluation for task {card.task} yet")
     splits = _dataset_for(entry)
     if splits is None:
-        return EvalResult(entry.name, card.metrics.get("accuracy"), None, False,
-                          f"data source {card.training.source} is not available here")
+        return EvalResult(
+            entry.name,
+            card.metrics.get("accuracy"),
+            None,
+            False,
+            f"data source {card.training.source} is not available here",
+        )
     if splits.sizes != card.training.sizes:
-        return EvalResult(entry.name, card.metrics.get("accuracy"), None, False,
-                          f"split sizes {splits.sizes} differ from the card's {card.training.sizes}")
+        return EvalResult(
+            entry.name,
+            card.metrics.get("accuracy"),
+            None,
+            False,
+            f"split sizes {splits.sizes} differ from the card's {card.training.sizes}",
+        )
     sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
     x = preprocess(splits.test.images, card.input)
-    logits = np.concatenate([sess.run(None, {card.input.name: x[i:i + 128]})[0] for i in range(0, len(x), 128)])
+    logits = np.concatenate([sess.run(None, {card.input.name: x[i : i + 128]})[0] for i in range(0, len(x), 128)])
     acc = float((logits.argmax(1) == splits.test.labels).mean())
     claimed = card.metrics["accuracy"]
     ok = 100 * acc >= 100 * claimed - tolerance

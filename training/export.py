@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +31,27 @@ def git_commit(cwd: Path | None = None) -> str | None:
     """HEAD's commit, with ``-dirty`` when the work tree has uncommitted changes; None outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def onnx_export(model: nn.Module, example: torch.Tensor, path: Path, input_name: str = "input",
-                output_name: str = "logits", dynamic_spatial: bool = False, opset: int = OPSET) -> None:
+def onnx_export(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    input_name: str = "input",
+    output_name: str = "logits",
+    dynamic_spatial: bool = False,
+    opset: int = OPSET,
+) -> None:
     """Export ``model`` (put in eval mode) to ``path`` and run onnx's full checker."""
     model.eval()
     axes = {0: "batch"} | ({2: "height", 3: "width"} if dynamic_spatial else {})
@@ -47,8 +59,14 @@ def onnx_export(model: nn.Module, example: torch.Tensor, path: Path, input_name:
         # dynamo=False is the fast TorchScript exporter (< 1 s); torch marks it deprecated.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (example,), str(path), input_names=[input_name], output_names=[output_name],
-            dynamic_axes={input_name: axes, output_name: {0: "batch"}}, opset_version=opset, dynamo=False,
+            model,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: axes, output_name: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
         )
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
@@ -111,12 +129,14 @@ def export_to_repository(
     card = ModelCard(
         **card_fields,
         export=ExportInfo(
-            exporter="torch.onnx.export(dynamo=False)", torch_version=torch.__version__, opset=OPSET,
+            exporter="torch.onnx.export(dynamo=False)",
+            torch_version=torch.__version__,
+            opset=OPSET,
             parity_max_abs_diff=diff,
             dynamic_axes=["batch"] + (["height", "width"] if dynamic_spatial else []),
         ),
         versions=versions,
-        created_at=datetime.now(timezone.utc).replace(microsecond=0),
+        created_at=datetime.now(UTC).replace(microsecond=0),
         git_commit=git_commit(repo_root),
     )
     write_repository_files(model_dir, card, max_batch_size)

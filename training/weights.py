@@ -22,8 +22,9 @@ def load_weights(model: nn.Module, path: str | Path) -> list[str]:
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"{path}: state-dict keys do not match this network "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{path}: state-dict keys do not match this network (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     skipped = [k for k in own if state[k].shape != own[k].shape]
     model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
     return skipped

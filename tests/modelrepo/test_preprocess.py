@@ -35,8 +35,10 @@ def test_grayscale_conversion_and_value_range() -> None:
 def test_center_crop_keeps_the_middle() -> None:
     img = np.zeros((100, 200, 3), np.uint8)
     img[:, 75:125] = 255  # a white vertical band in the middle
-    x = preprocess([img], _spec(resize="shorter_side_center_crop", height=64, width=64, crop_fraction=1.0,
-                                mean=[0.0] * 3, std=[1.0] * 3))
+    x = preprocess(
+        [img],
+        _spec(resize="shorter_side_center_crop", height=64, width=64, crop_fraction=1.0, mean=[0.0] * 3, std=[1.0] * 3),
+    )
     assert x.shape == (1, 3, 64, 64)
     assert x[0, :, :, 24:40].min() > 0.9  # the band, 32 px wide after scaling, fills the centre
     assert x[0, :, :, :10].max() < 0.1

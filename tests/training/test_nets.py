@@ -16,8 +16,13 @@ REFERENCE = json.loads((FIXTURES / "torchvision_reference.json").read_text())["m
 
 # Published parameter counts at the imagenet preset (GoogLeNet without its auxiliary heads).
 PUBLISHED = {
-    "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16": 138_357_544, "googlenet": 6_624_904,
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
+    "alexnet": 61_100_840,
+    "vgg11": 132_863_336,
+    "vgg16": 138_357_544,
+    "googlenet": 6_624_904,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
 }
 
 
@@ -117,5 +122,6 @@ def test_torchvision_reference_logits(arch: str, reference_input: torch.Tensor) 
     with torch.no_grad():
         logits = model(reference_input)
     expected = torch.tensor(REFERENCE[arch]["logits"])
-    # the reference is rounded to 6 decimals, hence the small atol beside rtol 1e-4
-    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=2e-6)
+    # rtol 1e-4 as asked; atol 1e-5 (the export parity's) for logits near zero, where float32
+    # summation order (torch 2.13 here, 2.14 for the reference) and 6-decimal rounding dominate
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)

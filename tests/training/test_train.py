@@ -16,8 +16,16 @@ from training.weights import load_weights
 
 
 def test_tiny_training_lowers_loss_checkpoints_and_exports(bars_folder: Path, tmp_path: Path) -> None:
-    cfg = ClassifyConfig(arch="resnet_seed", data="folder", data_dir=str(bars_folder), epochs=6, batch_size=16,
-                         lr=3e-3, out=str(tmp_path / "runs"), patience=100)
+    cfg = ClassifyConfig(
+        arch="resnet_seed",
+        data="folder",
+        data_dir=str(bars_folder),
+        epochs=6,
+        batch_size=16,
+        lr=3e-3,
+        out=str(tmp_path / "runs"),
+        patience=100,
+    )
     result = train_classifier(cfg, export_to=tmp_path / "models", progress=False)
     hist = json.loads((tmp_path / "runs" / "resnet_seed_folder" / "history.json").read_text())["history"]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
@@ -39,8 +47,25 @@ def test_tiny_training_lowers_loss_checkpoints_and_exports(bars_folder: Path, tm
 
 
 def test_cli_classify_and_eval(bars_folder: Path, tmp_path: Path, capsys) -> None:
-    rc = main(["classify", "--arch", "lenet5", "--data", "folder", "--data-dir", str(bars_folder), "--epochs", "2",
-               "--out", str(tmp_path / "runs"), "--export-to", str(tmp_path / "models"), "--name", "tiny"])
+    rc = main(
+        [
+            "classify",
+            "--arch",
+            "lenet5",
+            "--data",
+            "folder",
+            "--data-dir",
+            str(bars_folder),
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path / "runs"),
+            "--export-to",
+            str(tmp_path / "models"),
+            "--name",
+            "tiny",
+        ]
+    )
     assert rc == 0
     assert main(["eval", "--models", str(tmp_path / "models")]) == 0
     assert "OK" in capsys.readouterr().out

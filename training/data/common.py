@@ -41,9 +41,7 @@ def stratified_split(
     """Stratified train/val/test split; ``val`` and ``test`` are fractions of the whole set."""
     idx = np.arange(len(labels))
     rest, test_idx = train_test_split(idx, test_size=test, stratify=labels, random_state=seed)
-    train_idx, val_idx = train_test_split(
-        rest, test_size=val / (1 - test), stratify=labels[rest], random_state=seed
-    )
+    train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), stratify=labels[rest], random_state=seed)
 
     def subset(ix: np.ndarray) -> ImageSet:
         ix = np.sort(ix)

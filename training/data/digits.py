@@ -22,7 +22,9 @@ def load_digits_splits(seed: int = 0) -> Splits:
     images = [np.round(im * (255 / 16)).astype(np.uint8) for im in d.images]  # (8, 8) uint8
     train, val, test = stratified_split(images, d.target, FRACTIONS["val"], FRACTIONS["test"], seed)
     return Splits(
-        train, val, test,
+        train,
+        val,
+        test,
         classes=[str(c) for c in d.target_names],
         color_mode="L",
         source=SOURCE,

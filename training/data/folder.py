@@ -55,7 +55,9 @@ def load_image_folder(root: str | Path, seed: int = 0, color_mode: str = "RGB") 
         train, val, test = stratified_split(images, labels, FRACTIONS["val"], FRACTIONS["test"], seed)
         fractions = FRACTIONS
     return Splits(
-        train, val, test,
+        train,
+        val,
+        test,
         classes=classes,
         color_mode=color_mode,
         source=f"folder:{root.resolve()}",

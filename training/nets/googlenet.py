@@ -31,8 +31,9 @@ class BasicConv2d(nn.Module):
 class Inception(nn.Module):
     """Four parallel branches (1x1 | 1x1->3x3 | 1x1->"5x5" | pool->1x1), concatenated."""
 
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
-                 pool_proj: int) -> None:
+    def __init__(
+        self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int, pool_proj: int
+    ) -> None:
         super().__init__()
         self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1)
         self.branch2 = nn.Sequential(
@@ -73,16 +74,28 @@ class InceptionAux(nn.Module):
 
 # (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj) per block, from the paper's table 1.
 _BLOCKS = {
-    "3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64),
-    "4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64), "4c": (128, 128, 256, 24, 64, 64),
-    "4d": (112, 144, 288, 32, 64, 64), "4e": (256, 160, 320, 32, 128, 128),
-    "5a": (256, 160, 320, 32, 128, 128), "5b": (384, 192, 384, 48, 128, 128),
+    "3a": (64, 96, 128, 16, 32, 32),
+    "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64),
+    "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
 }
 
 
 class GoogLeNet(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int, width: float, small_stem: bool,
-                 aux_logits: bool = True, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        width: float,
+        small_stem: bool,
+        aux_logits: bool = True,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
 
         def block(name: str, c_in: int) -> Inception:

@@ -74,8 +74,15 @@ Block = type[BasicBlock] | type[Bottleneck]
 class ResNet(nn.Module):
     """A stem, one stage per entry of ``layers`` (stage i has ``widths[i]`` planes), pool, linear."""
 
-    def __init__(self, block: Block, layers: list[int], widths: list[int], num_classes: int, in_channels: int,
-                 stem: str = "imagenet") -> None:
+    def __init__(
+        self,
+        block: Block,
+        layers: list[int],
+        widths: list[int],
+        num_classes: int,
+        in_channels: int,
+        stem: str = "imagenet",
+    ) -> None:
         super().__init__()
         self.inplanes = widths[0]
         if stem == "imagenet":  # 7x7 stride 2 + max-pool: 224 -> 56
@@ -86,7 +93,9 @@ class ResNet(nn.Module):
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
-        stages = [self._make_layer(block, w, n, stride=1 if i == 0 else 2) for i, (w, n) in enumerate(zip(widths, layers))]
+        stages = [
+            self._make_layer(block, w, n, stride=1 if i == 0 else 2) for i, (w, n) in enumerate(zip(widths, layers))
+        ]
         for i, stage in enumerate(stages):
             self.add_module(f"layer{i + 1}", stage)
         self.num_stages = len(stages)

@@ -36,8 +36,9 @@ def make_features(cfg: list[int | str], in_channels: int, width: float, batch_no
 
 
 class VGG(nn.Module):
-    def __init__(self, features: nn.Sequential, out_channels: int, num_classes: int, hidden: int, pool: int,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self, features: nn.Sequential, out_channels: int, num_classes: int, hidden: int, pool: int, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((pool, pool))

@@ -1,0 +1,50 @@
+"""The FastAPI application: settings -> registry -> routes, with a lifespan that loads and warms models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.errors import install_error_handlers
+from service.metrics import ServiceMetrics
+from service.middleware import RequestContextMiddleware
+from service.registry import ModelRegistry
+from service.routes import classify, health, metrics, models
+from service.settings import Settings
+
+log = logging.getLogger("convserve")
+
+DESCRIPTION = """Serve convolutional networks from a Triton-compatible model repository with ONNX Runtime.
+
+Every response carries `X-Request-ID`; every error is `{"error": {"code": ..., "message": ...}}`."""
+
+
+def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI:
+    """Build the app. ``warmup=False`` leaves models loaded but not warmed (readiness tests)."""
+    settings = settings or Settings()
+    service_metrics = ServiceMetrics()
+    registry = ModelRegistry(settings, service_metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        registry.load()  # raises (start-up fails) if an explicitly requested provider is missing
+        warm = asyncio.create_task(asyncio.to_thread(registry.warmup)) if warmup else None
+        try:
+            yield
+        finally:
+            if warm is not None:
+                await warm
+            await registry.aclose()
+
+    app = FastAPI(title="ConvServe", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.metrics = service_metrics
+    install_error_handlers(app)
+    for r in (classify.router, models.router, health.router, metrics.router):
+        app.include_router(r)
+    app.add_middleware(RequestContextMiddleware, metrics=service_metrics, max_body_bytes=settings.max_body_bytes)
+    return app

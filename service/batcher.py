@@ -1,0 +1,176 @@
+"""Dynamic batching: one queue and one inference thread per model.
+
+Requests that arrive while the model is busy are gathered and run together, up to the model's
+max batch size; each caller gets its own slice back. When the model is idle a request runs at
+once - there is no fixed batching window. Only under load (the last batch held more than one
+request) does the batcher wait up to ``max_delay_ms`` from the oldest request to fill a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class QueueFullError(Exception):
+    """The model's queue holds ``max_queue`` images already."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    queue_s: float
+    inference_s: float
+    batch_rows: int
+
+
+@dataclass
+class _Item:
+    x: np.ndarray  # (n, ...) rows of this request
+    future: asyncio.Future
+    enqueued: float
+
+
+BatchObserver = Callable[[int, int, list[float], float], None]  # rows, requests, queue times, inference time
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[np.ndarray], np.ndarray],
+        max_batch_size: int,
+        max_delay_ms: float,
+        max_queue: int,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.name = name
+        self._run = run
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_ms / 1000
+        self.max_queue = max_queue
+        self._observer = observer
+        self._pending: deque[_Item] = deque()
+        self._rows = 0
+        self._last_batch_requests = 0
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{name}")
+        self._event: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def queued_rows(self) -> int:
+        return self._rows
+
+    def run_chunked(self, x: np.ndarray) -> np.ndarray:
+        """Run ``x`` through the model in chunks of at most ``max_batch_size`` rows."""
+        if len(x) <= self.max_batch_size:
+            return self._run(x)
+        return np.concatenate(
+            [self._run(x[i : i + self.max_batch_size]) for i in range(0, len(x), self.max_batch_size)]
+        )
+
+    async def infer(self, x: np.ndarray, timeout_s: float) -> tuple[np.ndarray, Timing]:
+        """Queue ``x`` (n rows), wait for its outputs; QueueFullError or TimeoutError otherwise."""
+        if self._rows + len(x) > self.max_queue and self._rows > 0:
+            raise QueueFullError(f"{self.name}: {self._rows} images queued (limit {self.max_queue})")
+        self._ensure_started()
+        assert self._event is not None
+        item = _Item(x, asyncio.get_running_loop().create_future(), time.perf_counter())
+        self._pending.append(item)
+        self._rows += len(x)
+        self._event.set()
+        # on timeout wait_for cancels the future; the loop then drops the item if it is still queued
+        return await asyncio.wait_for(item.future, timeout_s)
+
+    def _ensure_started(self) -> None:
+        if self._task is None or self._task.done():
+            self._event = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
+
+    def _drop_cancelled(self) -> None:
+        while self._pending and self._pending[0].future.done():
+            self._rows -= len(self._pending.popleft().x)
+
+    def _take(self) -> list[_Item]:
+        """FIFO items sharing the first item's row shape, up to max_batch_size rows (at least one item)."""
+        first = self._pending[0]
+        shape = first.x.shape[1:]
+        taken, rows, keep = [], 0, deque()
+        while self._pending:
+            item = self._pending.popleft()
+            if item.future.done():
+                self._rows -= len(item.x)
+                continue
+            fits = rows + len(item.x) <= self.max_batch_size or not taken
+            if item.x.shape[1:] == shape and fits and rows < self.max_batch_size:
+                taken.append(item)
+                rows += len(item.x)
+                self._rows -= len(item.x)
+            else:
+                keep.append(item)
+        self._pending = keep
+        return taken
+
+    async def _fill(self) -> None:
+        """Under load, wait until a full batch is queued or the oldest request is max_delay old."""
+        assert self._event is not None
+        deadline = self._pending[0].enqueued + self.max_delay_s
+        while self._rows < self.max_batch_size and (left := deadline - time.perf_counter()) > 0:
+            self._event.clear()
+            try:
+                await asyncio.wait_for(self._event.wait(), left)
+            except TimeoutError:
+                break
+
+    async def _loop(self) -> None:
+        assert self._event is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            self._drop_cancelled()
+            if not self._pending:
+                self._event.clear()
+                await self._event.wait()
+                continue
+            if self.max_delay_s > 0 and self._last_batch_requests > 1:
+                await self._fill()
+                self._drop_cancelled()
+                if not self._pending:
+                    continue
+            items = self._take()
+            self._last_batch_requests = len(items)
+            batch = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
+            start = time.perf_counter()
+            try:
+                out = await loop.run_in_executor(self._executor, self.run_chunked, batch)
+            except Exception as exc:  # the model failed on this batch: every caller in it hears why
+                for i in items:
+                    if not i.future.done():
+                        i.future.set_exception(exc)
+                continue
+            took = time.perf_counter() - start
+            queue_times = [start - i.enqueued for i in items]
+            offset = 0
+            for item, q in zip(items, queue_times):
+                n = len(item.x)
+                if not item.future.done():
+                    item.future.set_result((out[offset : offset + n], Timing(q, took, len(batch))))
+                offset += n
+            if self._observer is not None:
+                self._observer(len(batch), len(items), queue_times, took)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for item in self._pending:
+            if not item.future.done():
+                item.future.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,61 @@
+"""FastAPI dependencies as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.errors import ApiError
+from service.metrics import ServiceMetrics
+from service.registry import ModelRegistry, ModelState
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """With CONVSERVE_API_KEY set, require it as ``X-API-Key`` or ``Authorization: Bearer``."""
+    if settings.api_key is None:
+        return
+    given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not given or not hmac.compare_digest(given, settings.api_key):
+        raise ApiError(
+            401, "unauthorized", "missing or wrong API key (X-API-Key header)", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+def resolve_model(request: Request, registry: ModelRegistry, name: str | None, task: str) -> ModelState:
+    """The named model (or the task's default), ready to serve; 404/400/503 otherwise."""
+    if name is None:
+        state = registry.default_model(task)
+        if state is None:
+            raise ApiError(503, "no_model", f"no {task} model is ready", {"Retry-After": "5"})
+    else:
+        state = registry.models.get(name)
+        if state is None:
+            raise ApiError(404, "model_not_found", f"unknown model {name!r}; GET /models lists them")
+        if state.card is not None and state.card.task != task:
+            raise ApiError(400, "wrong_task", f"model {name!r} is a {state.card.task} model, not {task}")
+        if state.status == "unavailable":
+            raise ApiError(503, "model_unavailable", f"model {name!r} is unavailable: {state.reason}")
+        if not state.ready:
+            raise ApiError(503, "model_not_ready", f"model {name!r} is {state.status}", {"Retry-After": "2"})
+    request.state.model = state.name
+    return state

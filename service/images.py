@@ -1,0 +1,37 @@
+"""Decoding uploaded images safely: size limits first, clear 4xx errors, card-driven preprocessing."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from modelrepo.card import InputSpec
+from modelrepo.preprocess import prepare_image
+from service.errors import ApiError
+
+
+def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
+    """Open (lazily) and check the header: 422 if it is no image, 413 if it has too many pixels."""
+    if not data:
+        raise ApiError(422, "empty_image", f"image {index} is empty")
+    try:
+        img = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError as exc:  # Pillow's own guard (its limit, if ours is set higher)
+        raise ApiError(413, "image_too_large", f"image {index}: {exc}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {exc}") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ApiError(413, "image_too_large", f"image {index} has {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
+    return img
+
+
+def prepare(img: Image.Image, spec: InputSpec, index: int = 0) -> np.ndarray:
+    """Decode (JPEG draft mode when downscaling), convert and resize as the card says -> uint8 HxWxC."""
+    try:
+        px = np.asarray(prepare_image(img, spec))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {exc}") from None
+    return px[..., None] if px.ndim == 2 else px

@@ -1,0 +1,101 @@
+"""Pure-ASGI middleware: request ids, body-size limit, access log and HTTP metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from service.errors import ApiError, error_body
+from service.logs import request_id_var
+from service.metrics import ServiceMetrics
+
+log = logging.getLogger("convserve.access")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await self._reject(
+                    send_with_id,
+                    413,
+                    "payload_too_large",
+                    f"request body of {int(length):,} bytes exceeds the limit of {self.max_body_bytes:,}",
+                )
+                return
+            await self.app(scope, self._limited(receive), send_with_id)
+        finally:
+            took = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", None) or scope["path"]
+            model = (scope.get("state") or {}).get("model", "")
+            self.metrics.http_requests.labels(route, model, str(status)).inc()
+            self.metrics.http_latency.labels(route).observe(took)
+            log.info(
+                "%s %s -> %s in %.1f ms",
+                scope["method"],
+                scope["path"],
+                status,
+                1000 * took,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(1000 * took, 2),
+                    "model": model,
+                },
+            )
+            request_id_var.reset(token)
+
+    def _limited(self, receive):
+        """Count streamed (chunked) body bytes too: past the limit the handler hears a 413."""
+        seen = 0
+
+        async def wrapped():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise ApiError(
+                        413, "payload_too_large", f"request body exceeds the limit of {self.max_body_bytes:,} bytes"
+                    )
+            return message
+
+        return wrapped
+
+    @staticmethod
+    async def _reject(send, status: int, code: str, message: str) -> None:
+        body = json.dumps(error_body(code, message)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,196 @@
+"""The model registry: scans the repository, opens one ONNX Runtime session per model, warms it up.
+
+A model whose card or sha256 is wrong is *unavailable* with a reason; the others still serve.
+The execution providers a session actually uses are read back with ``get_providers()``: with
+``auto`` a fall-back from CUDA to the CPU is logged as a warning and shown in ``/models`` and
+``/health/ready``; an explicitly requested provider that does not come up fails start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnxruntime as ort
+
+from modelrepo.card import ModelCard
+from modelrepo.repository import scan_repository
+from service.batcher import DynamicBatcher
+from service.metrics import ServiceMetrics
+from service.settings import Settings
+
+log = logging.getLogger("convserve.registry")
+
+ORT_NAMES = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cpu": "CPUExecutionProvider"}
+
+
+class ProviderUnavailableError(RuntimeError):
+    """An explicitly requested execution provider could not be used: start-up must fail."""
+
+
+def requested_providers(settings: Settings) -> list[str]:
+    if settings.providers == ["auto"]:
+        available = ort.get_available_providers()
+        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    return [ORT_NAMES[p] for p in settings.providers]
+
+
+@dataclass
+class ModelState:
+    name: str
+    card: ModelCard | None
+    version: int | None = None
+    status: str = "loading"  # loading | warming | ready | unavailable
+    reason: str | None = None
+    providers: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+    fallback: str | None = None  # why the model runs on a provider other than the first requested
+    session: ort.InferenceSession | None = None
+    batcher: DynamicBatcher | None = None
+    warmup_ms: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+    @property
+    def provider(self) -> str | None:
+        return self.providers[0] if self.providers else None
+
+    def summary(self) -> dict:
+        card = self.card
+        return {
+            "name": self.name,
+            "version": self.version,
+            "task": card.task if card else None,
+            "status": self.status,
+            "ready": self.ready,
+            "reason": self.reason,
+            "provider": self.provider,
+            "providers": self.providers,
+            "requested_providers": self.requested,
+            "fallback": self.fallback,
+            "warmup_ms": self.warmup_ms,
+            "architecture": card.architecture.name if card else None,
+            "metrics": card.metrics if card else None,
+        }
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.models: dict[str, ModelState] = {}
+        self.loaded = False
+        self.warmed = False
+
+    def load(self) -> None:
+        """Scan, validate and open every model (raises ProviderUnavailableError on an explicit miss)."""
+        requested = requested_providers(self.settings)
+        effective = requested  # after one CUDA failure under auto, the rest skip straight to what works
+        for entry in scan_repository(self.settings.models_dir):
+            state = ModelState(entry.name, entry.card, requested=requested)
+            self.models[entry.name] = state
+            if not entry.ok:
+                state.status, state.reason = "unavailable", "; ".join(entry.problems)
+                log.warning("model %s is unavailable: %s", entry.name, state.reason)
+                continue
+            assert entry.card is not None
+            state.version = entry.card.latest_version
+            try:
+                state.session = self._open(str(entry.version_path()), effective)
+            except ProviderUnavailableError:
+                raise
+            except Exception as exc:  # a broken ONNX file: this model only
+                state.status, state.reason = "unavailable", f"ONNX Runtime could not load it: {exc}"
+                log.warning("model %s is unavailable: %s", entry.name, state.reason)
+                continue
+            self._check_providers(state, state.session.get_providers())
+            if state.fallback:
+                effective = state.providers  # one ORT error at start-up, not one per model
+            state.status = "warming"
+            state.batcher = self._batcher(state)
+        self.loaded = True
+
+    def _open(self, path: str, requested: list[str]) -> ort.InferenceSession:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.settings.intra_op_threads:
+            opts.intra_op_num_threads = self.settings.intra_op_threads
+        return ort.InferenceSession(path, sess_options=opts, providers=requested)
+
+    def _check_providers(self, state: ModelState, actual: list[str]) -> None:
+        state.providers = list(actual)
+        wanted = state.requested[0] if state.requested else "CPUExecutionProvider"
+        if actual and actual[0] == wanted:
+            return
+        if self.settings.providers != ["auto"]:
+            raise ProviderUnavailableError(
+                f"model {state.name}: execution provider {wanted} was requested (CONVSERVE_PROVIDERS="
+                f"{','.join(self.settings.providers)}) but ONNX Runtime runs it on {actual}. Install the CUDA 13 / "
+                "cuDNN 9 runtime for onnxruntime-gpu, or set CONVSERVE_PROVIDERS=auto or cpu."
+            )
+        state.fallback = f"{wanted} could not be initialised; running on {actual[0]}"
+        log.warning("model %s: %s", state.name, state.fallback)
+
+    def _batcher(self, state: ModelState) -> DynamicBatcher:
+        sess = state.session
+        assert sess is not None and state.card is not None
+        input_name = state.card.input.name
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return sess.run(None, {input_name: x})[0]
+
+        s = self.settings
+        return DynamicBatcher(
+            state.name,
+            run,
+            s.batch_size_for(state.name),
+            s.queue_delay_for(state.name),
+            s.max_queue_length,
+            observer=self.metrics.batch_observer(state.name),
+        )
+
+    def warmup(self) -> None:
+        """Run each model once with its card's input shape; a model becomes ready only after this."""
+        for state in self.models.values():
+            if state.status != "warming":
+                continue
+            assert state.card is not None and state.batcher is not None
+            spec = state.card.input
+            h = spec.height if isinstance(spec.height, int) else 64
+            w = spec.width if isinstance(spec.width, int) else 64
+            t0 = time.perf_counter()
+            try:
+                for n in sorted({1, min(8, state.batcher.max_batch_size)}):
+                    state.batcher.run_chunked(np.zeros((n, spec.channels, h, w), np.float32))
+            except Exception as exc:
+                state.status, state.reason = "unavailable", f"warm-up failed: {exc}"
+                log.warning("model %s is unavailable: %s", state.name, state.reason)
+                continue
+            state.warmup_ms = round(1000 * (time.perf_counter() - t0), 2)
+            state.status = "ready"
+            self.metrics.model_ready.labels(state.name, str(state.version), state.provider).set(1)
+            log.info(
+                "model %s v%s ready on %s (warm-up %.1f ms)", state.name, state.version, state.provider, state.warmup_ms
+            )
+        self.warmed = True
+
+    @property
+    def ready(self) -> bool:
+        """True when every loadable model is warmed (unavailable ones do not hold readiness back)."""
+        return self.loaded and self.warmed and all(s.status in ("ready", "unavailable") for s in self.models.values())
+
+    def default_model(self, task: str) -> ModelState | None:
+        """The ready model of ``task`` with the best card accuracy (ties: the smaller network)."""
+        candidates = [s for s in self.models.values() if s.ready and s.card and s.card.task == task]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda s: (s.card.metrics.get("accuracy", 0.0), -s.card.architecture.num_parameters))
+
+    async def aclose(self) -> None:
+        for state in self.models.values():
+            if state.batcher is not None:
+                await state.batcher.aclose()

@@ -1,0 +1,100 @@
+"""POST /classify."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from service.batcher import QueueFullError
+from service.deps import RegistryDep, SettingsDep, require_api_key, resolve_model
+from service.errors import ApiError
+from service.inputs import read_images
+from service.schemas import ERROR_RESPONSES, ClassifyResponse
+from service.tasks import classify as task
+
+router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)])
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "one image"},
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "several images, classified as one batch",
+                        },
+                    },
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "description": "base64 (or a data: URL)"},
+                        "images": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "example": {"image": "iVBORw0KGgoAAAANSUhEUgAA..."},
+            },
+        },
+    }
+}
+
+
+async def _guarded(awaitable, timeout_s: float):
+    """Map the batcher's overload signals to 503 (with Retry-After) and 504."""
+    try:
+        return await awaitable
+    except QueueFullError as exc:
+        raise ApiError(503, "queue_full", str(exc), {"Retry-After": "1"}) from None
+    except TimeoutError:
+        raise ApiError(504, "timeout", f"no result within {timeout_s} s") from None
+
+
+@router.post("/classify", response_model=ClassifyResponse, responses=ERROR_RESPONSES, openapi_extra=_BODY)
+async def classify_images(
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    model: str | None = Query(None, description="model name; default: the best ready classifier"),
+    top_k: int = Query(5, ge=1, le=1000, description="how many classes per image"),
+    explain: Literal["occlusion"] | None = Query(None, description="add an occlusion-sensitivity heat map"),
+) -> ClassifyResponse:
+    """Classify one or more images (multipart, raw image body, or JSON base64)."""
+    t0 = time.perf_counter()
+    state = resolve_model(request, registry, model, "classification")
+    blobs = await read_images(request, settings.max_images_per_request)
+    x, pixels = task.decode(blobs, state.card, settings.max_image_pixels)
+    t1 = time.perf_counter()
+    logits, timing = await _guarded(task.predict(state, x, settings.request_timeout_s), settings.request_timeout_s)
+    results = [{"predictions": p} for p in task.encode(logits, state.card, top_k)]
+    explain_ms = None
+    if explain == "occlusion":
+        t2 = time.perf_counter()
+        for i, r in enumerate(results):
+            target = r["predictions"][0]["index"]
+            r["explanation"] = await _guarded(
+                task.explain_occlusion(state, x[i], pixels[i], target, settings.request_timeout_s),
+                settings.request_timeout_s,
+            )
+        explain_ms = round(1000 * (time.perf_counter() - t2), 3)
+    return ClassifyResponse(
+        model={"name": state.name, "version": state.version, "provider": state.provider},
+        results=results,
+        timings={
+            "decode_ms": round(1000 * (t1 - t0), 3),
+            "queue_ms": round(1000 * timing.queue_s, 3),
+            "inference_ms": round(1000 * timing.inference_s, 3),
+            "batch_size": timing.batch_rows,
+            "explain_ms": explain_ms,
+            "total_ms": round(1000 * (time.perf_counter() - t0), 3),
+        },
+    )

@@ -1,0 +1,35 @@
+"""Liveness and readiness (no API key: orchestrators probe these)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.deps import RegistryDep
+from service.errors import error_body
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+async def live() -> dict:
+    """The process is up and answering."""
+    return {"status": "alive"}
+
+
+@router.get("/ready")
+async def ready(registry: RegistryDep) -> JSONResponse:
+    """200 once every loadable model is warmed up; 503 before, saying which are not and why."""
+    models = {
+        n: {"status": s.status, "reason": s.reason, "provider": s.provider, "fallback": s.fallback}
+        for n, s in registry.models.items()
+    }
+    if registry.ready:
+        return JSONResponse({"status": "ready", "models": models})
+    waiting = [n for n, s in registry.models.items() if s.status not in ("ready", "unavailable")]
+    msg = "loading the model repository" if not registry.loaded else f"warming up: {', '.join(waiting) or 'starting'}"
+    return JSONResponse(
+        error_body("not_ready", msg) | {"status": "not_ready", "models": models},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )

@@ -1,0 +1,20 @@
+"""GET /metrics in the Prometheus text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from service.deps import MetricsDep, RegistryDep, require_api_key
+
+router = APIRouter(tags=["metrics"], dependencies=[Depends(require_api_key)])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(registry: RegistryDep, m: MetricsDep) -> Response:
+    """Request counts, latencies, queue and inference times, batch sizes, queue lengths."""
+    for name, state in registry.models.items():
+        if state.batcher is not None:
+            m.queue_length.labels(name).set(state.batcher.queued_rows)
+    return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

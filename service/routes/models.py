@@ -1,0 +1,30 @@
+"""GET /models and /models/{name}: cards, readiness and the execution provider actually used."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from service.deps import RegistryDep, require_api_key
+from service.errors import ApiError
+from service.schemas import ERROR_RESPONSES
+
+router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require_api_key)])
+
+
+@router.get("")
+async def list_models(registry: RegistryDep) -> dict:
+    """Every model in the repository with its status, provider and headline metrics."""
+    default = registry.default_model("classification")
+    return {
+        "models": [s.summary() for s in registry.models.values()],
+        "defaults": {"classification": default.name if default else None},
+    }
+
+
+@router.get("/{name}", responses={404: ERROR_RESPONSES[404]})
+async def get_model(name: str, registry: RegistryDep) -> dict:
+    """One model: its summary plus the whole card."""
+    state = registry.models.get(name)
+    if state is None:
+        raise ApiError(404, "model_not_found", f"unknown model {name!r}; GET /models lists them")
+    return state.summary() | {"card": state.card.model_dump(mode="json") if state.card else None}

@@ -1,0 +1,78 @@
+"""All service settings in one pydantic-settings class (environment prefix ``CONVSERVE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Provider = Literal["auto", "cuda", "tensorrt", "cpu"]
+
+
+class Settings(BaseSettings):
+    """Environment variables override defaults: ``CONVSERVE_MODELS_DIR=/models``,
+    ``CONVSERVE_PROVIDERS=cuda,cpu``, ``CONVSERVE_MAX_BATCH_SIZE=32``, ``CONVSERVE_BATCH_SIZES='{"resnet50": 64}'``."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVSERVE_", extra="forbid")
+
+    models_dir: Path = Path("models")
+    providers: Annotated[list[Provider], NoDecode] = Field(
+        default_factory=lambda: ["auto"],
+        description="ordered execution providers: auto (CUDA if it works, else CPU, with a warning) "
+        "| cuda | tensorrt | cpu",
+    )
+    intra_op_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0 lets ORT decide")
+    max_batch_size: int = Field(32, ge=1, le=1024, description="default per-model dynamic batch limit")
+    max_queue_delay_ms: float = Field(2.0, ge=0, le=1000, description="extra wait to fill a batch, only under load")
+    batch_sizes: dict[str, int] = Field(default_factory=dict, description="per-model max batch size")
+    queue_delays_ms: dict[str, float] = Field(default_factory=dict, description="per-model max queue delay")
+    max_queue_length: int = Field(256, ge=1, le=100_000, description="queued images per model before 503")
+    request_timeout_s: float = Field(30.0, gt=0, le=3600)
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=2 * 1024**3)
+    max_image_pixels: int = Field(40_000_000, ge=64, le=1_000_000_000)
+    max_images_per_request: int = Field(64, ge=1, le=4096)
+    api_key: str | None = Field(None, min_length=8, description="if set, every route but health needs X-API-Key")
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    default_classifier: str | None = Field(
+        None, description="default model for /classify; else the best by card accuracy"
+    )
+    workers: int = Field(1, ge=1, le=64, description="HTTP worker processes (1: single process)")
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [p.strip().lower() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one execution provider")
+        if "auto" in v and len(v) > 1:
+            raise ValueError("'auto' stands alone; list explicit providers instead")
+        if len(set(v)) != len(v):
+            raise ValueError("a provider is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _per_model(self) -> Settings:
+        for name, b in self.batch_sizes.items():
+            if not 1 <= b <= 1024:
+                raise ValueError(f"batch size for {name} must be within 1..1024")
+        for name, d in self.queue_delays_ms.items():
+            if not 0 <= d <= 1000:
+                raise ValueError(f"queue delay for {name} must be within 0..1000 ms")
+        if self.max_queue_length < self.max_batch_size:
+            raise ValueError("max_queue_length must hold at least one full batch")
+        return self
+
+    def batch_size_for(self, model: str) -> int:
+        return self.batch_sizes.get(model, self.max_batch_size)
+
+    def queue_delay_for(self, model: str) -> float:
+        return self.queue_delays_ms.get(model, self.max_queue_delay_ms)

@@ -1,0 +1,1 @@
+"""One module per task: decode -> predict -> encode, driven entirely by the model card."""

@@ -1,0 +1,118 @@
+"""Service fixtures: the real app on the committed models (in-process and as a real uvicorn server)."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import MODELS, ROOT
+from training.data import load_digits_splits
+
+
+def png_bytes(pixels: np.ndarray, size: int | None = None) -> bytes:
+    img = Image.fromarray(pixels)
+    if size:
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def digits() -> list[tuple[bytes, int]]:
+    """Held-out digits as the 8-bit PNGs a user would send (upscaled to 64x64), with their labels."""
+    test = load_digits_splits(seed=0).test
+    return [(png_bytes(im, 64), int(y)) for im, y in zip(test.images, test.labels)]
+
+
+def make_client(warmup: bool = True, **overrides) -> TestClient:
+    settings = Settings(models_dir=overrides.pop("models_dir", MODELS), **overrides)
+    return TestClient(create_app(settings, warmup=warmup))
+
+
+@contextmanager
+def ready_client(**overrides) -> Iterator[TestClient]:
+    """The app with these settings, started (lifespan run) and warmed up."""
+    with make_client(**overrides) as c:
+        _wait_ready(c)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with ready_client() as c:
+        yield c
+
+
+def _wait_ready(c, timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if c.get("/health/ready").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError("service did not become ready")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """``python -m service`` as a real uvicorn process on 127.0.0.1."""
+    port = free_port()
+    env = os.environ | {"CONVSERVE_MAX_QUEUE_DELAY_MS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "--models", str(MODELS), "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited: {proc.stdout.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("server did not become ready in 90 s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def models_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    for name in ("lenet5_digits", "resnet20_digits"):
+        shutil.copytree(MODELS / name, tmp_path / name)
+    return tmp_path

@@ -1,0 +1,120 @@
+"""/models, /health, /metrics, request ids, readiness, provider reporting and broken models."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+import pytest
+
+from service.metrics import ServiceMetrics
+from service.registry import ModelRegistry, ProviderUnavailableError
+from service.settings import Settings
+from tests.conftest import MODELS
+from tests.service.conftest import make_client, ready_client
+
+
+def test_models_lists_every_model_with_its_actual_provider(client) -> None:
+    body = client.get("/models").json()
+    names = {m["name"] for m in body["models"]}
+    assert {"lenet5_digits", "alexnet_digits", "vgg11_bn_digits", "googlenet_digits", "resnet20_digits"} <= names
+    registry = client.app.state.registry
+    for m in body["models"]:
+        assert m["ready"] and m["status"] == "ready"
+        assert m["providers"] == registry.models[m["name"]].session.get_providers()
+    assert body["defaults"]["classification"] in names
+
+
+def test_cpu_fallback_is_reported_when_cuda_does_not_come_up(client) -> None:
+    m = client.get("/models/resnet20_digits").json()
+    if "CUDAExecutionProvider" in ort.get_available_providers() and m["provider"] == "CPUExecutionProvider":
+        assert m["fallback"] and "CUDAExecutionProvider" in m["fallback"]
+        assert client.get("/health/ready").json()["models"]["resnet20_digits"]["fallback"]
+    elif m["provider"] == "CUDAExecutionProvider":
+        assert m["fallback"] is None
+    assert m["card"]["name"] == "resnet20_digits" and m["card"]["labels"] == [str(i) for i in range(10)]
+
+
+def test_explicit_cuda_that_does_not_come_up_fails_start_up() -> None:
+    registry = ModelRegistry(Settings(models_dir=MODELS, providers=["cuda"]), ServiceMetrics())
+    try:
+        registry.load()
+    except ProviderUnavailableError as exc:
+        assert "CUDAExecutionProvider" in str(exc) and "CONVSERVE_PROVIDERS" in str(exc)
+    else:  # a machine with a working GPU: then every model must really run on CUDA
+        assert all(s.provider == "CUDAExecutionProvider" for s in registry.models.values() if s.session)
+
+
+def test_cpu_only_has_no_fallback() -> None:
+    registry = ModelRegistry(Settings(models_dir=MODELS, providers=["cpu"]), ServiceMetrics())
+    registry.load()
+    assert all(s.providers == ["CPUExecutionProvider"] and s.fallback is None for s in registry.models.values())
+
+
+def test_readiness_flips_only_after_warm_up() -> None:
+    with make_client(warmup=False) as c:
+        assert c.get("/health/live").status_code == 200
+        r = c.get("/health/ready")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        assert "warming up" in r.json()["error"]["message"]
+        assert r.json()["models"]["lenet5_digits"]["status"] == "warming"
+        c.app.state.registry.warmup()
+        r = c.get("/health/ready")
+        assert r.status_code == 200 and r.json()["models"]["lenet5_digits"]["status"] == "ready"
+
+
+def test_sha256_mismatch_makes_one_model_unavailable_while_others_serve(models_copy, digits) -> None:
+    f = models_copy / "lenet5_digits" / "1" / "model.onnx"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    f.write_bytes(bytes(data))
+    with ready_client(models_dir=models_copy) as c:
+        # ready_client waited for readiness: an unavailable model does not hold it back
+        m = c.get("/models/lenet5_digits").json()
+        assert m["status"] == "unavailable" and "sha256" in m["reason"]
+        r = c.post("/classify?model=lenet5_digits", content=digits[0][0], headers={"content-type": "image/png"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "model_unavailable"
+        r = c.post("/classify", content=digits[0][0], headers={"content-type": "image/png"})
+        assert r.status_code == 200 and r.json()["model"]["name"] == "resnet20_digits"
+
+
+def test_request_id_is_echoed_or_made(client) -> None:
+    assert client.get("/health/live", headers={"x-request-id": "abc-123"}).headers["x-request-id"] == "abc-123"
+    made = client.get("/health/live").headers["x-request-id"]
+    assert len(made) == 32
+
+
+def test_metrics_count_requests_batches_and_queue(client, digits) -> None:
+    client.post("/classify?model=lenet5_digits", content=digits[0][0], headers={"content-type": "image/png"})
+    client.post("/classify?model=nope", content=digits[0][0], headers={"content-type": "image/png"})
+    text = client.get("/metrics").text
+    assert 'convserve_http_requests_total{model="lenet5_digits",route="/classify",status="200"}' in text
+    assert 'status="404"' in text
+    count = [ln for ln in text.splitlines() if ln.startswith('nv_inference_count_total{model="lenet5_digits"}')]
+    assert count and float(count[0].split()[-1]) >= 1
+    for name in (
+        "convserve_batch_size_bucket",
+        "nv_inference_queue_duration_us_total",
+        "nv_inference_compute_infer_duration_us_total",
+        "convserve_queue_length",
+        "convserve_model_ready",
+    ):
+        assert name in text
+
+
+def test_openapi_documents_every_endpoint(client) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in ("/classify", "/models", "/models/{name}", "/health/live", "/health/ready", "/metrics"):
+        assert path in spec["paths"]
+    body = spec["paths"]["/classify"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "image/*", "application/json"} <= set(body)
+    assert client.get("/docs").status_code == 200
+
+
+def test_settings_refuse_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Settings(providers=["auto", "cpu"])
+    with pytest.raises(ValueError):
+        Settings(max_batch_size=0)
+    with pytest.raises(ValueError):
+        Settings(batch_sizes={"m": 5000})
+    with pytest.raises(ValueError):
+        Settings(api_key="short")
