@@ -42,13 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    if settings.workers != 1:
-        print(
-            "--workers > 1 is not available yet: this build serves from one process with an in-process "
-            "dynamic batcher (see the README).",
-            file=sys.stderr,
-        )
-        return 2
+    if settings.workers > 1:
+        return serve_multiprocess(settings, args.host, args.port)
     from service.app import create_app
 
     uvicorn.run(
@@ -60,6 +55,55 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def serve_multiprocess(settings, host: str, port: int) -> int:
+    """N uvicorn workers (HTTP, decode, preprocess) feeding one inference engine process.
+
+    The engine owns the ONNX Runtime sessions and the dynamic batchers, so requests from every
+    worker are batched together; tensors travel through each worker's shared-memory arena and a
+    small control message goes over a Unix socket. Metrics of all processes are merged.
+    """
+    import multiprocessing as mp
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from service.engine import run_engine
+
+    work = Path(tempfile.mkdtemp(prefix="convserve-"))
+    socket_path = str(work / "engine.sock")
+    (work / "metrics").mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(work / "metrics")  # before any worker imports prometheus_client
+    os.environ["CONVSERVE_ENGINE_SOCKET"] = socket_path
+    engine = mp.get_context("spawn").Process(target=run_engine, args=(settings, socket_path), name="convserve-engine")
+    engine.start()
+    try:
+        deadline = time.time() + 600
+        while not os.path.exists(socket_path):
+            if not engine.is_alive():
+                print(f"the inference engine failed to start (exit code {engine.exitcode})", file=sys.stderr)
+                return 1
+            if time.time() > deadline:
+                print("the inference engine did not start within 10 minutes", file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+        uvicorn.run(
+            "service.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+        return 0
+    finally:
+        engine.terminate()
+        engine.join(10)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -12,6 +11,7 @@ from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.registry import ModelRegistry
+from service.remote import RemoteRegistry
 from service.routes import classify, health, metrics, models
 from service.settings import Settings
 
@@ -26,17 +26,15 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
     """Build the app. ``warmup=False`` leaves models loaded but not warmed (readiness tests)."""
     settings = settings or Settings()
     service_metrics = ServiceMetrics()
-    registry = ModelRegistry(settings, service_metrics)
+    # a front-end worker forwards to the engine process; otherwise sessions live in this process
+    registry = RemoteRegistry(settings) if settings.engine_socket else ModelRegistry(settings, service_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        registry.load()  # raises (start-up fails) if an explicitly requested provider is missing
-        warm = asyncio.create_task(asyncio.to_thread(registry.warmup)) if warmup else None
+        await registry.start(warmup)  # raises (start-up fails) if an explicitly requested provider is missing
         try:
             yield
         finally:
-            if warm is not None:
-                await warm
             await registry.aclose()
 
     app = FastAPI(title="ConvServe", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -48,3 +46,12 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
         app.include_router(r)
     app.add_middleware(RequestContextMiddleware, metrics=service_metrics, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn's worker processes (``--workers N``): settings come from the environment."""
+    from service.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -36,7 +36,8 @@ class _Item:
     enqueued: float
 
 
-BatchObserver = Callable[[int, int, list[float], float], None]  # rows, requests, queue times, inference time
+# rows, requests, queue times, inference time, rows still queued
+BatchObserver = Callable[[int, int, list[float], float, int], None]
 
 
 class DynamicBatcher:
@@ -161,7 +162,7 @@ class DynamicBatcher:
                     item.future.set_result((out[offset : offset + n], Timing(q, took, len(batch))))
                 offset += n
             if self._observer is not None:
-                self._observer(len(batch), len(items), queue_times, took)
+                self._observer(len(batch), len(items), queue_times, took, self._rows)
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -53,18 +55,22 @@ class ServiceMetrics:
         self.batch_size = Histogram(
             "convserve_batch_size", "images per executed batch", ["model"], buckets=_BATCH_BUCKETS, registry=r
         )
-        self.queue_length = Gauge("convserve_queue_length", "images waiting in the queue", ["model"], registry=r)
+        self.queue_length = Gauge(
+            "convserve_queue_length", "images waiting in the queue", ["model"], registry=r, multiprocess_mode="livesum"
+        )
         self.model_ready = Gauge(
             "convserve_model_ready",
             "1 when the model is warmed and serving",
             ["model", "version", "provider"],
             registry=r,
+            multiprocess_mode="max",
         )
 
     def batch_observer(self, model: str):
         """A callback for the model's batcher: records one executed batch."""
 
-        def observe(rows: int, requests: int, queue_times: list[float], inference_s: float) -> None:
+        def observe(rows: int, requests: int, queue_times: list[float], inference_s: float, queued: int) -> None:
+            self.queue_length.labels(model).set(queued)
             self.inference_count.labels(model).inc(rows)
             self.exec_count.labels(model).inc()
             self.batch_size.labels(model).observe(rows)
@@ -77,4 +83,11 @@ class ServiceMetrics:
         return observe
 
     def render(self) -> bytes:
+        """This process's metrics; with --workers N, every worker's and the engine's together."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged)
         return generate_latest(self.registry)

@@ -8,6 +8,7 @@ The execution providers a session actually uses are read back with ``get_provide
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -78,13 +79,46 @@ class ModelState:
         }
 
 
-class ModelRegistry:
-    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
-        self.settings = settings
-        self.metrics = metrics
+class RegistryBase:
+    """What routes need of a registry: the model states, readiness and the default per task."""
+
+    def __init__(self) -> None:
         self.models: dict[str, ModelState] = {}
         self.loaded = False
+
+    @property
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    async def start(self, warmup: bool = True) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def default_model(self, task: str) -> ModelState | None:
+        """The ready model of ``task`` with the best card accuracy (ties: the smaller network)."""
+        candidates = [s for s in self.models.values() if s.ready and s.card and s.card.task == task]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda s: (s.card.metrics.get("accuracy", 0.0), -s.card.architecture.num_parameters))
+
+
+class ModelRegistry(RegistryBase):
+    """Sessions and batchers in this process (single-process mode, and inside the engine)."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+        super().__init__()
+        self.settings = settings
+        self.metrics = metrics
         self.warmed = False
+        self._warm_task: asyncio.Task | None = None
+
+    async def start(self, warmup: bool = True) -> None:
+        """Load synchronously (so a missing explicit provider fails start-up), warm up in the background."""
+        self.load()
+        if warmup:
+            self._warm_task = asyncio.create_task(asyncio.to_thread(self.warmup))
 
     def load(self) -> None:
         """Scan, validate and open every model (raises ProviderUnavailableError on an explicit miss)."""
@@ -183,14 +217,9 @@ class ModelRegistry:
         """True when every loadable model is warmed (unavailable ones do not hold readiness back)."""
         return self.loaded and self.warmed and all(s.status in ("ready", "unavailable") for s in self.models.values())
 
-    def default_model(self, task: str) -> ModelState | None:
-        """The ready model of ``task`` with the best card accuracy (ties: the smaller network)."""
-        candidates = [s for s in self.models.values() if s.ready and s.card and s.card.task == task]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda s: (s.card.metrics.get("accuracy", 0.0), -s.card.architecture.num_parameters))
-
     async def aclose(self) -> None:
+        if self._warm_task is not None:
+            await self._warm_task
         for state in self.models.values():
             if state.batcher is not None:
                 await state.batcher.aclose()

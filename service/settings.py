@@ -40,6 +40,10 @@ class Settings(BaseSettings):
         None, description="default model for /classify; else the best by card accuracy"
     )
     workers: int = Field(1, ge=1, le=64, description="HTTP worker processes (1: single process)")
+    # multi-process mode: set by the supervisor for its workers, not by users
+    engine_socket: str | None = Field(None, description="Unix socket of the inference engine (internal)")
+    arena_slots: int = Field(32, ge=1, le=4096, description="shared-memory slots per worker")
+    arena_slot_bytes: int = Field(4 * 1024 * 1024, ge=4096, le=1024**3, description="bytes per slot")
 
     @field_validator("providers", mode="before")
     @classmethod

@@ -59,7 +59,13 @@ async def _guarded(awaitable, timeout_s: float):
         raise ApiError(504, "timeout", f"no result within {timeout_s} s") from None
 
 
-@router.post("/classify", response_model=ClassifyResponse, responses=ERROR_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    response_model_exclude_none=True,
+    responses=ERROR_RESPONSES,
+    openapi_extra=_BODY,
+)
 async def classify_images(
     request: Request,
     registry: RegistryDep,

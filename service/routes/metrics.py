@@ -15,6 +15,7 @@ router = APIRouter(tags=["metrics"], dependencies=[Depends(require_api_key)])
 async def metrics(registry: RegistryDep, m: MetricsDep) -> Response:
     """Request counts, latencies, queue and inference times, batch sizes, queue lengths."""
     for name, state in registry.models.items():
-        if state.batcher is not None:
-            m.queue_length.labels(name).set(state.batcher.queued_rows)
+        queued = getattr(state.batcher, "queued_rows", None)  # in-process batchers; the engine reports its own
+        if queued is not None:
+            m.queue_length.labels(name).set(queued)
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

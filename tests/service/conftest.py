@@ -74,17 +74,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """``python -m service`` as a real uvicorn process on 127.0.0.1."""
+@contextmanager
+def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``python -m service ARGS`` as a real uvicorn process on 127.0.0.1; yields its base URL once ready."""
     port = free_port()
-    env = os.environ | {"CONVSERVE_MAX_QUEUE_DELAY_MS": "2"}
+    cmd = [sys.executable, "-m", "service", "--models", str(MODELS), "--port", str(port), *args]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service", "--models", str(MODELS), "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        cmd, cwd=ROOT, env=os.environ | (env or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -104,9 +100,15 @@ def server() -> Iterator[str]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with running_server(env={"CONVSERVE_MAX_QUEUE_DELAY_MS": "2"}) as base:
+        yield base
 
 
 @pytest.fixture

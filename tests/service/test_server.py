@@ -1,11 +1,9 @@
-"""Against a real uvicorn process on 127.0.0.1: concurrency, batching correctness, CLI."""
+"""Against a real uvicorn process on 127.0.0.1: concurrency, batching correctness, health, metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import subprocess
-import sys
 
 import httpx
 import numpy as np
@@ -14,24 +12,29 @@ from PIL import Image
 
 from modelrepo.preprocess import preprocess
 from modelrepo.repository import check_model_dir
-from tests.conftest import MODELS, ROOT
+from tests.conftest import MODELS
 
 
-def test_fifty_concurrent_distinct_requests_each_get_their_own_answer(server, digits) -> None:
-    entry = check_model_dir(MODELS / "resnet20_digits")
+def direct_probabilities(model: str, images: list[bytes]) -> np.ndarray:
+    """What ONNX Runtime itself says for these images, preprocessed by the card."""
+    entry = check_model_dir(MODELS / model)
     sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
-    sample = digits[:50]
-    x = preprocess([Image.open(io.BytesIO(d)) for d, _ in sample], entry.card.input)
-    expected = sess.run(None, {"input": x})[0]
-    p = np.exp(expected - expected.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
+    x = preprocess([Image.open(io.BytesIO(d)) for d in images], entry.card.input)
+    logits = sess.run(None, {"input": x})[0]
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
+def assert_concurrent_requests_get_their_own_answers(base: str, digits, n: int = 50) -> None:
+    sample = [d for d, _ in digits[:n]]
+    p = direct_probabilities("resnet20_digits", sample)
 
     async def burst():
-        async with httpx.AsyncClient(base_url=server, timeout=60) as c:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as c:
             return await asyncio.gather(
                 *(
                     c.post("/classify?model=resnet20_digits&top_k=1", content=d, headers={"content-type": "image/png"})
-                    for d, _ in sample
+                    for d in sample
                 )
             )
 
@@ -45,15 +48,12 @@ def test_fifty_concurrent_distinct_requests_each_get_their_own_answer(server, di
     assert max(batch_sizes) > 1  # under concurrency requests were batched together
 
 
+def test_fifty_concurrent_distinct_requests_each_get_their_own_answer(server, digits) -> None:
+    assert_concurrent_requests_get_their_own_answers(server, digits)
+
+
 def test_real_server_health_models_and_metrics(server) -> None:
     assert httpx.get(f"{server}/health/live").json() == {"status": "alive"}
     models = httpx.get(f"{server}/models").json()["models"]
     assert all(m["ready"] for m in models)
     assert "nv_inference_exec_count_total" in httpx.get(f"{server}/metrics").text
-
-
-def test_cli_refuses_multiple_workers_for_now() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "service", "--workers", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert r.returncode == 2 and "--workers" in r.stderr
