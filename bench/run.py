@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from modelrepo.preprocess import preprocess  # noqa: E402
 from modelrepo.repository import check_model_dir  # noqa: E402
+from service.registry import session_options  # noqa: E402
+from service.settings import Settings  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
 
@@ -86,9 +88,9 @@ def make_resnet50_repo(root: Path) -> Path:
 def raw_throughput(model_dir: Path, image: bytes, batches: tuple[int, ...], budget_s: float) -> dict[int, float]:
     """Images/s of one ORT session on preprocessed inputs, per batch size (same session options as the service)."""
     entry = check_model_dir(model_dir)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(entry.version_path()), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(entry.version_path()), session_options(Settings()), providers=["CPUExecutionProvider"]
+    )
     x1 = preprocess([Image.open(io.BytesIO(image))], entry.card.input)
     out = {}
     for b in batches:
@@ -113,12 +115,14 @@ class Server:
             env |= {"CONVSERVE_LOG_LEVEL": "warning", "CONVSERVE_MAX_QUEUE_LENGTH": "1024"}
             if kind == "nobatch":
                 env |= {"CONVSERVE_MAX_BATCH_SIZE": "1", "CONVSERVE_MAX_QUEUE_DELAY_MS": "0"}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)
+        # the log goes to a file: an unread pipe would fill up and stall the server mid-run
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{kind} server exited: {self.proc.stderr.read().decode()[-1500:]}")
+                raise RuntimeError(f"{kind} server exited: {Path(self.log.name).read_text()[-1500:]}")
             try:
                 if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
                     return
@@ -133,11 +137,15 @@ class Server:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
+        os.unlink(self.log.name)
 
 
 def _ms(s: str) -> float:
-    v, unit = re.match(r"([\d.]+)(us|ms|s)", s).groups()
-    return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    if m is None:
+        raise ValueError(f"cannot read wrk's latency {s!r}")
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
 
 
 def wrk(url: str, body: Path, ctype: str, clients: int, seconds: float) -> dict:
@@ -155,9 +163,12 @@ def wrk(url: str, body: Path, ctype: str, clients: int, seconds: float) -> dict:
         f"{url}/classify",
     ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    if "Latency Distribution" not in out:  # e.g. no request completed
+        raise RuntimeError(f"wrk gave no latency distribution:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    dist = out[out.index("Latency Distribution") :]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", dist, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", dist, re.M).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(bad.group(1)) if bad else 0}
 
@@ -174,7 +185,9 @@ def bench_model(label: str, model_dir: Path, image: bytes, ctype: str, seconds: 
     for kind in ("convserve", "nobatch", "plain"):
         server = Server(kind, repo / model_dir.name, repo)
         try:
-            wrk(server.url, body, ctype, 2, 1)  # warm
+            for _ in range(3):  # warm: first requests pay for lazy initialisation
+                r = httpx.post(f"{server.url}/classify", content=image, headers={"content-type": ctype}, timeout=120)
+                r.raise_for_status()
             for c in CONCURRENCY:
                 print(f"[{label}] {kind:9s} {c:2d} clients ...", flush=True)
                 result["http"].setdefault(kind, {})[c] = wrk(server.url, body, ctype, c, seconds)

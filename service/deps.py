@@ -13,15 +13,15 @@ from service.registry import ModelRegistry, ModelState
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
@@ -30,7 +30,7 @@ RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 
-def require_api_key(request: Request, settings: SettingsDep) -> None:
+def check_api_key(request: Request, settings: Settings) -> None:
     """With CONVSERVE_API_KEY set, require it as ``X-API-Key`` or ``Authorization: Bearer``."""
     if settings.api_key is None:
         return
@@ -39,6 +39,11 @@ def require_api_key(request: Request, settings: SettingsDep) -> None:
         raise ApiError(
             401, "unauthorized", "missing or wrong API key (X-API-Key header)", {"WWW-Authenticate": "Bearer"}
         )
+
+
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """The same check as a router dependency (for the routes off the hot path)."""
+    check_api_key(request, settings)
 
 
 def resolve_model(request: Request, registry: ModelRegistry, name: str | None, task: str) -> ModelState:

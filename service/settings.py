@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         "| cuda | tensorrt | cpu",
     )
     intra_op_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0 lets ORT decide")
+    ort_spinning: bool = Field(
+        True, description="let ONNX Runtime's idle intra-op threads spin (ORT's default; faster for small models)"
+    )
     max_batch_size: int = Field(32, ge=1, le=1024, description="default per-model dynamic batch limit")
     max_queue_delay_ms: float = Field(2.0, ge=0, le=1000, description="extra wait to fill a batch, only under load")
     batch_sizes: dict[str, int] = Field(default_factory=dict, description="per-model max batch size")

@@ -72,7 +72,12 @@ def onnx_export(
 
 
 def parity_check(model: nn.Module, path: Path, inputs: list[np.ndarray]) -> float:
-    """Run each input through PyTorch and ONNX Runtime (CPU); assert closeness; return max |diff|."""
+    """Run each input through PyTorch and ONNX Runtime (CPU); assert closeness; return max |diff|.
+
+    Tolerance: rtol 1e-3 and atol 1e-5 for outputs of order one. float32 rounding grows with the
+    output's magnitude (a random ResNet-50's logits reach +-40), so atol is scaled by max |output|
+    when that exceeds 1; near-zero outputs of large-scale tensors are otherwise judged by noise.
+    """
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     worst = 0.0
@@ -81,7 +86,8 @@ def parity_check(model: nn.Module, path: Path, inputs: list[np.ndarray]) -> floa
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()
         got = sess.run(None, {name: x})[0]
-        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=f"ORT/PyTorch parity, input {x.shape}")
+        atol = ATOL * max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=atol, err_msg=f"ORT/PyTorch parity, input {x.shape}")
         worst = max(worst, float(np.abs(got - expected).max()))
     return worst
 

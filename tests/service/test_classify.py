@@ -104,3 +104,11 @@ def test_occlusion_explanation_points_at_the_digit(client, digits) -> None:
     png = Image.open(io.BytesIO(base64.b64decode(ex["overlay_png"])))
     assert png.format == "PNG" and min(png.size) >= 160
     assert r.json()["timings"]["explain_ms"] > 0
+
+
+def test_response_matches_the_documented_schema(client, digits) -> None:
+    from service.schemas import ClassifyResponse
+
+    for query in ("", "?explain=occlusion"):
+        r = client.post(f"/classify{query}", content=digits[0][0], headers={"content-type": "image/png"})
+        ClassifyResponse.model_validate(r.json())  # raises if the hand-built JSON drifts from the schema
