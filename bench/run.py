@@ -239,6 +239,7 @@ def report(results: dict, out_dir: Path) -> None:
                 ax.plot(CONCURRENCY, [per_c[c]["rps"] for c in CONCURRENCY], marker="o", label=kind)
             ax.axhline(max(r["raw_images_per_s"].values()), color="grey", ls="--", label="raw ORT best batch")
             ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
             ax.set_xlabel("concurrent clients")
             ax.set_ylabel("requests/s")
             ax.set_title(label)

@@ -11,13 +11,37 @@ from service.errors import error_body
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live")
+@router.get("/live", responses={200: {"content": {"application/json": {"example": {"status": "alive"}}}}})
 async def live() -> dict:
     """The process is up and answering."""
     return {"status": "alive"}
 
 
-@router.get("/ready")
+_READY = {
+    "status": "ready",
+    "models": {
+        "resnet20_digits": {"status": "ready", "reason": None, "provider": "CPUExecutionProvider", "fallback": None}
+    },
+}
+_NOT_READY = {
+    "error": {"code": "not_ready", "message": "warming up: resnet20_digits"},
+    "status": "not_ready",
+    "models": {
+        "resnet20_digits": {"status": "warming", "reason": None, "provider": "CPUExecutionProvider", "fallback": None}
+    },
+}
+
+
+@router.get(
+    "/ready",
+    responses={
+        200: {"content": {"application/json": {"example": _READY}}},
+        503: {
+            "description": "not every loadable model is warm yet",
+            "content": {"application/json": {"example": _NOT_READY}},
+        },
+    },
+)
 async def ready(registry: RegistryDep) -> JSONResponse:
     """200 once every loadable model is warmed up; 503 before, saying which are not and why."""
     models = {

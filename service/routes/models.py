@@ -11,7 +11,28 @@ from service.schemas import ERROR_RESPONSES
 router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require_api_key)])
 
 
-@router.get("")
+_EXAMPLE = {
+    "name": "resnet20_digits",
+    "version": 1,
+    "task": "classification",
+    "status": "ready",
+    "ready": True,
+    "reason": None,
+    "provider": "CPUExecutionProvider",
+    "providers": ["CPUExecutionProvider"],
+    "requested_providers": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "fallback": "CUDAExecutionProvider could not be initialised; running on CPUExecutionProvider",
+    "warmup_ms": 12.3,
+    "architecture": "resnet20",
+    "metrics": {"accuracy": 0.994444, "val_accuracy": 1.0},
+}
+
+
+def _example(body: dict) -> dict:
+    return {200: {"content": {"application/json": {"example": body}}}}
+
+
+@router.get("", responses=_example({"models": [_EXAMPLE], "defaults": {"classification": "resnet20_digits"}}))
 async def list_models(registry: RegistryDep) -> dict:
     """Every model in the repository with its status, provider and headline metrics."""
     default = registry.default_model("classification")
@@ -21,7 +42,7 @@ async def list_models(registry: RegistryDep) -> dict:
     }
 
 
-@router.get("/{name}", responses={404: ERROR_RESPONSES[404]})
+@router.get("/{name}", responses={404: ERROR_RESPONSES[404]} | _example(_EXAMPLE | {"card": {"...": "card.json"}}))
 async def get_model(name: str, registry: RegistryDep) -> dict:
     """One model: its summary plus the whole card."""
     state = registry.models.get(name)

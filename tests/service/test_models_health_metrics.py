@@ -118,3 +118,31 @@ def test_settings_refuse_nonsense() -> None:
         Settings(batch_sizes={"m": 5000})
     with pytest.raises(ValueError):
         Settings(api_key="short")
+
+
+def test_json_logs_carry_the_request_id(capsys) -> None:
+    import json
+    import logging
+
+    from service.logs import configure_logging, request_id_var
+
+    configure_logging("json", "info")
+    token = request_id_var.set("rid-42")
+    try:
+        logging.getLogger("convserve.test").info("hello", extra={"status": 200})
+    finally:
+        request_id_var.reset(token)
+        configure_logging("text", "info")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["request_id"] == "rid-42" and line["message"] == "hello" and line["status"] == 200
+
+
+def test_console_script_is_installed() -> None:
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("convserve") or str(Path(sys.executable).parent / "convserve")
+    r = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--workers" in r.stdout

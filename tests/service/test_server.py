@@ -57,3 +57,31 @@ def test_real_server_health_models_and_metrics(server) -> None:
     models = httpx.get(f"{server}/models").json()["models"]
     assert all(m["ready"] for m in models)
     assert "nv_inference_exec_count_total" in httpx.get(f"{server}/metrics").text
+
+
+def test_full_queue_answers_503_with_retry_after_and_recovers(digits) -> None:
+    from tests.service.conftest import running_server
+
+    env = {"CONVSERVE_MAX_QUEUE_LENGTH": "32", "CONVSERVE_MAX_BATCH_SIZE": "32"}
+    with running_server(env=env) as base:
+        # each occlusion request queues 50 images (the image and its 49 occluded copies)
+        async def burst():
+            async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+                return await asyncio.gather(
+                    *(
+                        c.post(
+                            "/classify?model=resnet20_digits&explain=occlusion",
+                            content=digits[i][0],
+                            headers={"content-type": "image/png"},
+                        )
+                        for i in range(8)
+                    )
+                )
+
+        responses = asyncio.run(burst())
+        statuses = sorted(r.status_code for r in responses)
+        assert 503 in statuses and 200 in statuses, statuses
+        refused = next(r for r in responses if r.status_code == 503)
+        assert refused.json()["error"]["code"] == "queue_full" and refused.headers["retry-after"] == "1"
+        ok = httpx.post(f"{base}/classify", content=digits[0][0], headers={"content-type": "image/png"})
+        assert ok.status_code == 200  # nothing stuck: the queue drained
