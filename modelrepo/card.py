@@ -42,6 +42,11 @@ class InputSpec(_Strict):
     )
     interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear"
     crop_fraction: float = Field(default=0.875, gt=0, le=1)
+    # range: 8-bit pixels scaled to value_range. percentile: the image's own intensities (8, 16 or
+    # 32 bit, never squashed to 8 bits) mapped so that percentiles (pmin, pmax) of the *whole
+    # image* become 0 and 1 - how microscopy images are normalised (CSBDeep, StarDist, cellpose).
+    normalization: Literal["range", "percentile"] = "range"
+    percentiles: tuple[float, float] = (1.0, 99.8)
 
     @model_validator(mode="after")
     def _check(self) -> InputSpec:
@@ -51,6 +56,10 @@ class InputSpec(_Strict):
             raise ValueError("mean and std need one value per channel")
         if any(s <= 0 for s in self.std):
             raise ValueError("std must be positive")
+        if not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
+            raise ValueError("percentiles must satisfy 0 <= pmin < pmax <= 100")
+        if self.normalization == "percentile" and (self.color_mode != "L" or self.resize != "none"):
+            raise ValueError("percentile normalisation is for single-channel images fed at their own size")
         fixed = isinstance(self.height, int) and isinstance(self.width, int)
         if self.resize != "none" and not fixed:
             raise ValueError(f"resize={self.resize} needs a fixed height and width")
@@ -62,6 +71,10 @@ class OutputSpec(_Strict):
     kind: Literal["logits", "probabilities", "class_scores", "image", "frames"]
     shape: list[Dim] = Field(description="shape without the batch axis")
     postprocess: Literal["softmax", "argmax", "none"] = "none"
+    # segmentation: which label is the object interior and which the border between touching objects
+    object_class: int | None = None
+    border_class: int | None = None
+    min_object_size: int = Field(0, ge=0, description="default smallest object kept, in pixels")
 
 
 class Architecture(_Strict):
@@ -122,6 +135,9 @@ class ModelCard(_Strict):
 
     @model_validator(mode="after")
     def _check_labels(self) -> ModelCard:
+        if self.task == "segmentation":
+            if not self.labels or self.output.shape[0] != len(self.labels):
+                raise ValueError("a segmentation card needs one label per output channel")
         if self.task == "classification":
             if not self.labels:
                 raise ValueError("a classification card needs labels")

@@ -78,11 +78,35 @@ def normalize(pixels: np.ndarray, spec: InputSpec, max_value: float = 255.0) -> 
     return (x - mean) / std
 
 
-def preprocess(images: Sequence[Image.Image | np.ndarray], spec: InputSpec) -> np.ndarray:
-    """Images (PIL, or uint8 arrays H x W [x C]) -> float32 batch (N, C, H, W) for the network.
+def intensities(img: Image.Image | np.ndarray) -> np.ndarray:
+    """A single-channel image's own values as float32 (H, W): 16-bit stays 16-bit, colour becomes L."""
+    if isinstance(img, np.ndarray):
+        a = img if img.ndim == 2 else np.asarray(Image.fromarray(img).convert("L"))
+        return a.astype(np.float32)
+    if img.mode in _WIDE_MODES or img.mode == "L":
+        return np.asarray(img).astype(np.float32)
+    return np.asarray(img.convert("L")).astype(np.float32)
 
-    With ``resize="none"`` all images must share one size (the caller batches by size).
+
+def normalize_percentile(x: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(H, W) intensities -> (H, W, 1) float32, percentiles (pmin, pmax) of this array mapped to 0 and 1,
+    then the card's mean/std. Call it on the whole image, before any tiling."""
+    lo, hi = np.percentile(x, spec.percentiles)
+    y = (x - np.float32(lo)) / np.float32(max(hi - lo, 1e-6))
+    return ((y - np.float32(spec.mean[0])) / np.float32(spec.std[0]))[..., None].astype(np.float32)
+
+
+def preprocess(images: Sequence[Image.Image | np.ndarray], spec: InputSpec) -> np.ndarray:
+    """Images (PIL, or arrays H x W [x C]) -> float32 batch (N, C, H, W) for the network.
+
+    ``range`` cards take uint8 arrays; ``percentile`` cards any numeric dtype. With
+    ``resize="none"`` all images must share one size (the caller batches by size).
     """
+    if spec.normalization == "percentile":
+        batch = [normalize_percentile(intensities(im), spec) for im in images]  # (H, W, 1) each
+        if len({b.shape for b in batch}) > 1:
+            raise ValueError("images of different sizes cannot share a batch with resize='none'")
+        return np.ascontiguousarray(np.stack(batch).transpose(0, 3, 1, 2))
     arrays = []
     for im in images:
         if isinstance(im, np.ndarray):

@@ -9,23 +9,27 @@ from dataclasses import fields
 from pathlib import Path
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    from training.classify import ClassifyConfig
-
-    for f in fields(ClassifyConfig):
+def _add_dataclass_args(p: argparse.ArgumentParser, config_cls) -> None:
+    """One --flag per config field, typed from its default (None defaults take ints/floats as noted)."""
+    for f in fields(config_cls):
         if f.name == "model_kwargs":
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            if f.name in ("width",):
-                kind = float
-            if f.name in ("max_batches",):
-                kind = int
-            p.add_argument(flag, type=kind, default=default)
+        if isinstance(f.default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+            continue
+        kind = {int: int, float: float}.get(type(f.default), str)
+        if f.name == "width":
+            kind = float
+        if f.name == "max_batches":
+            kind = int
+        p.add_argument(flag, type=kind, default=f.default)
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    from training.classify import ClassifyConfig
+
+    _add_dataclass_args(p, ClassifyConfig)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -40,10 +44,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from training.classify import train_classifier
-    from training.defaults import DEFAULT_CLASSIFIERS
+    from training.defaults import DEFAULT_CLASSIFIERS, DEFAULT_SEGMENTERS
+    from training.segment import train_segmenter
 
-    names = args.only or list(DEFAULT_CLASSIFIERS)
+    names = args.only or [*DEFAULT_CLASSIFIERS, *DEFAULT_SEGMENTERS]
     for name in names:
+        if name in DEFAULT_SEGMENTERS:
+            cfg = DEFAULT_SEGMENTERS[name]
+            cfg.out = args.out
+            r = train_segmenter(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
+            print(
+                f"{name}: object F1 {r['object_f1']:.3f} (baseline {r['baseline_object_f1']:.3f}); panel {r['panel']}"
+            )
+            continue
         cfg = DEFAULT_CLASSIFIERS[name]
         cfg.out = args.out
         result = train_classifier(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
@@ -52,6 +65,16 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{result['onnx_bytes'] / 1e6:.2f} MB, {result['train_seconds']:.0f} s",
             flush=True,
         )
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from training.segment import SegmentConfig, train_segmenter
+
+    cfg = SegmentConfig(**{f.name: getattr(args, f.name) for f in fields(SegmentConfig)})
+    export_to = Path(args.export_to) if args.export_to else None
+    r = train_segmenter(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite)
+    print(json.dumps({k: v for k, v in r.items() if k != "history"}, indent=2))
     return 0
 
 
@@ -89,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", type=int, default=None, help="version number (default: next free)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
     p.set_defaults(fn=cmd_classify)
+
+    p = sub.add_parser("segment", help="train the segmentation U-Net on generated touching cells")
+    from training.segment import SegmentConfig
+
+    _add_dataclass_args(p, SegmentConfig)
+    p.add_argument("--export-to", help="model repository to export into, e.g. models")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(fn=cmd_segment)
 
     p = sub.add_parser("models", help="retrain and export every default model")
     p.add_argument("--models", default="models")

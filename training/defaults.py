@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from training.classify import ClassifyConfig
+from training.segment import SegmentConfig
 
 DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
     c.model_name: c
@@ -14,3 +15,5 @@ DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
         ClassifyConfig(arch="resnet20", name="resnet20_digits", epochs=40, lr=2e-3),
     ]
 }
+
+DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {"unet_cells": SegmentConfig(name="unet_cells")}

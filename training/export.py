@@ -64,7 +64,8 @@ def onnx_export(
             str(path),
             input_names=[input_name],
             output_names=[output_name],
-            dynamic_axes={input_name: axes, output_name: {0: "batch"}},
+            # image-to-image outputs share the input's spatial axes; logits only the batch axis
+            dynamic_axes={input_name: axes, output_name: axes if dynamic_spatial else {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )
@@ -106,11 +107,14 @@ def export_to_repository(
     overwrite: bool = False,
     max_batch_size: int = 64,
     dynamic_spatial: bool = False,
+    extra_inputs: list[np.ndarray] | None = None,
 ) -> ModelCard:
     """Export, check and publish ``model`` as ``repo_root/<name>/<version>/model.onnx`` with its card.
 
     ``card_fields`` holds every card field but ``export``, ``versions``, ``created_at`` and
     ``git_commit``. Refuses to replace an existing version unless ``overwrite`` is set.
+    Parity is checked on ``real_inputs``, a random batch of another size, and ``extra_inputs``
+    (e.g. a second image size for a model with dynamic height and width).
     """
     model = model.cpu().eval()
     name = card_fields["name"]
@@ -124,7 +128,7 @@ def export_to_repository(
         onnx_export(model, torch.from_numpy(real_inputs[:1]), tmp_path, dynamic_spatial=dynamic_spatial)
         rng = np.random.default_rng(0)
         random_batch = rng.standard_normal((3, *real_inputs.shape[1:])).astype(np.float32)
-        diff = parity_check(model, tmp_path, [real_inputs, random_batch])
+        diff = parity_check(model, tmp_path, [real_inputs, random_batch, *(extra_inputs or [])])
         vdir.mkdir(parents=True, exist_ok=True)
         shutil.move(str(tmp_path), vdir / MODEL_FILE)
     versions = {}
