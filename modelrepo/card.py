@@ -47,6 +47,8 @@ class InputSpec(_Strict):
     # image* become 0 and 1 - how microscopy images are normalised (CSBDeep, StarDist, cellpose).
     normalization: Literal["range", "percentile"] = "range"
     percentiles: tuple[float, float] = (1.0, 99.8)
+    # any-size networks: pad (reflecting the image) to a multiple of this before inference, crop after
+    pad_multiple: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> InputSpec:

@@ -12,8 +12,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 
-def instances_from_classes(classes: np.ndarray, object_class: int, border_class: int | None,
-                           min_size: int = 0) -> np.ndarray:
+def instances_from_classes(
+    classes: np.ndarray, object_class: int, border_class: int | None, min_size: int = 0
+) -> np.ndarray:
     """(H, W) class ids -> (H, W) int32 instance labels, 0 background, 1..N objects (each connected)."""
     interior = classes == object_class
     foreground = interior | (classes == border_class) if border_class is not None else interior
@@ -56,12 +57,14 @@ def measure(labels: np.ndarray, intensity: np.ndarray) -> list[dict]:
     mean = ndi.mean(intensity.astype(np.float64), labels, index)
     rows = []
     for i, sl in enumerate(ndi.find_objects(labels)):
-        rows.append({
-            "label": i + 1,
-            "area": int(area[i]),
-            "centroid_x": round(float(cx[i]), 2),
-            "centroid_y": round(float(cy[i]), 2),
-            "bbox": [int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop)],
-            "mean_intensity": round(float(mean[i]), 3),
-        })
+        rows.append(
+            {
+                "label": i + 1,
+                "area": int(area[i]),
+                "centroid_x": round(float(cx[i]), 2),
+                "centroid_y": round(float(cy[i]), 2),
+                "bbox": [int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop)],
+                "mean_intensity": round(float(mean[i]), 3),
+            }
+        )
     return rows

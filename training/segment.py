@@ -34,7 +34,7 @@ class SegmentConfig:
     size: int = 128
     base: int = 16
     depth: int = 4
-    epochs: int = 40
+    epochs: int = 25
     batch_size: int = 8
     lr: float = 2e-3
     w0: float = 10.0
@@ -60,6 +60,7 @@ def input_spec(cfg: SegmentConfig) -> InputSpec:
         resize="none",
         normalization="percentile",
         percentiles=(cfg.pmin, cfg.pmax),
+        pad_multiple=2**cfg.depth,
     )
 
 

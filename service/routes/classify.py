@@ -19,7 +19,7 @@ from service.tasks import classify as task
 # LeNet-5 inference. Settings and registry come straight from app.state.
 router = APIRouter(tags=["classify"])
 
-_BODY = {
+BODY = {
     "requestBody": {
         "required": True,
         "content": {
@@ -52,7 +52,7 @@ _BODY = {
 }
 
 
-async def _guarded(awaitable, timeout_s: float):
+async def guarded(awaitable, timeout_s: float):
     """Map the batcher's overload signals to 503 (with Retry-After) and 504."""
     try:
         return await awaitable
@@ -66,7 +66,7 @@ async def _guarded(awaitable, timeout_s: float):
     "/classify",
     response_model=ClassifyResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra=_BODY,
+    openapi_extra=BODY,
 )
 async def classify_images(
     request: Request,
@@ -82,14 +82,14 @@ async def classify_images(
     blobs = await read_images(request, settings.max_images_per_request)
     x, pixels = task.decode(blobs, state.card, settings.max_image_pixels)
     t1 = time.perf_counter()
-    logits, timing = await _guarded(task.predict(state, x, settings.request_timeout_s), settings.request_timeout_s)
+    logits, timing = await guarded(task.predict(state, x, settings.request_timeout_s), settings.request_timeout_s)
     results = [{"predictions": p} for p in task.encode(logits, state.card, top_k)]
     explain_ms = None
     if explain == "occlusion":
         t2 = time.perf_counter()
         for i, r in enumerate(results):
             target = r["predictions"][0]["index"]
-            r["explanation"] = await _guarded(
+            r["explanation"] = await guarded(
                 task.explain_occlusion(state, x[i], pixels[i], target, settings.request_timeout_s),
                 settings.request_timeout_s,
             )

@@ -1,0 +1,88 @@
+"""POST /segment."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from service.deps import check_api_key, resolve_model
+from service.errors import ApiError
+from service.images import open_image
+from service.inputs import read_images
+from service.routes.classify import BODY, guarded
+from service.schemas import ERROR_RESPONSES
+from service.tasks import segment as task
+
+router = APIRouter(tags=["segment"])
+
+Output = Literal["json", "labels", "csv", "png", "overlay"]
+_MEDIA = {"labels": "image/tiff", "csv": "text/csv", "png": "image/png", "overlay": "image/png"}
+
+
+@router.post(
+    "/segment",
+    responses=ERROR_RESPONSES
+    | {
+        200: {
+            "description": "json: summary + objects + base64 class mask; labels: instance TIFF; csv: object "
+            "table; png: indexed class mask; overlay: image with coloured contours",
+            "content": {"application/json": {}, "image/tiff": {}, "text/csv": {}, "image/png": {}},
+        }
+    },
+    openapi_extra=BODY,
+)
+async def segment_image(
+    request: Request,
+    model: str | None = Query(None, description="model name; default: the best ready segmentation model"),
+    output: Output = Query("json", description="json | labels (TIFF) | csv | png | overlay"),
+    min_size: int | None = Query(None, ge=0, le=10**8, description="drop objects smaller than this (pixels)"),
+    pmin: float | None = Query(None, ge=0, le=100, description="lower normalisation percentile (card default)"),
+    pmax: float | None = Query(None, ge=0, le=100, description="upper normalisation percentile (card default)"),
+) -> Response:
+    """Segment one image (8- or 16-bit PNG/TIFF, JPEG, ...): classes per pixel, objects, measurements."""
+    t0 = time.perf_counter()
+    settings, registry = request.app.state.settings, request.app.state.registry
+    check_api_key(request, settings)
+    state = resolve_model(request, registry, model, "segmentation")
+    card = state.card
+    spec = card.input
+    if pmin is not None or pmax is not None:
+        lo, hi = pmin if pmin is not None else spec.percentiles[0], pmax if pmax is not None else spec.percentiles[1]
+        if not lo < hi:
+            raise ApiError(422, "invalid_request", f"pmin ({lo}) must be below pmax ({hi})")
+        spec = spec.model_copy(update={"percentiles": (lo, hi)})
+    blobs = await read_images(request, 1)
+    img = open_image(blobs[0], settings.max_image_pixels)
+    try:
+        raw, x = task.decode(img, spec)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {exc}") from None
+    t1 = time.perf_counter()
+    classes, timing = await guarded(
+        task.predict(state, x, settings.request_timeout_s, settings.segment_tile_size, settings.segment_tile_overlap),
+        settings.request_timeout_s,
+    )
+    instances = task.objects(classes, card, min_size)
+    timings = {
+        "decode_ms": round(1000 * (t1 - t0), 3),
+        "queue_ms": round(1000 * timing.queue_s, 3),
+        "inference_ms": round(1000 * timing.inference_s, 3),
+    }
+    headers = {"X-Objects": str(int(instances.max())), "X-Model": f"{state.name}/{state.version}"}
+    if output == "labels":
+        return Response(task.labels_tiff(instances), media_type=_MEDIA[output], headers=headers)
+    if output == "png":
+        return Response(task.class_png(classes, card), media_type=_MEDIA[output], headers=headers)
+    if output == "overlay":
+        return Response(task.overlay_png(raw, instances, spec), media_type=_MEDIA[output], headers=headers)
+    rows = task.measure_objects(instances, raw)
+    if output == "csv":
+        return Response(task.objects_csv(rows), media_type=_MEDIA[output], headers=headers)
+    body = task.summary(classes, instances, rows, card) | {
+        "model": {"name": state.name, "version": state.version, "provider": state.provider},
+        "timings": timings | {"total_ms": round(1000 * (time.perf_counter() - t0), 3)},
+    }
+    return JSONResponse(body)

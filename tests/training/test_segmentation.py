@@ -1,0 +1,106 @@
+"""Segmentation training pieces: weight map, cell generator, U-Net, a tiny run, export parity."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modelrepo.repository import check_model_dir
+from training.data.cells import classes_from_instances, elastic_deform, make_cell_dataset
+from training.nets.unet import UNet
+from training.seg_metrics import match_objects, object_f1, pixel_scores
+from training.segment import SegmentConfig, baseline_instances, train_segmenter
+from training.weight_map import border_term, class_balance_weights, unet_weight_map
+
+
+def two_cells(gap: int = 2) -> np.ndarray:
+    inst = np.zeros((40, 60), np.int32)
+    inst[10:30, 5:25] = 1
+    inst[10:30, 25 + gap : 45 + gap] = 2
+    return inst
+
+
+def test_border_term_on_the_two_cell_example() -> None:
+    term = border_term(two_cells(gap=2), w0=10, sigma=5)
+    # the gap pixel next to cell 1 has d1 = 1 and d2 = 2: 10 * exp(-9 / 50) = 8.35
+    assert term[20, 25] == pytest.approx(10 * math.exp(-9 / 50)) == pytest.approx(8.3527, abs=1e-4)
+    assert term[20, 26] == pytest.approx(10 * math.exp(-9 / 50))
+    assert term[20, 10] == 0.0  # inside a cell: no border term
+    assert term[0, 0] < term[20, 25]  # far from both cells the term fades
+    assert border_term(two_cells()[:, :26]).max() == 0.0  # one object: no term
+
+
+def test_class_balance_gives_every_class_the_same_total_weight() -> None:
+    classes = np.array([[0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2]])
+    w = class_balance_weights(classes, 3)
+    totals = [w[classes == k].sum() for k in range(3)]
+    np.testing.assert_allclose(totals, totals[0])
+    full = unet_weight_map(classes_from_instances(two_cells()), two_cells(), 3)
+    assert full.dtype == np.float32 and full[20, 25] > full[0, 0]
+
+
+def test_generator_is_deterministic_and_consistent() -> None:
+    a, b = make_cell_dataset(3, seed=5, size=96), make_cell_dataset(3, seed=5, size=96)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.image, y.image)
+        np.testing.assert_array_equal(x.instances, y.instances)
+    for c in a:
+        assert c.image.dtype == np.uint16 and c.image.shape == (96, 96)
+        assert c.instances.max() >= 3
+        np.testing.assert_array_equal(c.classes, classes_from_instances(c.instances))
+        assert set(np.unique(c.classes)) <= {0, 1, 2}
+        assert (c.classes == 2).sum() > 0  # cells touch: there are borders to learn
+        assert c.image[c.instances > 0].mean() > 2 * c.image[c.instances == 0].mean()  # cells are bright
+    assert not np.array_equal(a[0].image, make_cell_dataset(1, seed=6, size=96)[0].image)
+
+
+def test_elastic_deformation_moves_pixels_but_keeps_labels_valid() -> None:
+    c = make_cell_dataset(1, seed=1, size=96)[0]
+    img, inst = elastic_deform(c.image, c.instances, np.random.default_rng(0))
+    assert img.shape == c.image.shape and img.dtype == c.image.dtype
+    assert not np.array_equal(inst, c.instances)
+    assert set(np.unique(inst)) <= set(np.unique(c.instances))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 53), (8, 9)])
+def test_unet_any_size(shape: tuple[int, int]) -> None:
+    net = UNet(in_channels=1, num_classes=3, base=4, depth=3).eval()
+    with torch.no_grad():
+        y = net(torch.randn(2, 1, *shape))
+    assert y.shape == (2, 3, *shape) and torch.isfinite(y).all()
+
+
+def test_metrics_match_objects_one_to_one() -> None:
+    truth = two_cells()
+    assert match_objects(truth, truth) == (2, 0, 0)
+    merged = (truth > 0).astype(np.int32)  # the two touching cells predicted as one object
+    tp, fp, fn = match_objects(merged, truth)
+    assert tp <= 1 and fn >= 1
+    assert object_f1([truth], [truth])["f1"] == 1.0
+    scores = pixel_scores(classes_from_instances(truth), classes_from_instances(truth), ["bg", "cell", "border"])
+    assert all(v["iou"] == 1.0 for v in scores.values())
+
+
+def test_baseline_finds_separate_cells() -> None:
+    c = make_cell_dataset(1, seed=3, size=128)[0]
+    base = baseline_instances(c.image)
+    assert base.max() >= 0.5 * c.instances.max()
+
+
+def test_tiny_training_lowers_loss_and_exports_with_parity_at_two_sizes(tmp_path: Path) -> None:
+    cfg = SegmentConfig(
+        n_train=8, n_val=2, n_test=3, size=64, base=4, depth=3, epochs=3, batch_size=4, out=str(tmp_path / "runs")
+    )
+    r = train_segmenter(cfg, export_to=tmp_path / "models", progress=False)
+    assert r["history"][-1]["train_loss"] < r["history"][0]["train_loss"]
+    entry = check_model_dir(tmp_path / "models" / "unet_cells")
+    assert entry.ok, entry.problems
+    card = entry.card
+    assert card.task == "segmentation" and card.input.height == "any" and card.input.normalization == "percentile"
+    assert card.export.dynamic_axes == ["batch", "height", "width"]
+    assert "dims: [ 1, -1, -1 ]" in (entry.path / "config.pbtxt").read_text()
+    assert (tmp_path / "runs" / "unet_cells" / "panel.png").stat().st_size > 10_000
