@@ -29,7 +29,8 @@ async def read_images(request: Request, max_images: int) -> list[bytes]:
     """The request's images as bytes, in order. Raises ApiError 400/415/422."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
-        form = await request.form(max_files=max_images, max_fields=100)
+        # one file over the limit is parsed so that our 413 names it; Starlette refuses far more with a 400
+        form = await request.form(max_files=max_images + 1, max_fields=100)
         uploads = [v for k in MULTIPART_FIELDS for v in form.getlist(k) if isinstance(v, UploadFile)]
         if not uploads:
             raise ApiError(400, "no_image", "multipart body has no file in the 'file' or 'files' field")

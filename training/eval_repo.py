@@ -40,6 +40,8 @@ def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> Ev
         return EvalResult(entry.name, None, None, False, "; ".join(entry.problems))
     card = entry.card
     assert card is not None
+    if card.task == "segmentation":
+        return evaluate_segmentation(entry)
     if card.task != "classification":
         return EvalResult(entry.name, None, None, True, f"skipped: no re-evaluation for task {card.task} yet")
     splits = _dataset_for(entry)
@@ -71,3 +73,40 @@ def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> Ev
 
 def evaluate_repository(root: Path, tolerance: float = TOLERANCE_POINTS) -> list[EvalResult]:
     return [evaluate_entry(e, tolerance) for e in scan_repository(root)]
+
+
+F1_TOLERANCE = 0.01  # a re-measured object F1 may fall at most this much below the card
+
+
+def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
+    """Regenerate the card's held-out cells, run the ONNX file with ONNX Runtime, re-measure object F1."""
+    from dataclasses import fields
+
+    from modelrepo.segmentation import instances_from_classes
+    from training.seg_metrics import object_f1
+    from training.segment import SegmentConfig, data_source, splits
+
+    card = entry.card
+    assert card is not None
+    claimed = card.metrics.get("object_f1")
+    known = {f.name for f in fields(SegmentConfig)}
+    cfg = SegmentConfig(**{k: v for k, v in card.hyperparameters.items() if k in known})
+    if cfg.data == "folder" and card.training.source.startswith("folder:"):
+        cfg.data_dir = card.training.source[len("folder:") :]
+    if data_source(cfg) != card.training.source or (cfg.data == "folder" and not Path(cfg.data_dir).is_dir()):
+        return EvalResult(entry.name, claimed, None, False, f"data source {card.training.source} is not available here")
+    test = splits(cfg)["test"]
+    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
+    m = card.input.pad_multiple
+    preds = []
+    for c in test:
+        x = preprocess([c.image], card.input)
+        h, w = x.shape[2:]
+        x = np.pad(x, ((0, 0), (0, 0), (0, -h % m), (0, -w % m)), mode="reflect")
+        classes = sess.run(None, {card.input.name: x})[0][0, :, :h, :w].argmax(0)
+        out = card.output
+        preds.append(instances_from_classes(classes, out.object_class, out.border_class, out.min_object_size))
+    f1 = object_f1(preds, [c.instances for c in test])["f1"]
+    ok = claimed is not None and f1 >= claimed - F1_TOLERANCE
+    msg = f"object F1 {f1:.4f} vs card {claimed:.4f}" + ("" if ok else f" (more than {F1_TOLERANCE} below)")
+    return EvalResult(entry.name, claimed, f1, ok, msg)

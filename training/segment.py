@@ -28,6 +28,9 @@ DATA_SOURCE = "training.data.cells (synthetic fluorescence-like touching cells)"
 @dataclass
 class SegmentConfig:
     name: str = "unet_cells"
+    data: str = "cells"  # cells (generated) | folder (image/mask pairs, see training/data/mask_folder.py)
+    data_dir: str | None = None
+    mask_kind: str = "auto"  # folder masks: auto | classes | instances
     n_train: int = 96
     n_val: int = 16
     n_test: int = 24
@@ -65,11 +68,21 @@ def input_spec(cfg: SegmentConfig) -> InputSpec:
 
 
 def splits(cfg: SegmentConfig) -> dict[str, list[CellImage]]:
-    """Three disjoint generated sets: each its own seed derived from cfg.seed."""
-    return {
-        name: make_cell_dataset(n, seed=cfg.seed * 1000 + k, size=cfg.size)
-        for k, (name, n) in enumerate([("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)])
-    }
+    """Generated cells: three disjoint sets, each with its own seed derived from cfg.seed. Or a user folder."""
+    if cfg.data == "folder":
+        from training.data.mask_folder import load_mask_folder
+
+        if not cfg.data_dir:
+            raise ValueError("--data folder needs --data-dir")
+        return load_mask_folder(cfg.data_dir, seed=cfg.seed, kind=cfg.mask_kind)
+    if cfg.data != "cells":
+        raise ValueError(f"unknown dataset {cfg.data!r} (cells | folder)")
+    sizes = [("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)]
+    return {name: make_cell_dataset(n, seed=cfg.seed * 1000 + k, size=cfg.size) for k, (name, n) in enumerate(sizes)}
+
+
+def data_source(cfg: SegmentConfig) -> str:
+    return DATA_SOURCE if cfg.data == "cells" else f"folder:{Path(cfg.data_dir or '.').resolve()}"
 
 
 def _augment(c: CellImage, rng: np.random.Generator, elastic: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +155,8 @@ def plot_panel(data: list[CellImage], ours: list[np.ndarray], base: list[np.ndar
     import matplotlib.pyplot as plt
     from skimage.color import label2rgb
 
-    fig, axes = plt.subplots(n, 4, figsize=(12, 3 * n))
+    n = min(n, len(data))
+    fig, axes = plt.subplots(n, 4, figsize=(12, 3 * n), squeeze=False)
     for r in range(n):
         c = data[r]
         shown = [(c.image, "image (16-bit)"), (c.instances, "truth"), (ours[r], "U-Net"), (base[r], "Otsu + watershed")]
@@ -262,10 +276,10 @@ def train_segmenter(
             ),
             labels=CLASSES,
             training=DataProvenance(
-                source=DATA_SOURCE,
-                description=f"{cfg.size}x{cfg.size} 16-bit images",
+                source=data_source(cfg),
+                description=f"{cfg.size}x{cfg.size} 16-bit images" if cfg.data == "cells" else "image/mask pairs",
                 split={},
-                sizes={"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test},
+                sizes={k: len(v) for k, v in data.items()},
                 seed=cfg.seed,
                 augmentation={"elastic": cfg.elastic, "rot90": True, "flip": True},
             ),
@@ -278,7 +292,7 @@ def train_segmenter(
             metrics=metrics,
         )
         real = preprocess([c.image for c in data["test"][:2]], spec)
-        odd = preprocess([data["test"][2].image[:97, :75]], spec)  # a second, odd size
+        odd = preprocess([data["test"][-1].image[:97, :75]], spec)  # a second, odd size
         card = export_to_repository(
             model,
             card_fields,

@@ -85,4 +85,4 @@ async def segment_image(
         "model": {"name": state.name, "version": state.version, "provider": state.provider},
         "timings": timings | {"total_ms": round(1000 * (time.perf_counter() - t0), 3)},
     }
-    return JSONResponse(body)
+    return JSONResponse(body, headers=headers)

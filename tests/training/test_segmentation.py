@@ -104,3 +104,34 @@ def test_tiny_training_lowers_loss_and_exports_with_parity_at_two_sizes(tmp_path
     assert card.export.dynamic_axes == ["batch", "height", "width"]
     assert "dims: [ 1, -1, -1 ]" in (entry.path / "config.pbtxt").read_text()
     assert (tmp_path / "runs" / "unet_cells" / "panel.png").stat().st_size > 10_000
+
+
+def test_user_mask_folder_with_instance_and_class_masks(tmp_path: Path) -> None:
+    import tifffile
+    from PIL import Image
+
+    from training.data.mask_folder import load_mask_folder
+
+    cells = make_cell_dataset(10, seed=11, size=64)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for i, c in enumerate(cells):
+        tifffile.imwrite(tmp_path / "images" / f"{i:02d}.tif", c.image)
+        if i % 2:  # instance ids as 16-bit PNG
+            Image.fromarray(c.instances.astype(np.uint16)).save(tmp_path / "masks" / f"{i:02d}.png")
+        else:  # class ids as TIFF
+            tifffile.imwrite(tmp_path / "masks" / f"{i:02d}.tif", c.classes)
+    data = load_mask_folder(tmp_path, seed=0)
+    assert sorted(len(v) for v in data.values()) == [1, 2, 7]
+    for c in data["train"]:
+        assert c.image.dtype == np.uint16 and c.instances.max() >= 3
+        np.testing.assert_array_equal(c.classes, classes_from_instances(c.instances))
+    cfg = SegmentConfig(
+        data="folder", data_dir=str(tmp_path), base=4, depth=2, epochs=1, batch_size=4, out=str(tmp_path / "runs")
+    )
+    r = train_segmenter(cfg, export_to=tmp_path / "models", progress=False)
+    from training.eval_repo import evaluate_repository
+
+    (res,) = evaluate_repository(tmp_path / "models")
+    assert res.ok, res.message
+    assert r["exported"]

@@ -1,0 +1,133 @@
+"""POST /segment against the committed U-Net: every output form, sizes, tiling, 16-bit, bad inputs."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from scipy import ndimage as ndi
+
+from tests.service.conftest import ready_client
+from training.data.cells import make_cell_dataset
+from training.seg_metrics import match_objects
+
+
+def png16(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image.astype(np.uint16)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return make_cell_dataset(3, seed=424242, size=160)  # a seed the training never saw
+
+
+def post(client, data: bytes, query: str = "", ctype: str = "image/png"):
+    return client.post(f"/segment{query}", content=data, headers={"content-type": ctype})
+
+
+def test_json_counts_and_measures_cells(client, cells) -> None:
+    c = cells[0]
+    r = post(client, png16(c.image))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == (160, 160)
+    assert [k["label"] for k in body["classes"]] == ["background", "cell", "border"]
+    assert sum(k["fraction"] for k in body["classes"]) == pytest.approx(1.0)
+    assert body["num_objects"] == len(body["objects"]) == int(r.headers["x-objects"])
+    assert abs(body["num_objects"] - c.instances.max()) <= 2
+    obj = body["objects"][0]
+    assert set(obj) == {"label", "area", "centroid_x", "centroid_y", "bbox", "mean_intensity"}
+    assert obj["mean_intensity"] > 2000  # in the file's own 16-bit units
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["mask_png"]))))
+    assert mask.shape == (160, 160) and set(np.unique(mask)) <= {0, 1, 2}
+    assert body["model"]["name"] == "unet_cells"
+
+
+def test_labels_tiff_matches_the_truth(client, cells) -> None:
+    for c in cells:
+        r = post(client, png16(c.image), "?output=labels")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/tiff"
+        labels = tifffile.imread(io.BytesIO(r.content))
+        assert labels.dtype == np.uint16 and labels.shape == c.image.shape
+        for lab in range(1, int(labels.max()) + 1):
+            assert ndi.label(labels == lab)[1] == 1  # every label one connected region
+        tp, fp, fn = match_objects(labels.astype(np.int32), c.instances)
+        assert tp >= 0.85 * c.instances.max() and fp <= 2
+
+
+def test_csv_png_and_overlay(client, cells) -> None:
+    data = png16(cells[1].image)
+    rows = list(csv.DictReader(io.StringIO(post(client, data, "?output=csv").text)))
+    assert len(rows) == post(client, data).json()["num_objects"]
+    assert set(rows[0]) == {
+        "label",
+        "area",
+        "centroid_x",
+        "centroid_y",
+        "bbox_x0",
+        "bbox_y0",
+        "bbox_x1",
+        "bbox_y1",
+        "mean_intensity",
+    }
+    png = Image.open(io.BytesIO(post(client, data, "?output=png").content))
+    assert png.mode == "P" and png.size == (160, 160) and set(np.unique(np.asarray(png))) <= {0, 1, 2}
+    overlay = Image.open(io.BytesIO(post(client, data, "?output=overlay").content))
+    assert overlay.mode == "RGB" and overlay.size == (160, 160)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (5, 7), (1, 1)])
+def test_odd_and_tiny_sizes(client, cells, shape) -> None:
+    crop = cells[2].image[: shape[0], : shape[1]]
+    r = post(client, png16(crop), "?output=png")
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == (shape[1], shape[0])
+
+
+def test_16_bit_is_not_squashed(client, cells) -> None:
+    twelve_bit = (cells[0].image // 16).astype(np.uint16)  # a 12-bit camera: 0..4095
+    a = post(client, png16(twelve_bit), "?output=png").content
+    b = post(client, png16(twelve_bit * 16), "?output=png").content
+    assert a == b  # percentile normalisation: the same picture at any bit depth gives the same mask
+    tif = io.BytesIO()
+    tifffile.imwrite(tif, cells[0].image)
+    c = post(client, tif.getvalue(), "?output=png", "image/tiff").content
+    assert c == post(client, png16(cells[0].image), "?output=png").content
+
+
+def test_tiled_inference_equals_whole_image() -> None:
+    big = make_cell_dataset(1, seed=99, size=256)[0].image
+    with ready_client() as whole, ready_client(segment_tile_size=96, segment_tile_overlap=24) as tiled:
+        a = np.asarray(Image.open(io.BytesIO(post(whole, png16(big), "?output=png").content)))
+        b = np.asarray(Image.open(io.BytesIO(post(tiled, png16(big), "?output=png").content)))
+    assert (a == b).mean() >= 0.995
+
+
+def test_min_size_and_percentiles(client, cells) -> None:
+    data = png16(cells[0].image)
+    n = post(client, data).json()["num_objects"]
+    assert post(client, data, "?min_size=100000").json()["num_objects"] == 0 < n
+    r = post(client, data, "?pmin=50&pmax=10")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert post(client, data, "?pmin=0.5&pmax=99.9").status_code == 200
+
+
+def test_segment_errors(client, cells, digits) -> None:
+    r = post(client, b"not an image")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "undecodable_image"
+    r = post(client, digits[0][0], "?model=lenet5_digits")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "wrong_task"
+    r = client.post("/classify?model=unet_cells", content=digits[0][0], headers={"content-type": "image/png"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "wrong_task"
+    files = [("files", (f"{i}.png", png16(c.image), "image/png")) for i, c in enumerate(cells[:2])]
+    r = client.post("/segment", files=files)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_images"
+    r = post(client, png16(cells[0].image), "?output=svg")
+    assert r.status_code == 422
