@@ -85,8 +85,9 @@ class DynamicBatcher:
         self._pending.append(item)
         self._rows += len(x)
         self._event.set()
-        # on timeout wait_for cancels the future; the loop then drops the item if it is still queued
-        return await asyncio.wait_for(item.future, timeout_s)
+        # on timeout the awaited future is cancelled; the loop then drops the item if it is still queued
+        async with asyncio.timeout(timeout_s):  # cheaper than wait_for: no extra task per request
+            return await item.future
 
     def _ensure_started(self) -> None:
         if self._task is None or self._task.done():

@@ -13,6 +13,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 class ServiceMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self._http_children: dict[tuple[str, str, int], tuple] = {}
         self.http_requests = Counter(
             "convserve_http_requests_total",
             "HTTP requests by route, model and status",
@@ -66,19 +67,33 @@ class ServiceMetrics:
             multiprocess_mode="max",
         )
 
+    def observe_http(self, route: str, model: str, status: int, seconds: float) -> None:
+        """One finished HTTP request. Label children are cached: labels() costs a lock and a lookup."""
+        key = (route, model, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = (self.http_requests.labels(route, model, str(status)), self.http_latency.labels(route))
+            self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def batch_observer(self, model: str):
-        """A callback for the model's batcher: records one executed batch."""
+        """A callback for the model's batcher: records one executed batch (label children bound once)."""
+        queue_length, inference_count = self.queue_length.labels(model), self.inference_count.labels(model)
+        exec_count, batch_size = self.exec_count.labels(model), self.batch_size.labels(model)
+        inference_seconds, compute_us = self.inference_seconds.labels(model), self.compute_us.labels(model)
+        queue_seconds, queue_us = self.queue_seconds.labels(model), self.queue_us.labels(model)
 
         def observe(rows: int, requests: int, queue_times: list[float], inference_s: float, queued: int) -> None:
-            self.queue_length.labels(model).set(queued)
-            self.inference_count.labels(model).inc(rows)
-            self.exec_count.labels(model).inc()
-            self.batch_size.labels(model).observe(rows)
-            self.inference_seconds.labels(model).observe(inference_s)
-            self.compute_us.labels(model).inc(inference_s * 1e6)
+            queue_length.set(queued)
+            inference_count.inc(rows)
+            exec_count.inc()
+            batch_size.observe(rows)
+            inference_seconds.observe(inference_s)
+            compute_us.inc(inference_s * 1e6)
             for q in queue_times:
-                self.queue_seconds.labels(model).observe(q)
-                self.queue_us.labels(model).inc(q * 1e6)
+                queue_seconds.observe(q)
+            queue_us.inc(sum(queue_times) * 1e6)
 
         return observe
 

@@ -53,22 +53,22 @@ class RequestContextMiddleware:
             took = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or scope["path"]
             model = (scope.get("state") or {}).get("model", "")
-            self.metrics.http_requests.labels(route, model, str(status)).inc()
-            self.metrics.http_latency.labels(route).observe(took)
-            log.info(
-                "%s %s -> %s in %.1f ms",
-                scope["method"],
-                scope["path"],
-                status,
-                1000 * took,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(1000 * took, 2),
-                    "model": model,
-                },
-            )
+            self.metrics.observe_http(route, model, status, took)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s %s -> %s in %.1f ms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    1000 * took,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(1000 * took, 2),
+                        "model": model,
+                    },
+                )
             request_id_var.reset(token)
 
     def _limited(self, receive):
