@@ -146,3 +146,11 @@ def test_console_script_is_installed() -> None:
     exe = shutil.which("convserve") or str(Path(sys.executable).parent / "convserve")
     r = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--workers" in r.stdout
+
+
+def test_the_service_never_imports_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, service.app, service.engine, service.__main__; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
