@@ -18,8 +18,8 @@ TOLERANCE_POINTS = 0.5  # a re-measured accuracy may fall at most this many poin
 @dataclass
 class EvalResult:
     name: str
-    card_accuracy: float | None
-    accuracy: float | None
+    claimed: float | None  # the card's headline metric (accuracy, or object F1 for segmentation)
+    measured: float | None  # the same metric re-measured from the ONNX file
     ok: bool
     message: str
 

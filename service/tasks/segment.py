@@ -38,20 +38,26 @@ def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
 async def predict(
     state: ModelState, x: np.ndarray, timeout_s: float, tile: int, overlap: int
 ) -> tuple[np.ndarray, Timing]:
-    """Class map (H, W) for the normalised image x (H, W, 1); images larger than ``tile`` run as
-    overlapping tiles, batched max_batch at a time, each contributing its centre (memory stays bounded)."""
-    assert state.batcher is not None
+    """Class map (H, W) for the normalised image x (H, W, 1).
+
+    The image is padded (mirrored) to the network's multiple and the result cropped back. Images
+    larger than ``tile`` run as overlapping tiles, max-batch tiles at a time, each contributing its
+    centre, so memory stays bounded whatever the image size."""
+    assert state.batcher is not None and state.card is not None
     h, w = x.shape[:2]
-    chw = np.ascontiguousarray(x.transpose(2, 0, 1))  # (1, H, W)
-    if h <= tile and w <= tile:
-        m = state.card.input.pad_multiple if state.card else 1
-        ph, pw = -h % m, -w % m  # pad to the network's multiple, crop the result back
-        padded = np.pad(chw, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
-        logits, timing = await state.batcher.infer(padded[None], timeout_s)
+    m = state.card.input.pad_multiple
+    ph, pw = -h % m, -w % m
+    chw = np.pad(
+        x.transpose(2, 0, 1), ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge"
+    )
+    H, W = chw.shape[1:]  # padded sizes
+    tile = max(m, tile - tile % m)  # tiles keep the network's multiple too
+    if H <= tile and W <= tile:
+        logits, timing = await state.batcher.infer(np.ascontiguousarray(chw[None]), timeout_s)
         return logits[0, :, :h, :w].argmax(0).astype(np.uint8), timing
-    th, tw = min(tile, h), min(tile, w)
-    boxes = [(y, x0) for y in tile_origins(h, th, overlap) for x0 in tile_origins(w, tw, overlap)]
-    out = np.zeros((h, w), np.uint8)
+    th, tw = min(tile, H), min(tile, W)
+    boxes = [(y, x0) for y in tile_origins(H, th, overlap) for x0 in tile_origins(W, tw, overlap)]
+    out = np.zeros((H, W), np.uint8)
     queue_s = infer_s = 0.0
     rows = 0
     group = max(1, getattr(state.batcher, "max_batch_size", 8))
@@ -65,10 +71,10 @@ async def predict(
             # keep the tile's centre: drop `overlap` px on every side that is not an image edge
             top = 0 if y == 0 else overlap
             left = 0 if x0 == 0 else overlap
-            bottom = th if y + th == h else th - overlap
-            right = tw if x0 + tw == w else tw - overlap
+            bottom = th if y + th == H else th - overlap
+            right = tw if x0 + tw == W else tw - overlap
             out[y + top : y + bottom, x0 + left : x0 + right] = cls[top:bottom, left:right]
-    return out, Timing(queue_s, infer_s, rows)
+    return out[:h, :w], Timing(queue_s, infer_s, rows)
 
 
 def objects(classes: np.ndarray, card: ModelCard, min_size: int | None) -> np.ndarray:

@@ -110,6 +110,14 @@ def test_tiled_inference_equals_whole_image() -> None:
     assert (a == b).mean() >= 0.995
 
 
+def test_long_thin_image_is_tiled_and_padded() -> None:
+    strip = make_cell_dataset(1, seed=98, size=256)[0].image[:, :7]  # 256 x 7: tiles need padding too
+    with ready_client(segment_tile_size=96, segment_tile_overlap=24) as c:
+        r = post(c, png16(strip), "?output=png")
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == (7, 256)
+
+
 def test_min_size_and_percentiles(client, cells) -> None:
     data = png16(cells[0].image)
     n = post(client, data).json()["num_objects"]
