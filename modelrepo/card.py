@@ -49,6 +49,8 @@ class InputSpec(_Strict):
     percentiles: tuple[float, float] = (1.0, 99.8)
     # any-size networks: pad (reflecting the image) to a multiple of this before inference, crop after
     pad_multiple: int = Field(default=1, ge=1)
+    # denoisers: one more input channel after the image's, filled with sigma / 255 at every pixel
+    noise_level_channel: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> InputSpec:

@@ -44,11 +44,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from training.classify import train_classifier
-    from training.defaults import DEFAULT_CLASSIFIERS, DEFAULT_SEGMENTERS
+    from training.defaults import DEFAULT_CLASSIFIERS, DEFAULT_DENOISERS, DEFAULT_SEGMENTERS
+    from training.denoise import table, train_denoiser
     from training.segment import train_segmenter
 
-    names = args.only or [*DEFAULT_CLASSIFIERS, *DEFAULT_SEGMENTERS]
+    names = args.only or [*DEFAULT_CLASSIFIERS, *DEFAULT_SEGMENTERS, *DEFAULT_DENOISERS]
     for name in names:
+        if name in DEFAULT_DENOISERS:
+            cfg = DEFAULT_DENOISERS[name]
+            cfg.out = args.out
+            r = train_denoiser(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
+            print(f"{name}:\n{table(r['rows'])}\npanel {r['panel']}", flush=True)
+            continue
         if name in DEFAULT_SEGMENTERS:
             cfg = DEFAULT_SEGMENTERS[name]
             cfg.out = args.out
@@ -75,6 +82,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
     export_to = Path(args.export_to) if args.export_to else None
     r = train_segmenter(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite)
     print(json.dumps({k: v for k, v in r.items() if k != "history"}, indent=2))
+    return 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from training.denoise import DenoiseConfig, table, train_denoiser
+
+    cfg = DenoiseConfig(**{f.name: getattr(args, f.name) for f in fields(DenoiseConfig)})
+    export_to = Path(args.export_to) if args.export_to else None
+    r = train_denoiser(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite)
+    print(table(r["rows"]))
     return 0
 
 
@@ -121,6 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", type=int, default=None)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(fn=cmd_segment)
+
+    p = sub.add_parser("denoise", help="train the denoising autoencoders on bundled natural images")
+    from training.denoise import DenoiseConfig
+
+    _add_dataclass_args(p, DenoiseConfig)
+    p.add_argument("--export-to", help="model repository to export into, e.g. models")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(fn=cmd_denoise)
 
     p = sub.add_parser("models", help="retrain and export every default model")
     p.add_argument("--models", default="models")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from training.classify import ClassifyConfig
+from training.denoise import DenoiseConfig
 from training.segment import SegmentConfig
 
 DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
@@ -17,3 +18,5 @@ DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
 }
 
 DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {"unet_cells": SegmentConfig(name="unet_cells")}
+
+DEFAULT_DENOISERS: dict[str, DenoiseConfig] = {"unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray")}

@@ -108,6 +108,7 @@ def export_to_repository(
     max_batch_size: int = 64,
     dynamic_spatial: bool = False,
     extra_inputs: list[np.ndarray] | None = None,
+    output_name: str = "logits",
 ) -> ModelCard:
     """Export, check and publish ``model`` as ``repo_root/<name>/<version>/model.onnx`` with its card.
 
@@ -125,7 +126,9 @@ def export_to_repository(
         raise FileExistsError(f"{vdir} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / MODEL_FILE
-        onnx_export(model, torch.from_numpy(real_inputs[:1]), tmp_path, dynamic_spatial=dynamic_spatial)
+        onnx_export(
+            model, torch.from_numpy(real_inputs[:1]), tmp_path, output_name=output_name, dynamic_spatial=dynamic_spatial
+        )
         rng = np.random.default_rng(0)
         random_batch = rng.standard_normal((3, *real_inputs.shape[1:])).astype(np.float32)
         diff = parity_check(model, tmp_path, [real_inputs, random_batch, *(extra_inputs or [])])
