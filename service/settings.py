@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     )
     segment_tile_size: int = Field(512, ge=32, le=8192, description="larger images are segmented in tiles")
     segment_tile_overlap: int = Field(32, ge=0, le=1024, description="pixels each tile shares with its neighbours")
+    denoise_tile_size: int = Field(512, ge=32, le=8192, description="larger images are denoised in tiles")
+    denoise_tile_overlap: int = Field(32, ge=0, le=1024, description="pixels blended between neighbouring tiles")
     workers: int = Field(1, ge=1, le=64, description="HTTP worker processes (1: single process)")
     # multi-process mode: set by the supervisor for its workers, not by users
     engine_socket: str | None = Field(None, description="Unix socket of the inference engine (internal)")
@@ -76,6 +78,8 @@ class Settings(BaseSettings):
         for name, d in self.queue_delays_ms.items():
             if not 0 <= d <= 1000:
                 raise ValueError(f"queue delay for {name} must be within 0..1000 ms")
+        if 2 * self.denoise_tile_overlap >= self.denoise_tile_size:
+            raise ValueError("denoise_tile_overlap must be less than half of denoise_tile_size")
         if 2 * self.segment_tile_overlap >= self.segment_tile_size:
             raise ValueError("segment_tile_overlap must be less than half of segment_tile_size")
         if self.max_queue_length < self.max_batch_size:

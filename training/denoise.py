@@ -224,11 +224,12 @@ def train_denoiser(
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out_dir / "results.md").write_text(table(rows) + "\n")
     plot_panel(panel, out_dir / "panel.png")
+    k, k_ae = max(1, len(losses) // 10), max(1, len(ae_losses) // 10)  # mean of the first / last 10 % of steps
     curve = {
-        "ae_first": float(np.mean(ae_losses[:50])),
-        "ae_last": float(np.mean(ae_losses[-50:])),
-        "first": float(np.mean(losses[:50])),
-        "last": float(np.mean(losses[-50:])),
+        "ae_first": float(np.mean(ae_losses[:k_ae])),
+        "ae_last": float(np.mean(ae_losses[-k_ae:])),
+        "first": float(np.mean(losses[:k])),
+        "last": float(np.mean(losses[-k:])),
     }
     result = {
         "name": cfg.name,

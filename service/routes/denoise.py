@@ -1,0 +1,95 @@
+"""POST /denoise."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from service.deps import check_api_key, resolve_model
+from service.errors import ApiError
+from service.images import open_image
+from service.inputs import read_images
+from service.routes.classify import BODY, guarded
+from service.schemas import ERROR_RESPONSES
+from service.tasks import denoise as task
+
+router = APIRouter(tags=["denoise"])
+
+JPEG_WARNING = "JPEG input: its block artefacts are not Gaussian noise; expect them to remain"
+
+
+@router.post(
+    "/denoise",
+    responses=ERROR_RESPONSES
+    | {
+        200: {
+            "description": "png: the image in its own bit depth; tiff: the same as TIFF (any depth, float32 too); "
+            "json: base64 image + noise levels",
+            "content": {"image/png": {}, "image/tiff": {}, "application/json": {}},
+        }
+    },
+    openapi_extra=BODY,
+)
+async def denoise_image(
+    request: Request,
+    model: str | None = Query(None, description="model name; default: the ready denoiser"),
+    sigma: float | None = Query(None, ge=0, le=255, description="noise level on the 0-255 scale; estimated if absent"),
+    output: Literal["png", "tiff", "json"] = Query("png", description="png | tiff | json"),
+) -> Response:
+    """Remove Gaussian-like noise from one image, keeping its bit depth (8/16-bit, float32 TIFF) and alpha."""
+    t0 = time.perf_counter()
+    settings, registry = request.app.state.settings, request.app.state.registry
+    check_api_key(request, settings)
+    state = resolve_model(request, registry, model, "denoising")
+    blobs = await read_images(request, 1)
+    d = task.decode(blobs[0], settings.max_image_pixels, open_image)
+    warnings = [JPEG_WARNING] if d.fmt in ("JPEG", "MPO") else []
+    estimated = task.noise_255(d.x) if sigma is None else None
+    used = sigma if sigma is not None else estimated
+    t1 = time.perf_counter()
+    y, timing = await guarded(
+        task.predict(
+            state, d.x, used, settings.request_timeout_s, settings.denoise_tile_size, settings.denoise_tile_overlap
+        ),
+        settings.request_timeout_s,
+    )
+    out = task.restore(y, d)
+    headers = {"X-Sigma-Used": f"{used:.3f}", "X-Model": f"{state.name}/{state.version}"}
+    if estimated is not None:
+        headers["X-Sigma-Estimated"] = f"{estimated:.3f}"
+    if warnings:
+        headers["X-Warning"] = warnings[0]
+    png = task.png_bytes(out) if output in ("png", "json") else None
+    if output == "png":
+        if png is None:
+            raise ApiError(
+                422,
+                "png_unsupported",
+                f"a {out.dtype} image with {out.shape} cannot be a PNG here; ask for output=tiff",
+            )
+        return Response(png, media_type="image/png", headers=headers)
+    if output == "tiff":
+        return Response(task.tiff_bytes(out), media_type="image/tiff", headers=headers)
+    body = {
+        "image": base64.b64encode(png if png is not None else task.tiff_bytes(out)).decode("ascii"),
+        "format": "png" if png is not None else "tiff",
+        "dtype": str(out.dtype),
+        "shape": list(out.shape),
+        "sigma_used": round(used, 3),
+        "sigma_estimated": estimated,
+        "noise_before": task.noise_255(d.x),
+        "noise_after": task.noise_255(y),
+        "warnings": warnings,
+        "model": {"name": state.name, "version": state.version, "provider": state.provider},
+        "timings": {
+            "decode_ms": round(1000 * (t1 - t0), 3),
+            "queue_ms": round(1000 * timing.queue_s, 3),
+            "inference_ms": round(1000 * timing.inference_s, 3),
+            "total_ms": round(1000 * (time.perf_counter() - t0), 3),
+        },
+    }
+    return JSONResponse(body, headers=headers)

@@ -1,0 +1,188 @@
+"""Denoising: decode keeping bit depth -> predict (tiled, feathered) -> re-encode in the input's depth.
+
+The network sees [0, 1] images plus a noise-level channel (sigma / 255 everywhere). 8-bit and
+16-bit images are scaled by 255 and 65,535; float images within [0, 1] are used as they are,
+other float ranges are mapped from [min, max] and back. Alpha is set aside and put back untouched.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from modelrepo.noise import estimate_sigma
+from service.batcher import Timing
+from service.errors import ApiError
+from service.registry import ModelState
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
+@dataclass
+class Decoded:
+    x: np.ndarray  # float32 (H, W, C) in [0, 1], C = 1 or 3
+    alpha: np.ndarray | None  # untouched alpha plane, in the input's dtype
+    dtype: np.dtype
+    lo: float  # float inputs outside [0, 1]: the range mapped to [0, 1]
+    hi: float
+    fmt: str  # "PNG", "TIFF", "JPEG", ...
+
+
+def _from_array(a: np.ndarray, fmt: str) -> Decoded:
+    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[2] not in (3, 4):
+        a = np.moveaxis(a, 0, -1)  # planar TIFF (C, H, W)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise ApiError(422, "unsupported_image", f"expected a gray, gray+alpha, RGB or RGBA image, got shape {a.shape}")
+    alpha = a[..., -1].copy() if a.shape[2] in (2, 4) else None
+    colour = a[..., :-1] if alpha is not None else a
+    if a.dtype == np.uint8:
+        x, lo, hi = colour.astype(np.float32) / 255, 0.0, 1.0
+    elif a.dtype == np.uint16:
+        x, lo, hi = colour.astype(np.float32) / 65535, 0.0, 1.0
+    elif a.dtype in (np.float32, np.float64):
+        lo, hi = float(np.nanmin(colour)), float(np.nanmax(colour))
+        if not np.isfinite([lo, hi]).all():
+            raise ApiError(422, "invalid_image", "the image contains NaN or infinite values")
+        if lo >= 0 and hi <= 1:
+            lo, hi = 0.0, 1.0
+        x = ((colour - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+    else:
+        raise ApiError(415, "unsupported_bit_depth", f"{a.dtype} images are not supported (uint8, uint16, float32)")
+    return Decoded(np.ascontiguousarray(x), alpha, a.dtype, lo, hi, fmt)
+
+
+def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
+    if data[:4] in TIFF_MAGIC:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tf:
+                shape = tf.pages[0].shape
+                if int(np.prod(shape[:2])) > max_pixels:
+                    raise ApiError(
+                        413, "image_too_large", f"image has {shape[0]}x{shape[1]} pixels (limit {max_pixels:,})"
+                    )
+                a = tf.pages[0].asarray()
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any TIFF decoding failure is the client's file
+            raise ApiError(422, "undecodable_image", f"TIFF cannot be decoded: {exc}") from None
+        return _from_array(a, "TIFF")
+    img = open_image(data, max_pixels)
+    fmt = img.format or "?"
+    try:
+        if img.mode == "P":
+            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        elif img.mode in ("1", "CMYK", "YCbCr", "HSV", "LAB"):
+            img = img.convert("RGB" if img.mode != "1" else "L")
+        elif img.mode == "I":
+            a = np.asarray(img)
+            if a.min() < 0 or a.max() > 65535:
+                raise ApiError(415, "unsupported_bit_depth", "32-bit integer images are not supported")
+            return _from_array(a.astype(np.uint16), fmt)
+        a = np.asarray(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ApiError(422, "undecodable_image", f"image cannot be decoded: {exc}") from None
+    if img.mode.startswith("I;16"):
+        a = a.astype(np.uint16)
+    return _from_array(a, fmt)
+
+
+def feather(n: int, overlap: int) -> np.ndarray:
+    """1-D blending weights: ramps over ``overlap`` px at both ends, never zero."""
+    i = np.arange(n, dtype=np.float32)
+    return np.minimum(1.0, np.minimum(i + 1, n - i) / (overlap + 1))
+
+
+def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    return sorted(set(list(range(0, length - tile, tile - overlap)) + [length - tile]))
+
+
+async def predict(
+    state: ModelState, x: np.ndarray, sigma_255: float, timeout_s: float, tile: int, overlap: int
+) -> tuple[np.ndarray, Timing]:
+    """Denoise x (H, W, C) in [0, 1]; C may differ from the model's (a gray model runs each colour channel)."""
+    assert state.batcher is not None and state.card is not None
+    spec = state.card.input
+    h, w, c = x.shape
+    planes = x.transpose(2, 0, 1)[:, None] if spec.channels == 1 else x.transpose(2, 0, 1)[None]  # (n, C', H, W)
+    if spec.channels == 3 and c == 1:
+        planes = np.repeat(planes, 3, axis=1)
+    m = spec.pad_multiple
+    ph, pw = -h % m, -w % m
+    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
+    planes = np.pad(planes, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+    H, W = planes.shape[2:]  # padded sizes
+    tile = max(m, tile - tile % m)
+    th, tw = min(tile, H), min(tile, W)
+    out = np.zeros(planes.shape, np.float32)
+    weight = np.zeros((H, W), np.float32)
+    level = np.float32(sigma_255 / 255)
+    queue_s = infer_s = 0.0
+    rows = 0
+    for y in tile_origins(H, th, overlap):
+        for x0 in tile_origins(W, tw, overlap):
+            crop = planes[:, :, y : y + th, x0 : x0 + tw]
+            inp = np.concatenate([crop, np.full((crop.shape[0], 1, th, tw), level, np.float32)], axis=1)
+            y_hat, timing = await state.batcher.infer(np.ascontiguousarray(inp), timeout_s)
+            queue_s, infer_s, rows = (
+                queue_s + timing.queue_s,
+                infer_s + timing.inference_s,
+                max(rows, timing.batch_rows),
+            )
+            wgt = np.outer(feather(th, overlap if th < H else 0), feather(tw, overlap if tw < W else 0))
+            out[:, :, y : y + th, x0 : x0 + tw] += y_hat * wgt
+            weight[y : y + th, x0 : x0 + tw] += wgt
+    out = out / weight
+    result = out[:, 0] if spec.channels == 1 else out[0]  # (C, H, W)
+    if spec.channels == 3 and c == 1:
+        result = result.mean(axis=0, keepdims=True)
+    return result[:, :h, :w].transpose(1, 2, 0), Timing(queue_s, infer_s, rows)
+
+
+def restore(y: np.ndarray, d: Decoded) -> np.ndarray:
+    """Back to the input's dtype, range, channel layout and alpha."""
+    y = np.clip(y, 0.0, 1.0)
+    if d.dtype == np.uint8:
+        out = np.round(y * 255).astype(np.uint8)
+    elif d.dtype == np.uint16:
+        out = np.round(y * 65535).astype(np.uint16)
+    else:
+        out = (y * (d.hi - d.lo) + d.lo).astype(d.dtype)
+    if d.alpha is not None:
+        out = np.concatenate([out, d.alpha[..., None].astype(out.dtype)], axis=2)
+    return out[..., 0] if out.shape[2] == 1 else out
+
+
+def png_bytes(a: np.ndarray) -> bytes | None:
+    """PNG of the array when PNG (via Pillow) can hold it: 8-bit L/LA/RGB/RGBA, 16-bit gray; else None."""
+    if a.dtype == np.uint8:
+        img = Image.fromarray(a)
+    elif a.dtype == np.uint16 and a.ndim == 2:
+        img = Image.fromarray(a)  # I;16
+    else:
+        return None
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def tiff_bytes(a: np.ndarray) -> bytes:
+    import tifffile
+
+    buf = io.BytesIO()
+    extra = {"extrasamples": ["unassalpha"]} if a.ndim == 3 and a.shape[2] in (2, 4) else {}
+    photometric = "rgb" if a.ndim == 3 and a.shape[2] >= 3 else "minisblack"
+    tifffile.imwrite(buf, a, photometric=photometric, **extra)
+    return buf.getvalue()
+
+
+def noise_255(x: np.ndarray) -> float:
+    return round(estimate_sigma(x) * 255, 3)

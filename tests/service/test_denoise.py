@@ -1,0 +1,119 @@
+"""POST /denoise against the committed denoiser: bit depths, alpha, sigma, tiling, JPEG, bad inputs."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from tests.service.conftest import ready_client
+from training.data.natural import test_images
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    return float(10 * np.log10(peak**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def camera():
+    clean = (test_images()["camera"][100:292, 120:340] * 255).round()  # (192, 220), 0..255
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25, clean.shape), 0, 255)
+    return clean, noisy
+
+
+def encode(a: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    if fmt == "TIFF":
+        tifffile.imwrite(buf, a)
+    else:
+        Image.fromarray(a).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def post(client, data: bytes, query: str = "", ctype: str = "image/png"):
+    return client.post(f"/denoise{query}", content=data, headers={"content-type": ctype})
+
+
+def test_8_bit_round_trip_removes_noise(client, camera) -> None:
+    clean, noisy = camera
+    r = post(client, encode(noisy.astype(np.uint8)))
+    assert r.status_code == 200, r.text
+    out = Image.open(io.BytesIO(r.content))
+    assert out.mode == "L" and out.size == (220, 192)
+    assert psnr(np.asarray(out), clean, 255) > psnr(noisy.astype(np.uint8), clean, 255) + 5
+    assert abs(float(r.headers["x-sigma-estimated"]) - 25) < 4  # sigma estimated when absent
+
+
+def test_16_bit_round_trip_keeps_depth_and_range(client, camera) -> None:
+    _, noisy = camera
+    sixteen = (noisy.astype(np.uint8).astype(np.uint16)) * 257
+    r = post(client, encode(sixteen))
+    out = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert out.dtype == np.uint16 and out.max() > 255 * 100  # not truncated to 8 bits
+    eight = np.asarray(Image.open(io.BytesIO(post(client, encode(noisy.astype(np.uint8))).content)))
+    assert np.abs(out / 257 - eight).mean() < 1.0  # the same picture at another depth, the same result
+
+
+def test_float_tiff_round_trip_keeps_dtype_and_range(client, camera) -> None:
+    _, noisy = camera
+    unit = (noisy / 255).astype(np.float32)
+    out = tifffile.imread(io.BytesIO(post(client, encode(unit, "TIFF"), "?output=tiff", "image/tiff").content))
+    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    wide = (noisy * 4 + 100).astype(np.float32)  # outside [0, 1]: mapped from [min, max] and back
+    out = tifffile.imread(io.BytesIO(post(client, encode(wide, "TIFF"), "?output=tiff", "image/tiff").content))
+    assert out.dtype == np.float32 and out.min() >= wide.min() - 1e-3 and out.max() <= wide.max() + 1e-3
+    r = post(client, encode(unit, "TIFF"), ctype="image/tiff")  # png cannot hold float32
+    assert r.status_code == 422 and r.json()["error"]["code"] == "png_unsupported"
+
+
+def test_rgba_keeps_alpha_and_colour(client) -> None:
+    rgb = (test_images(gray=False)["astronaut"][:96, :128] * 255).astype(np.uint8)
+    alpha = np.random.default_rng(1).integers(0, 256, (96, 128), dtype=np.uint8)
+    r = post(client, encode(np.dstack([rgb, alpha])))
+    out = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert out.shape == (96, 128, 4)
+    np.testing.assert_array_equal(out[..., 3], alpha)  # alpha untouched
+
+
+def test_sigma_parameter_and_json(client, camera) -> None:
+    _, noisy = camera
+    data = encode(noisy.astype(np.uint8))
+    body = post(client, data, "?output=json&sigma=25").json()
+    assert body["sigma_used"] == 25 and body["sigma_estimated"] is None
+    assert body["dtype"] == "uint8" and body["shape"] == [192, 220] and body["format"] == "png"
+    assert body["noise_after"] < body["noise_before"] / 2
+    Image.open(io.BytesIO(base64.b64decode(body["image"]))).verify()
+    strong = np.asarray(Image.open(io.BytesIO(post(client, data, "?sigma=50").content)), np.float64)
+    weak = np.asarray(Image.open(io.BytesIO(post(client, data, "?sigma=5").content)), np.float64)
+    assert np.abs(np.diff(strong, axis=1)).mean() < np.abs(np.diff(weak, axis=1)).mean()  # sigma matters
+
+
+def test_jpeg_input_warns(client, camera) -> None:
+    _, noisy = camera
+    r = post(client, encode(noisy.astype(np.uint8), "JPEG"), "?output=json", "image/jpeg")
+    assert r.status_code == 200 and "JPEG" in r.headers["x-warning"] and r.json()["warnings"]
+
+
+def test_tiled_equals_whole(camera) -> None:
+    _, noisy = camera
+    big = np.tile(noisy, (2, 2)).astype(np.uint8)  # (384, 440)
+    with ready_client() as whole, ready_client(denoise_tile_size=128, denoise_tile_overlap=32) as tiled:
+        a = np.asarray(Image.open(io.BytesIO(post(whole, encode(big), "?sigma=25").content)), np.float64)
+        b = np.asarray(Image.open(io.BytesIO(post(tiled, encode(big), "?sigma=25").content)), np.float64)
+    # the tiles' feathered blend stays within ~1 grey level of whole-image inference, no seams
+    assert psnr(a, b, 255) > 38
+    seams = np.abs(a - b)[:, [96, 192, 288, 384]].mean()  # columns where tiles meet
+    assert seams < 3 * max(np.abs(a - b).mean(), 0.5)
+
+
+def test_denoise_errors(client, camera, digits) -> None:
+    assert post(client, b"nope").json()["error"]["code"] == "undecodable_image"
+    r = post(client, encode(np.zeros((8, 8), np.int32), "TIFF"), ctype="image/tiff")
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_bit_depth"
+    assert post(client, encode(camera[1].astype(np.uint8)), "?sigma=300").status_code == 422
+    r = post(client, digits[0][0], "?model=lenet5_digits")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "wrong_task"
