@@ -31,6 +31,8 @@ def test_committed_model_matches_its_card(name: str) -> None:
     assert result.ok, result.message
     if entry.card.task == "classification" and entry.card.training.source == "sklearn.datasets.load_digits":
         assert result.measured >= 0.98
+    if entry.card.task == "denoising":  # better than the noisy input by a wide margin (targets: see the card)
+        assert result.measured >= entry.card.metrics["psnr_camera_s25_noisy"] + 5
     if entry.card.task == "segmentation":  # the targets, re-measured from the ONNX file
         assert result.measured >= 0.90
         assert result.measured >= entry.card.metrics["baseline_object_f1"] + 0.10

@@ -42,6 +42,8 @@ def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> Ev
     assert card is not None
     if card.task == "segmentation":
         return evaluate_segmentation(entry)
+    if card.task == "denoising":
+        return evaluate_denoising(entry)
     if card.task != "classification":
         return EvalResult(entry.name, None, None, True, f"skipped: no re-evaluation for task {card.task} yet")
     splits = _dataset_for(entry)
@@ -110,3 +112,31 @@ def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
     ok = claimed is not None and f1 >= claimed - F1_TOLERANCE
     msg = f"object F1 {f1:.4f} vs card {claimed:.4f}" + ("" if ok else f" (more than {F1_TOLERANCE} below)")
     return EvalResult(entry.name, claimed, f1, ok, msg)
+
+
+PSNR_TOLERANCE = 0.1  # dB
+
+
+def evaluate_denoising(entry: ModelEntry) -> EvalResult:
+    """Re-measure the card's camera / sigma 25 PSNR from the ONNX file (blind: sigma estimated, as served)."""
+    from modelrepo.noise import estimate_sigma
+    from training.data.natural import test_images
+    from training.denoise import psnr
+
+    card = entry.card
+    assert card is not None
+    claimed = card.metrics.get("psnr_camera_s25_model")
+    if claimed is None:
+        return EvalResult(entry.name, None, None, False, "the card has no psnr_camera_s25_model metric")
+    clean = test_images()["camera"]
+    noisy = (clean + np.random.default_rng(1000 + 25).normal(0, 25 / 255, clean.shape)).astype(np.float32)
+    m = card.input.pad_multiple
+    h, w = noisy.shape
+    x = np.pad(noisy, ((0, -h % m), (0, -w % m)), mode="reflect")[None, None]
+    level = np.full_like(x, estimate_sigma(noisy))
+    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {card.input.name: np.concatenate([x, level], axis=1)})[0][0, 0, :h, :w]
+    measured = psnr(out, clean)
+    ok = measured >= claimed - PSNR_TOLERANCE
+    msg = f"camera sigma 25: {measured:.2f} dB vs card {claimed:.2f} dB" + ("" if ok else " (below)")
+    return EvalResult(entry.name, claimed, measured, ok, msg)
