@@ -31,8 +31,8 @@ class DenoiseConfig:
     depth: int = 3
     steps: int = 2400
     ae_steps: int = 400  # the textbook bottleneck autoencoder, trained for comparison
-    batch_size: int = 16
-    patch: int = 64
+    batch_size: int = 4
+    patch: int = 128  # large patches: trained on 64 px the U-Net lost 1.2 dB on whole 512 px images
     lr: float = 2e-3
     max_sigma: float = 55.0  # training noise levels, uniform in [0, max_sigma] on the 0-255 scale
     seed: int = 0
