@@ -26,6 +26,12 @@ def _add_dataclass_args(p: argparse.ArgumentParser, config_cls) -> None:
         p.add_argument(flag, type=kind, default=f.default)
 
 
+def _add_export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--export-to", help="model repository to export into, e.g. models")
+    p.add_argument("--version", type=int, default=None, help="version number (default: next free)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     from training.classify import ClassifyConfig
 
@@ -125,27 +131,21 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("classify", help="train one classifier (and export it with --export-to)")
     _add_config_args(p)
-    p.add_argument("--export-to", help="model repository to export into, e.g. models")
-    p.add_argument("--version", type=int, default=None, help="version number (default: next free)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    _add_export_args(p)
     p.set_defaults(fn=cmd_classify)
 
     p = sub.add_parser("segment", help="train the segmentation U-Net on generated touching cells")
     from training.segment import SegmentConfig
 
     _add_dataclass_args(p, SegmentConfig)
-    p.add_argument("--export-to", help="model repository to export into, e.g. models")
-    p.add_argument("--version", type=int, default=None)
-    p.add_argument("--overwrite", action="store_true")
+    _add_export_args(p)
     p.set_defaults(fn=cmd_segment)
 
     p = sub.add_parser("denoise", help="train the denoising autoencoders on bundled natural images")
     from training.denoise import DenoiseConfig
 
     _add_dataclass_args(p, DenoiseConfig)
-    p.add_argument("--export-to", help="model repository to export into, e.g. models")
-    p.add_argument("--version", type=int, default=None)
-    p.add_argument("--overwrite", action="store_true")
+    _add_export_args(p)
     p.set_defaults(fn=cmd_denoise)
 
     p = sub.add_parser("models", help="retrain and export every default model")

@@ -187,7 +187,7 @@ def plot_panel(panel: dict, path: Path) -> None:
             im = np.clip(outs[name], 0, 1)
             crop = im[128:384, 128:384]
             axes[r][c].imshow(crop, cmap="gray", vmin=0, vmax=1)
-            title = name if name in ("clean", "noisy") else name
+            title = name
             if name != "clean":
                 title += f"\n{psnr(outs[name], outs['clean']):.2f} dB"
             axes[r][c].set_title(title, fontsize=8)
