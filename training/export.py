@@ -28,11 +28,14 @@ RTOL, ATOL = 1e-3, 1e-5
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
-    """HEAD's commit, with ``-dirty`` when the work tree has uncommitted changes; None outside git."""
+    """HEAD's commit, with ``-dirty`` when code has uncommitted changes; None outside git.
+
+    Run in the model repository being written: changes inside it (the models themselves) do not
+    count as dirty code."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(exclude)."],
             cwd=cwd,
             capture_output=True,
             text=True,
