@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec
 from modelrepo.noise import estimate_sigma
+from modelrepo.preprocess import pad_to_multiple
 from training.classify import pick_device
 from training.data.natural import SOURCE, random_patches, test_images, training_images
 from training.export import export_to_repository
@@ -73,7 +74,7 @@ def run_net(net: torch.nn.Module, noisy: np.ndarray, sigma_255: float, device, m
     net.eval()
     x = noisy[None] if noisy.ndim == 2 else noisy.transpose(2, 0, 1)  # (C, H, W)
     h, w = x.shape[1:]
-    x = np.pad(x, ((0, 0), (0, -h % multiple), (0, -w % multiple)), mode="reflect")
+    x = pad_to_multiple(x, multiple)
     t = torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32)).to(device)
     level = torch.full((1, 1, *t.shape[2:]), sigma_255 / 255, device=device)
     y = net(t, level)[0, :, :h, :w].cpu().numpy()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from modelrepo.preprocess import preprocess
+from modelrepo.preprocess import pad_to_multiple, preprocess
 from modelrepo.repository import ModelEntry, scan_repository
 from training.data import load_splits
 
@@ -104,7 +104,7 @@ def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
     for c in test:
         x = preprocess([c.image], card.input)
         h, w = x.shape[2:]
-        x = np.pad(x, ((0, 0), (0, 0), (0, -h % m), (0, -w % m)), mode="reflect")
+        x = pad_to_multiple(x, m)
         classes = sess.run(None, {card.input.name: x})[0][0, :, :h, :w].argmax(0)
         out = card.output
         preds.append(instances_from_classes(classes, out.object_class, out.border_class, out.min_object_size))
@@ -132,7 +132,7 @@ def evaluate_denoising(entry: ModelEntry) -> EvalResult:
     noisy = (clean + np.random.default_rng(1000 + 25).normal(0, 25 / 255, clean.shape)).astype(np.float32)
     m = card.input.pad_multiple
     h, w = noisy.shape
-    x = np.pad(noisy, ((0, -h % m), (0, -w % m)), mode="reflect")[None, None]
+    x = pad_to_multiple(noisy, m)[None, None]
     level = np.full_like(x, estimate_sigma(noisy))
     sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
     out = sess.run(None, {card.input.name: np.concatenate([x, level], axis=1)})[0][0, 0, :h, :w]

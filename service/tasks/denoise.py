@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.noise import estimate_sigma
+from modelrepo.preprocess import pad_to_multiple
 from service.batcher import Timing
 from service.errors import ApiError
 from service.registry import ModelState
@@ -116,9 +117,7 @@ async def predict(
     if spec.channels == 3 and c == 1:
         planes = np.repeat(planes, 3, axis=1)
     m = spec.pad_multiple
-    ph, pw = -h % m, -w % m
-    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
-    planes = np.pad(planes, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+    planes = pad_to_multiple(planes, m)
     H, W = planes.shape[2:]  # padded sizes
     tile = max(m, tile - tile % m)
     th, tw = min(tile, H), min(tile, W)

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.card import InputSpec, ModelCard
-from modelrepo.preprocess import intensities, normalize_percentile
+from modelrepo.preprocess import intensities, normalize_percentile, pad_to_multiple
 from modelrepo.segmentation import instances_from_classes, measure
 from service.batcher import Timing
 from service.registry import ModelState
@@ -46,10 +46,7 @@ async def predict(
     assert state.batcher is not None and state.card is not None
     h, w = x.shape[:2]
     m = state.card.input.pad_multiple
-    ph, pw = -h % m, -w % m
-    chw = np.pad(
-        x.transpose(2, 0, 1), ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge"
-    )
+    chw = pad_to_multiple(x.transpose(2, 0, 1), m)
     H, W = chw.shape[1:]  # padded sizes
     tile = max(m, tile - tile % m)  # tiles keep the network's multiple too
     if H <= tile and W <= tile:

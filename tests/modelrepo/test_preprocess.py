@@ -68,3 +68,15 @@ def test_spec_validation() -> None:
         _spec(color_mode="L")
     with pytest.raises(ValueError, match="fixed height"):
         _spec(height="any")
+
+
+def test_pad_to_multiple_mirrors_and_crops_back() -> None:
+    from modelrepo.preprocess import pad_to_multiple
+
+    x = np.arange(2 * 5 * 7, dtype=np.float32).reshape(2, 5, 7)
+    y = pad_to_multiple(x, 4)
+    assert y.shape == (2, 8, 8)
+    np.testing.assert_array_equal(y[:, :5, :7], x)
+    np.testing.assert_array_equal(y[:, 5, :7], x[:, 3, :])  # mirrored, not zeros
+    assert pad_to_multiple(np.zeros((1, 1)), 16).shape == (16, 16)  # too small to mirror: edge
+    assert pad_to_multiple(x, 1) is x
