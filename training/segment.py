@@ -145,7 +145,7 @@ def evaluate(model, data: list[CellImage], spec: InputSpec, device, min_size: in
     preds = [instances_from_classes(k, 1, 2, min_size) for k in classes]
     truth = [c.instances for c in data]
     pix = pixel_scores(np.stack(classes), np.stack([c.classes for c in data]), CLASSES)
-    return {"objects": object_f1(preds, truth), "pixels": pix, "_classes": classes, "_instances": preds}
+    return {"objects": object_f1(preds, truth), "pixels": pix, "_instances": preds}
 
 
 def plot_panel(data: list[CellImage], ours: list[np.ndarray], base: list[np.ndarray], path: Path, n: int = 3) -> None:

@@ -18,6 +18,7 @@ from modelrepo.preprocess import pad_to_multiple
 from service.batcher import Timing
 from service.errors import ApiError
 from service.registry import ModelState
+from service.tiles import tile_origins
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 
@@ -100,12 +101,6 @@ def feather(n: int, overlap: int) -> np.ndarray:
     return np.minimum(1.0, np.minimum(i + 1, n - i) / (overlap + 1))
 
 
-def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    return sorted(set(list(range(0, length - tile, tile - overlap)) + [length - tile]))
-
-
 async def predict(
     state: ModelState, x: np.ndarray, sigma_255: float, timeout_s: float, tile: int, overlap: int
 ) -> tuple[np.ndarray, Timing]:
@@ -126,8 +121,8 @@ async def predict(
     level = np.float32(sigma_255 / 255)
     queue_s = infer_s = 0.0
     rows = 0
-    for y in tile_origins(H, th, overlap):
-        for x0 in tile_origins(W, tw, overlap):
+    for y in tile_origins(H, th, tile - overlap):  # neighbours share `overlap` px, blended
+        for x0 in tile_origins(W, tw, tile - overlap):
             crop = planes[:, :, y : y + th, x0 : x0 + tw]
             inp = np.concatenate([crop, np.full((crop.shape[0], 1, th, tw), level, np.float32)], axis=1)
             y_hat, timing = await state.batcher.infer(np.ascontiguousarray(inp), timeout_s)

@@ -14,6 +14,7 @@ from modelrepo.preprocess import intensities, normalize_percentile, pad_to_multi
 from modelrepo.segmentation import instances_from_classes, measure
 from service.batcher import Timing
 from service.registry import ModelState
+from service.tiles import tile_origins
 
 PALETTE = [(0, 0, 0), (46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 15)]  # per class
 
@@ -24,15 +25,6 @@ def decode(img: Image.Image, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
     The percentiles are taken over the whole image, before any tiling."""
     raw = intensities(img)
     return raw, normalize_percentile(raw, spec)
-
-
-def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` px covering ``length`` with at least ``overlap`` px shared."""
-    if length <= tile:
-        return [0]
-    step = tile - 2 * overlap
-    starts = list(range(0, length - tile, step)) + [length - tile]
-    return sorted(set(starts))
 
 
 async def predict(
@@ -53,7 +45,8 @@ async def predict(
         logits, timing = await state.batcher.infer(np.ascontiguousarray(chw[None]), timeout_s)
         return logits[0, :, :h, :w].argmax(0).astype(np.uint8), timing
     th, tw = min(tile, H), min(tile, W)
-    boxes = [(y, x0) for y in tile_origins(H, th, overlap) for x0 in tile_origins(W, tw, overlap)]
+    step = tile - 2 * overlap  # each tile keeps its centre: neighbours must share 2 x overlap
+    boxes = [(y, x0) for y in tile_origins(H, th, step) for x0 in tile_origins(W, tw, step)]
     out = np.zeros((H, W), np.uint8)
     queue_s = infer_s = 0.0
     rows = 0
