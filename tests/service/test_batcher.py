@@ -68,7 +68,7 @@ def test_different_row_shapes_are_never_mixed() -> None:
     assert {s[1] for s in batches} == {3, 4}
 
 
-def test_full_queue_refuses_and_timeout_drops_the_request() -> None:
+def test_full_queue_refuses_a_request() -> None:
     async def main():
         b = DynamicBatcher("m", slow_double(0.2, []), max_batch_size=1, max_delay_ms=0, max_queue=2)
         first = asyncio.create_task(b.infer(np.zeros((1, 1), np.float32), 10))
