@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import FIXTURES
-from training.nets import PRESETS, build, get_arch, list_archs
+from training.nets import build, get_arch, list_archs
 
 SMALL = [a for a in list_archs() if "small" in get_arch(a).presets]
 REFERENCE = json.loads((FIXTURES / "torchvision_reference.json").read_text())["models"]
