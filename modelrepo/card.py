@@ -27,7 +27,8 @@ class InputSpec(_Strict):
 
     name: str = "input"
     layout: Literal["NCHW"] = "NCHW"
-    color_mode: Literal["L", "RGB"] = Field(description="PIL mode images are converted to")
+    # None: not an image (radar frames as channels; their scaling is in the card's ``radar`` block)
+    color_mode: Literal["L", "RGB"] | None = Field(description="PIL mode images are converted to")
     channels: int = Field(gt=0)
     height: Dim
     width: Dim
@@ -81,6 +82,28 @@ class OutputSpec(_Strict):
     min_object_size: int = Field(0, ge=0, description="default smallest object kept, in pixels")
 
 
+class RadarSpec(_Strict):
+    """Nowcasters: frames in and out, time step, and how dBZ become the network's values."""
+
+    frames_in: int = Field(3, ge=1)
+    frames_out: int = Field(2, ge=1)
+    timestep_minutes: float = Field(6.0, gt=0)
+    max_steps: int = Field(10, ge=1, description="longest rollout verified (steps of timestep_minutes)")
+    zerovalue: float = Field(5.0, description="dBZ standing for no rain (and, inside the network, no data)")
+    rain_threshold: float = Field(10.0, description="dBZ; weaker values are no rain")
+    scale_dbz: float = Field(50.0, gt=0, description="network value = (dBZ - zerovalue) / scale_dbz")
+    max_dbz: float = 70.0
+    pixel_km: float = Field(1.0, gt=0, description="grid spacing the model was trained on")
+    zr_a: float = Field(200.0, gt=0, description="default Z-R relation Z = a R^b (Marshall-Palmer)")
+    zr_b: float = Field(1.6, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> RadarSpec:
+        if not self.zerovalue < self.rain_threshold < self.max_dbz:
+            raise ValueError("need zerovalue < rain_threshold < max_dbz")
+        return self
+
+
 class Architecture(_Strict):
     name: str
     family: str
@@ -124,6 +147,9 @@ class ModelCard(_Strict):
     training: DataProvenance
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(description="measured on the held-out test split")
+    radar: RadarSpec | None = None
+    # nowcasters: scores per lead time for the model and its baselines on the held-out sequences
+    verification: dict[str, Any] | None = None
     metrics_split: str = "test"
     export: ExportInfo
     versions: dict[int, VersionFile]
@@ -147,6 +173,11 @@ class ModelCard(_Strict):
                 raise ValueError("a classification card needs labels")
             if self.output.shape != [len(self.labels)]:
                 raise ValueError(f"output shape {self.output.shape} does not match {len(self.labels)} labels")
+        if self.task == "nowcasting":
+            if self.radar is None:
+                raise ValueError("a nowcasting card needs a radar block")
+            if self.input.channels != self.radar.frames_in or self.output.shape[0] != self.radar.frames_out:
+                raise ValueError("input channels / output frames differ from the radar block")
         if not self.versions:
             raise ValueError("a card lists at least one version")
         return self
