@@ -1,4 +1,4 @@
-"""Command line: ``python -m training {classify,models,eval,archs}``."""
+"""Command line: ``python -m training {classify,segment,denoise,nowcast,models,eval,archs}``."""
 
 from __future__ import annotations
 
@@ -101,6 +101,18 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nowcast(args: argparse.Namespace) -> int:
+    from training.nowcast import NowcastConfig, table, train_nowcaster
+
+    cfg = NowcastConfig(**{f.name: getattr(args, f.name) for f in fields(NowcastConfig)})
+    export_to = Path(args.export_to) if args.export_to else None
+    r = train_nowcaster(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite)
+    print(table(r["verification"]))
+    print(json.dumps(r["verification"]["targets"], indent=2))
+    print(f"plots: {r['scores_plot']} {r['case_plot']}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from training.eval_repo import evaluate_repository
 
@@ -147,6 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     _add_dataclass_args(p, DenoiseConfig)
     _add_export_args(p)
     p.set_defaults(fn=cmd_denoise)
+
+    p = sub.add_parser("nowcast", help="train the radar nowcaster on generated radar sequences")
+    from training.nowcast import NowcastConfig
+
+    _add_dataclass_args(p, NowcastConfig)
+    _add_export_args(p)
+    p.set_defaults(fn=cmd_nowcast)
 
     p = sub.add_parser("models", help="retrain and export every default model")
     p.add_argument("--models", default="models")
