@@ -126,12 +126,14 @@ def to_batch(pixels: Sequence[np.ndarray], spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))  # (N, C, H, W)
 
 
-def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
+def pad_to_multiple(x: np.ndarray, multiple: int, mode: str = "reflect") -> np.ndarray:
     """Pad the last two axes (H, W) at the bottom/right to multiples of ``multiple``, mirroring the
-    image (edge-repeating when it is too small to mirror). Crop the result back with [..., :H, :W]."""
+    image (edge-repeating when it is too small to mirror), or with zeros (``mode="constant"``: radar
+    frames, where the outside is unknown and must not invent echoes). Crop back with [..., :H, :W]."""
     h, w = x.shape[-2:]
     ph, pw = -h % multiple, -w % multiple
     if not (ph or pw):
         return x
-    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
+    if mode == "reflect" and min(h, w) <= max(ph, pw):
+        mode = "edge"
     return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode=mode)

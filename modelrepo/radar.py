@@ -27,7 +27,9 @@ def rate_to_dbz(rate: np.ndarray, a: float, b: float, zerovalue: float, threshol
     rate = np.asarray(rate, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         dbz = 10.0 * np.log10(a * np.maximum(rate, 0.0) ** b)
-        return np.where(np.isnan(rate), np.nan, np.where(dbz < threshold, zerovalue, dbz)).astype(np.float32)
+        # 1e-4 dBZ of slack: a threshold value sent through float32 mm/h comes back a hair below it
+        dbz = np.where(dbz < threshold, np.where(dbz > threshold - 1e-4, threshold, zerovalue), dbz)
+        return np.where(np.isnan(rate), np.nan, dbz).astype(np.float32)
 
 
 def to_network(dbz: np.ndarray, spec: RadarSpec) -> np.ndarray:

@@ -12,7 +12,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.registry import ModelRegistry
 from service.remote import RemoteRegistry
-from service.routes import classify, denoise, health, metrics, models, segment
+from service.routes import classify, denoise, health, metrics, models, nowcast, segment
 from service.settings import Settings
 
 log = logging.getLogger("convserve")
@@ -42,7 +42,15 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
     app.state.registry = registry
     app.state.metrics = service_metrics
     install_error_handlers(app)
-    for r in (classify.router, segment.router, denoise.router, models.router, health.router, metrics.router):
+    for r in (
+        classify.router,
+        segment.router,
+        denoise.router,
+        nowcast.router,
+        models.router,
+        health.router,
+        metrics.router,
+    ):
         app.include_router(r)
     app.add_middleware(RequestContextMiddleware, metrics=service_metrics, max_body_bytes=settings.max_body_bytes)
     return app

@@ -44,6 +44,8 @@ def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> Ev
         return evaluate_segmentation(entry)
     if card.task == "denoising":
         return evaluate_denoising(entry)
+    if card.task == "nowcasting":
+        return evaluate_nowcasting(entry)
     if card.task != "classification":
         return EvalResult(entry.name, None, None, True, f"skipped: no re-evaluation for task {card.task} yet")
     splits = _dataset_for(entry)
@@ -140,3 +142,59 @@ def evaluate_denoising(entry: ModelEntry) -> EvalResult:
     ok = measured >= claimed - PSNR_TOLERANCE
     msg = f"camera sigma 25: {measured:.2f} dB vs card {claimed:.2f} dB" + ("" if ok else " (below)")
     return EvalResult(entry.name, claimed, measured, ok, msg)
+
+
+NOWCAST_TOLERANCE = {"mae_dbz": 0.05, "csi": 0.01, "fss": 0.01}  # re-measured may be this much worse
+
+
+def evaluate_nowcasting(entry: ModelEntry) -> EvalResult:
+    """Regenerate the card's held-out radar sequences, roll the ONNX model out with ONNX Runtime, verify on
+    the same pixels as in training (where the Lucas-Kanade extrapolation has values), compare with the card."""
+    from dataclasses import fields
+
+    from modelrepo.radar import from_network, rollout_numpy, to_network
+    from training.nowcast import (
+        TEST_SEED0,
+        NowcastConfig,
+        card_metrics,
+        forecast_lk,
+        generated,
+        verify,
+    )
+
+    card = entry.card
+    assert card is not None and card.radar is not None
+    if card.training.source != "generated:radar":
+        return EvalResult(entry.name, None, None, False, f"data source {card.training.source} is not available here")
+    known = {f.name for f in fields(NowcastConfig)}
+    cfg = NowcastConfig(**{k: v for k, v in card.hyperparameters.items() if k in known})
+    spec = card.radar
+    test = generated(
+        range(TEST_SEED0, TEST_SEED0 + cfg.n_test), spec.frames_in + spec.max_steps, cfg.test_size, 2, "test"
+    )
+    obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
+    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
+    name = card.input.name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return sess.run(None, {name: x})[0]
+
+    ours = np.stack([from_network(rollout_numpy(run, to_network(o, spec)[None], spec.max_steps)[0], spec) for o in obs])
+    mask = np.isfinite(forecast_lk(obs, spec.max_steps, spec))
+    measured = card_metrics(
+        {"lead_minutes": card.verification["lead_minutes"], "methods": verify(truth, {card.name: ours}, mask)},
+        card.name,
+    )
+    worse = []
+    for k, claimed_v in card.metrics.items():
+        got = measured.get(k)
+        tol = next(t for prefix, t in NOWCAST_TOLERANCE.items() if k.startswith(prefix))
+        bad = got is None or (got > claimed_v + tol if k.startswith("mae") else got < claimed_v - tol)
+        if bad:
+            worse.append(f"{k} {got} vs card {claimed_v}")
+    head = "mae_dbz_60min"
+    got, claimed = measured.get(head, float("nan")), card.metrics.get(head, float("nan"))
+    msg = f"{len(card.metrics)} scores on {len(test)} sequences; MAE 60 min {got:.3f} vs card {claimed:.3f} dBZ"
+    if worse:
+        msg += "; worse: " + ", ".join(worse)
+    return EvalResult(entry.name, card.metrics.get(head), measured.get(head), not worse, msg)

@@ -182,12 +182,16 @@ def verify(truth: np.ndarray, forecasts: dict[str, np.ndarray], mask: np.ndarray
             for t in THRESHOLDS:
                 table = detcatscores.det_cat_fct_init(t)
                 detcatscores.det_cat_fct_accum(table, pred[m], obs[m])
-                s[f"csi_{t:g}dbz"].append(float(detcatscores.det_cat_fct_compute(table, ["CSI"])["CSI"]))
+                with np.errstate(invalid="ignore", divide="ignore"):  # pysteps computes every ratio; 0/0 -> NaN
+                    csi = float(detcatscores.det_cat_fct_compute(table, ["CSI"])["CSI"])
+                s[f"csi_{t:g}dbz"].append(csi)  # NaN only when neither forecast nor truth has an event
             fss = spatialscores.fss_init(FSS_THRESHOLD, FSS_SCALE_KM)
             for i in range(len(obs)):
                 spatialscores.fss_accum(fss, np.where(m[i], pred[i], np.nan), np.where(m[i], obs[i], np.nan))
-            s[f"fss_{FSS_THRESHOLD:g}dbz_{FSS_SCALE_KM}km"].append(float(spatialscores.fss_compute(fss)))
-        scores[name] = {k: [round(v, 4) for v in vals] for k, vals in s.items()}
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s[f"fss_{FSS_THRESHOLD:g}dbz_{FSS_SCALE_KM}km"].append(float(spatialscores.fss_compute(fss)))
+        # None where a score is undefined (no event in forecast or truth): JSON has no NaN
+        scores[name] = {k: [round(v, 4) if np.isfinite(v) else None for v in vals] for k, vals in s.items()}
     return scores
 
 
@@ -197,23 +201,32 @@ def table(verification: dict) -> str:
     lines = ["| method | score | " + " | ".join(f"{m} min" for m in leads) + " |", "|---|---|" + "---|" * len(leads)]
     for method, s in verification["methods"].items():
         for score, vals in s.items():
-            lines.append(f"| {method} | {score} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+            lines.append(f"| {method} | {score} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |")
     return "\n".join(lines)
+
+
+def _beats(a: float | None, b: float | None, lower_is_better: bool) -> bool:
+    if a is None or b is None:  # undefined scores (no events) decide nothing in our favour
+        return False
+    return a < b if lower_is_better else a > b
 
 
 def targets(verification: dict, model: str) -> dict[str, bool]:
     """The issue's targets: beat persistence at every lead (MAE, CSI 30 dBZ) and extrapolation at >= 30 min."""
     m, leads = verification["methods"], verification["lead_minutes"]
-    ours, pers = m[model], m["persistence"]
+    ours = m[model]
+
+    def wins(other: str, score: str, idx: list[int]) -> bool:
+        return all(_beats(ours[score][i], m[other][score][i], score.startswith("mae")) for i in idx)
+
+    every, late = list(range(len(leads))), [i for i, t in enumerate(leads) if t >= 30]
     res = {
-        "mae_beats_persistence_all_leads": all(a < b for a, b in zip(ours["mae_dbz"], pers["mae_dbz"])),
-        "csi30_beats_persistence_all_leads": all(a > b for a, b in zip(ours["csi_30dbz"], pers["csi_30dbz"])),
+        "mae_beats_persistence_all_leads": wins("persistence", "mae_dbz", every),
+        "csi30_beats_persistence_all_leads": wins("persistence", "csi_30dbz", every),
     }
     if "extrapolation_lk" in m:
-        lk = m["extrapolation_lk"]
-        late = [i for i, t in enumerate(leads) if t >= 30]
-        res["mae_beats_extrapolation_from_30min"] = all(ours["mae_dbz"][i] < lk["mae_dbz"][i] for i in late)
-        res["csi30_beats_extrapolation_from_30min"] = all(ours["csi_30dbz"][i] > lk["csi_30dbz"][i] for i in late)
+        res["mae_beats_extrapolation_from_30min"] = wins("extrapolation_lk", "mae_dbz", late)
+        res["csi30_beats_extrapolation_from_30min"] = wins("extrapolation_lk", "csi_30dbz", late)
     return res
 
 
@@ -228,7 +241,13 @@ def plot_scores(verification: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4))
     for ax, score in zip(axes, names):
         for method, s in methods.items():
-            ax.plot(verification["lead_minutes"], s[score], marker="o", ms=3, label=method)
+            ax.plot(
+                verification["lead_minutes"],
+                [np.nan if v is None else v for v in s[score]],
+                marker="o",
+                ms=3,
+                label=method,
+            )
         ax.set_title(score)
         ax.set_xlabel("lead time (min)")
         ax.grid(alpha=0.3)
@@ -287,7 +306,15 @@ def train_nowcaster(
     n_steps = spec.frames_out * cfg.rollout
     out_dir = Path(cfg.out) / cfg.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    history, losses, t0 = [], [], time.time()
+    v = val.to(device)
+
+    def val_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            pred = rollout(model, v[:, : spec.frames_in], n_steps)
+            return weighted_mae(pred, v[:, spec.frames_in :], cfg.heavy_weight).item()
+
+    history, losses, t0 = [{"step": 0, "train_loss": None, "val_loss": val_loss()}], [], time.time()
     eval_every = max(1, cfg.steps // 10)
     bar = tqdm(range(cfg.steps), desc=cfg.name, disable=not progress, unit="step")
     for step in bar:
@@ -301,14 +328,9 @@ def train_nowcaster(
         sched.step()
         losses.append(loss.item())
         if (step + 1) % eval_every == 0 or step + 1 == cfg.steps:
-            model.eval()
-            with torch.no_grad():
-                v = val.to(device)
-                val_loss = weighted_mae(
-                    rollout(model, v[:, : spec.frames_in], n_steps), v[:, spec.frames_in :], cfg.heavy_weight
-                ).item()
-            history.append({"step": step + 1, "train_loss": float(np.mean(losses[-eval_every:])), "val_loss": val_loss})
-            bar.set_postfix(loss=f"{np.mean(losses[-eval_every:]):.4f}", val=f"{val_loss:.4f}")
+            vl = val_loss()
+            history.append({"step": step + 1, "train_loss": float(np.mean(losses[-eval_every:])), "val_loss": vl})
+            bar.set_postfix(loss=f"{np.mean(losses[-eval_every:]):.4f}", val=f"{vl:.4f}")
     bar.close()
     train_seconds = time.time() - t0
     torch.save(
@@ -373,7 +395,7 @@ def card_metrics(verification: dict, model: str) -> dict[str, float]:
     for minutes in (30, 60):
         if minutes in leads:
             i = leads.index(minutes)
-            out |= {f"{k}_{minutes}min": v[i] for k, v in s.items()}
+            out |= {f"{k}_{minutes}min": v[i] for k, v in s.items() if v[i] is not None}
     return out
 
 

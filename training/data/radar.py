@@ -198,37 +198,47 @@ class FrameFolder:
 
 
 def load_frame_folder(root: str | Path, png_gain: float = 0.5, png_offset: float = -32.0) -> FrameFolder:
-    """Frames from ``root`` (``.npy``/``.npz``/``.png``/ODIM ``.h5``), ordered by time.
+    """Frames from ``root`` (``.npy``/``.npz``/``.png``/ODIM ``.h5``/NetCDF ``.nc``), one per file, ordered by time.
 
     Times come from ``manifest.json`` (``{"file name": "ISO time", ...}``) when present, else from
-    the file names. Checks that all frames share one shape and that the time steps are even.
-    PNG pixels v map to dBZ = png_gain * v + png_offset (255 = no data, 8-bit) - the service's scaling.
+    the file names (YYYYMMDDHHMM), else from the files themselves (ODIM, NetCDF). Checks that all
+    frames share one shape and that the time steps are even. PNG pixels v map to
+    dBZ = png_gain * v + png_offset (255 = no data) - the service's scaling. mm/h files become dBZ
+    with Marshall-Palmer.
     """
-    from modelrepo.radar import read_frames
+    from modelrepo.radar import MARSHALL_PALMER, rate_to_dbz
+    from modelrepo.radar_io import read_frames
 
+    p = RadarParams()
     root = Path(root)
-    files = [f for f in sorted(root.iterdir()) if f.suffix.lower() in (".npy", ".npz", ".png", ".h5", ".hdf5")]
+    suffixes = (".npy", ".npz", ".png", ".h5", ".hdf5", ".nc")
+    files = [f for f in sorted(root.iterdir()) if f.suffix.lower() in suffixes]
     if not files:
-        raise ValueError(f"no .npy/.npz/.png/.h5 frames in {root}")
+        raise ValueError(f"no {'/'.join(suffixes)} frames in {root}")
     manifest = root / "manifest.json"
-    if manifest.exists():
-        stamps = {k: datetime.fromisoformat(v) for k, v in json.loads(manifest.read_text()).items()}
-        times = [stamps.get(f.name) for f in files]
-    else:
-        times = [time_from_name(f.name) for f in files]
+    stamps = (
+        {k: datetime.fromisoformat(v) for k, v in json.loads(manifest.read_text()).items()} if manifest.exists() else {}
+    )
+    frames, times = [], []
+    for f in files:
+        radar = read_frames([(f.name, f.read_bytes())], input_unit="dBZ", png_gain=png_gain, png_offset=png_offset)
+        if len(radar.frames) != 1:
+            raise ValueError(f"{f.name} holds {len(radar.frames)} frames; put one frame in each file")
+        frame = radar.frames[0]
+        if radar.units[0] == "mm/h":
+            frame = rate_to_dbz(frame, *MARSHALL_PALMER, p.zerovalue, p.rain_threshold)
+        frames.append(frame)
+        times.append(stamps.get(f.name) or time_from_name(f.name) or radar.times[0])
     missing = [f.name for f, t in zip(files, times) if t is None]
     if missing:
         raise ValueError(f"no time for {missing[:3]}: put YYYYMMDDHHMM in the names or add manifest.json")
     order = np.argsort(np.array(times, dtype="datetime64[s]"), kind="stable")
-    files, times = [files[i] for i in order], [times[i] for i in order]
-    radar = read_frames(
-        [(f.name, f.read_bytes()) for f in files], input_unit="dBZ", png_gain=png_gain, png_offset=png_offset
-    )
-    shapes = {fr.shape for fr in radar.frames}
+    frames, times = [frames[i] for i in order], [times[i] for i in order]
+    shapes = {fr.shape for fr in frames}
     if len(shapes) != 1:
         raise ValueError(f"frames differ in shape: {sorted(shapes)}")
     steps = {(b - a) / timedelta(minutes=1) for a, b in zip(times, times[1:])}
     if len(steps) > 1:
         raise ValueError(f"time steps are not even: {sorted(steps)} minutes")
     step = steps.pop() if steps else float("nan")
-    return FrameFolder(np.stack(radar.frames).astype(np.float32), times, step)
+    return FrameFolder(np.stack(frames).astype(np.float32), times, step)

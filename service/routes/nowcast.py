@@ -1,0 +1,219 @@
+"""POST /nowcast: the next hour of radar reflectivity (or rain rate) from the latest frames."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+
+from modelrepo.radar_io import RadarFrames, RadarInputError, frames_from_json, read_frames
+from service.deps import check_api_key, resolve_model
+from service.errors import ApiError
+from service.routes.classify import guarded
+from service.schemas import ERROR_RESPONSES
+from service.tasks import nowcast as task
+
+router = APIRouter(tags=["nowcast"])
+
+MAX_FILES = 64
+RAW_TYPES = {
+    "application/octet-stream",
+    "application/x-npy",
+    "application/x-npz",
+    "application/x-hdf5",
+    "application/x-hdf",
+    "application/x-netcdf",
+    "application/netcdf",
+    "image/png",
+}
+MEDIA = {
+    "npz": "application/x-npz",
+    "netcdf": "application/x-netcdf",
+    "png": "image/png",
+    "gif": "image/gif",
+}
+
+BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "At least 3 frames, oldest first (the last 3 are used).",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "description": "Any field names: files are ordered by field name (frame1 < frame2 < frame10), "
+                    "by the `order` parameter, or by the times inside them (ODIM, NetCDF). Each file: .npy/.npz "
+                    "(T, H, W) or (H, W), a gray PNG (dBZ = png_gain * v + png_offset), ODIM HDF5 or NetCDF.",
+                    "additionalProperties": {"type": "string", "format": "binary"},
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["frames"],
+                    "properties": {
+                        "frames": {
+                            "type": "array",
+                            "description": "[T][H][W] numbers in input_unit; null = no data",
+                            "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                        },
+                        "timestep_minutes": {"type": "number"},
+                        "unit": {"type": "string", "enum": ["dBZ", "mm/h"]},
+                        "timestamps": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+                        "metadata": {"type": "object", "description": "georeferencing, echoed back"},
+                    },
+                },
+                "example": {"frames": [[[5, 12.5], [30, 41]], [[5, 14], [31, 40]], [[5, 15], [33, 42]]]},
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary", "description": "one .npy/.npz/HDF5/NetCDF file"}
+            },
+        },
+    }
+}
+
+
+async def read_request(
+    request: Request, input_unit: str, order: str | None, png: tuple[float, float, float]
+) -> RadarFrames:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if ctype == "multipart/form-data":
+            form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
+            uploads = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+            if not uploads:
+                raise ApiError(400, "no_frames", "the multipart body holds no file")
+            if order:
+                wanted = [s.strip() for s in order.split(",") if s.strip()]
+                rank = {name: i for i, name in enumerate(wanted)}
+                missing = [v.filename or k for k, v in uploads if (v.filename not in rank and k not in rank)]
+                if missing:
+                    raise ApiError(422, "invalid_order", f"`order` does not name {missing}")
+                uploads.sort(key=lambda kv: rank.get(kv[1].filename or "", rank.get(kv[0], 0)))
+            else:
+                uploads.sort(key=lambda kv: task.natural_key(kv[0]))  # stable: same field names keep their order
+            files = [(v.filename or k, await v.read()) for k, v in uploads]
+            return read_frames(files, input_unit, *png)
+        if ctype == "application/json":
+            try:
+                payload = json.loads(await request.body())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+            if not isinstance(payload, dict):
+                raise ApiError(422, "no_frames", 'JSON body must be an object with "frames"')
+            return frames_from_json(payload, input_unit)
+        if ctype in RAW_TYPES:
+            body = await request.body()
+            if not body:
+                raise ApiError(400, "no_frames", "empty request body")
+            return read_frames([("body", body)], input_unit, *png)
+    except RadarInputError as exc:
+        raise task.input_error(exc) from None
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"content type {ctype or '(none)'} is not supported: send multipart/form-data (files), application/json "
+        '({"frames": ...}) or one file as application/octet-stream',
+    )
+
+
+@router.post(
+    "/nowcast",
+    responses=ERROR_RESPONSES
+    | {
+        200: {
+            "description": "json: lead times, frames and the model's verification; npz / netcdf (CF, dims time, y, "
+            "x; time = seconds since the last observation); png: a strip; gif: an animation",
+            "content": {"application/json": {}, **{m: {} for m in MEDIA.values()}},
+        }
+    },
+    openapi_extra=BODY,
+)
+async def nowcast(
+    request: Request,
+    model: str | None = Query(None, description="model name; default: the ready nowcaster"),
+    steps: int | None = Query(None, ge=1, description="lead times to forecast, 1..the model's max (default: all)"),
+    output: Literal["json", "npz", "netcdf", "png", "gif"] = Query("json"),
+    input_unit: Literal["dBZ", "mm/h"] = Query("dBZ", description="unit of unlabelled frames (npy, JSON)"),
+    output_unit: Literal["dBZ", "mm/h"] | None = Query(None, description="default: the input's unit"),
+    zr_a: float | None = Query(None, gt=0, description="Z = a R^b; default: the file's own, else 200"),
+    zr_b: float | None = Query(None, gt=0, description="default: the file's own, else 1.6"),
+    nodata: float | None = Query(None, description="value marking pixels without data (NaN always does)"),
+    timestep_minutes: float | None = Query(None, gt=0, description="minutes between frames, if the input lacks times"),
+    order: str | None = Query(None, description="comma-separated file (or field) names, oldest first"),
+    png_gain: float = Query(0.5, description="PNG frames: dBZ = png_gain * value + png_offset"),
+    png_offset: float = Query(-32.0),
+    png_nodata: float = Query(255, description="PNG value meaning no data"),
+) -> Response:
+    """Forecast radar reflectivity (or rain rate) for the next hour from the latest three frames."""
+    t0 = time.perf_counter()
+    settings, registry = request.app.state.settings, request.app.state.registry
+    check_api_key(request, settings)
+    state = resolve_model(request, registry, model, "nowcasting")
+    card = state.card
+    assert card is not None and card.radar is not None
+    spec = card.radar
+    if steps is not None and steps > spec.max_steps:
+        raise ApiError(
+            422,
+            "too_many_steps",
+            f"steps={steps}: model {card.name} is verified up to {spec.max_steps} steps "
+            f"({spec.max_steps * spec.timestep_minutes:g} minutes)",
+        )
+    n_steps = steps or spec.max_steps
+    radar = await read_request(request, input_unit, order, (png_gain, png_offset, png_nodata))
+    p = task.prepare(radar, card, nodata, timestep_minutes, (zr_a, zr_b), settings.max_image_pixels)
+    t1 = time.perf_counter()
+    fc_dbz, timing = await guarded(
+        task.forecast(state, p, n_steps, settings.request_timeout_s), settings.request_timeout_s
+    )
+    unit = output_unit or p.unit_in
+    fc = task.in_unit(fc_dbz, unit, p.zr, spec.rain_threshold)
+    leads = [round(spec.timestep_minutes * (i + 1)) for i in range(n_steps)]
+    headers = {"X-Model": f"{state.name}/{state.version}", "X-Lead-Times-Minutes": ",".join(map(str, leads))}
+    if p.warnings:
+        headers["X-Warning"] = p.warnings[0]
+    georef = radar.georef
+    if output == "npz":
+        meta = {"georef": georef, "verification": card.verification, "zr": list(p.zr), "model": card.name}
+        return Response(task.npz_bytes(fc, leads, p.nodata, unit, meta), media_type=MEDIA["npz"], headers=headers)
+    if output == "netcdf":
+        return Response(
+            task.netcdf_bytes(fc, leads, unit, p, georef, card), media_type=MEDIA["netcdf"], headers=headers
+        )
+    if output in ("png", "gif"):
+        last = p.dbz[-1].copy()
+        last[p.nodata] = float("nan")
+        pics = task.picture_frames(last, fc_dbz, leads)
+        data = task.png_strip(pics) if output == "png" else task.gif_bytes(pics)
+        return Response(data, media_type=MEDIA[output], headers=headers)
+    ref = p.reference_time
+    body = {
+        "model": {"name": state.name, "version": state.version, "provider": state.provider},
+        "unit": unit,
+        "lead_times_minutes": leads,
+        "timestep_minutes": p.timestep_minutes,
+        "reference_time": ref.isoformat() if ref else None,
+        "valid_times": [(ref + timedelta(minutes=m)).isoformat() for m in leads] if ref else None,
+        "shape": list(fc.shape[1:]),
+        "frames": task.json_frames(fc),
+        "nodata_mask": p.nodata.astype(int).tolist() if p.nodata.any() else None,
+        "no_rain_value": spec.zerovalue if unit == "dBZ" else 0.0,
+        "zr": {"a": p.zr[0], "b": p.zr[1], "source": p.zr_source},
+        "georef": georef,
+        "input": {"frames_received": p.frames_received, "frames_used": spec.frames_in, "formats": radar.formats},
+        "verification": card.verification,
+        "warnings": p.warnings,
+        "timings": {
+            "decode_ms": round(1000 * (t1 - t0), 3),
+            "queue_ms": round(1000 * timing.queue_s, 3),
+            "inference_ms": round(1000 * timing.inference_s, 3),
+            "total_ms": round(1000 * (time.perf_counter() - t0), 3),
+        },
+    }
+    return JSONResponse(body, headers=headers)

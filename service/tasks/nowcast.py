@@ -1,0 +1,221 @@
+"""Nowcasting: frames in any accepted form -> the last three in dBZ -> rollout -> the forecast in the
+unit asked for, with no-data pixels masked, rendered as JSON, npz, NetCDF, a PNG strip or a GIF."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from modelrepo.card import ModelCard
+from modelrepo.preprocess import pad_to_multiple
+from modelrepo.radar import colorize, dbz_to_rate, from_network, rate_to_dbz, to_network
+from modelrepo.radar_io import RadarFrames, RadarInputError, write_netcdf
+from service.batcher import Timing
+from service.errors import ApiError
+from service.registry import ModelState
+
+
+def natural_key(s: str) -> list:
+    """'frame2' before 'frame10'."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+@dataclass
+class Prepared:
+    dbz: np.ndarray  # (frames_in, H, W) dBZ, NaN = no data
+    nodata: np.ndarray  # (H, W) bool: no data in any frame used
+    timestep_minutes: float
+    reference_time: datetime | None  # time of the last observation, when the input says
+    zr: tuple[float, float]
+    zr_source: str
+    unit_in: str
+    frames_received: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(
+    radar: RadarFrames,
+    card: ModelCard,
+    nodata: float | None,
+    timestep_minutes: float | None,
+    zr_query: tuple[float | None, float | None],
+    max_pixels: int,
+) -> Prepared:
+    """Check and order the frames, take the last ``frames_in``, convert them to dBZ. ApiError 4xx otherwise."""
+    spec = card.radar
+    assert spec is not None
+    frames, warnings = radar.frames, []
+    need = spec.frames_in
+    if len(frames) < need:
+        raise ApiError(422, "too_few_frames", f"{len(frames)} frame(s) received; the model needs the last {need}")
+    shapes = sorted({f.shape for f in frames})
+    if len(shapes) > 1:
+        raise ApiError(422, "unequal_shapes", f"frames differ in shape: {[list(s) for s in shapes]}")
+    h, w = shapes[0]
+    if h * w > max_pixels:
+        raise ApiError(413, "frames_too_large", f"frames of {h}x{w} = {h * w:,} pixels (limit {max_pixels:,})")
+    order = list(range(len(frames)))
+    times = radar.times
+    step = None
+    if all(t is not None for t in times):
+        order = sorted(order, key=lambda i: times[i])
+        ordered = [times[i] for i in order]
+        if len(set(ordered)) < len(ordered):
+            raise ApiError(422, "duplicate_times", "two frames have the same time")
+        gaps = {(b - a) / timedelta(minutes=1) for a, b in zip(ordered, ordered[1:])}
+        if len(gaps) > 1:
+            raise ApiError(422, "uneven_timesteps", f"frames are not evenly spaced: {sorted(gaps)} minutes apart")
+        step = gaps.pop()
+    elif any(t is not None for t in times):
+        warnings.append("only some frames carry a time; the order received is used")
+    for stated, what in ((radar.timestep_minutes, "the input"), (timestep_minutes, "timestep_minutes")):
+        if stated is not None and step is not None and abs(stated - step) > 1e-6:
+            raise ApiError(
+                422, "timestep_conflict", f"{what} says {stated:g} minutes; the frames' times are {step:g} apart"
+            )
+        step = stated if step is None and stated is not None else step
+    if step is None:
+        step = spec.timestep_minutes
+        warnings.append(f"no time step given (timestep_minutes); assumed the model's {spec.timestep_minutes:g} minutes")
+    if abs(step - spec.timestep_minutes) > 1e-6:
+        raise ApiError(
+            422,
+            "timestep_mismatch",
+            f"model {card.name} forecasts in {spec.timestep_minutes:g}-minute steps and needs frames "
+            f"{spec.timestep_minutes:g} minutes apart; these are {step:g} minutes apart. Resample them first.",
+        )
+    used = order[-need:]
+    a, b = zr_query
+    if a is not None and b is not None:
+        zr, zr_source = (a, b), "query"
+    elif a is not None or b is not None:
+        raise ApiError(422, "invalid_zr", "give both zr_a and zr_b, or neither")
+    elif radar.zr is not None:
+        zr, zr_source = radar.zr, "file"
+    else:
+        zr, zr_source = (spec.zr_a, spec.zr_b), "model default (Marshall-Palmer)"
+    dbz = []
+    for i in used:
+        f = frames[i].astype(np.float32, copy=True)
+        if nodata is not None:
+            f[f == nodata] = np.nan
+        if radar.units[i] == "mm/h":
+            if np.nanmin(f, initial=0.0) < 0:
+                raise ApiError(422, "invalid_values", "negative rain rates")
+            f = rate_to_dbz(f, *zr, spec.zerovalue, spec.rain_threshold)
+        dbz.append(f)
+    stack = np.stack(dbz)
+    nan = np.isnan(stack)
+    if nan.all():
+        raise ApiError(422, "no_data", f"the last {need} frames hold no data at all (every pixel is NaN / nodata)")
+    units = {radar.units[i] for i in used}
+    return Prepared(
+        dbz=stack,
+        nodata=nan.any(axis=0),
+        timestep_minutes=step,
+        reference_time=times[used[-1]] if step is not None and times[used[-1]] is not None else None,
+        zr=zr,
+        zr_source=zr_source,
+        unit_in=units.pop() if len(units) == 1 else "dBZ",
+        frames_received=len(frames),
+        warnings=warnings,
+    )
+
+
+async def forecast(state: ModelState, p: Prepared, steps: int, timeout_s: float) -> tuple[np.ndarray, Timing]:
+    """(steps, H, W) dBZ with NaN where there is no data; the rollout runs through the model's batcher."""
+    assert state.batcher is not None and state.card is not None and state.card.radar is not None
+    spec = state.card.radar
+    h, w = p.dbz.shape[1:]
+    x = pad_to_multiple(to_network(p.dbz, spec)[None], state.card.input.pad_multiple, mode="constant")
+    if not x.any():  # no echo anywhere: nothing to move or grow - a dry forecast, without asking the network
+        dry = np.full((steps, h, w), spec.zerovalue, np.float32)
+        dry[:, p.nodata] = np.nan
+        return dry, Timing(0.0, 0.0, 0)
+    seq, out, have = x, [], 0
+    queue_s = infer_s = 0.0
+    rows = 0
+    while have < steps:
+        y, t = await state.batcher.infer(np.ascontiguousarray(seq[:, -spec.frames_in :]), timeout_s)
+        queue_s, infer_s, rows = queue_s + t.queue_s, infer_s + t.inference_s, max(rows, t.batch_rows)
+        out.append(y)
+        have += y.shape[1]
+        seq = np.concatenate([seq[:, -spec.frames_in :], y], axis=1)
+    dbz = from_network(np.concatenate(out, axis=1)[0, :steps, :h, :w], spec)
+    dbz[:, p.nodata] = np.nan
+    return dbz, Timing(queue_s, infer_s, rows)
+
+
+def in_unit(dbz: np.ndarray, unit: str, zr: tuple[float, float], threshold: float) -> np.ndarray:
+    return dbz if unit == "dBZ" else dbz_to_rate(dbz, *zr, threshold)
+
+
+def json_frames(a: np.ndarray) -> list:
+    """Nested lists, 3 decimals, null for no data."""
+    r = np.round(a.astype(np.float64), 3)
+    return np.where(np.isnan(r), None, r).tolist()
+
+
+def npz_bytes(fc: np.ndarray, leads: list[int], mask: np.ndarray, unit: str, meta: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        forecast=fc.astype(np.float32),
+        lead_times_minutes=np.asarray(leads, np.int32),
+        nodata_mask=mask,
+        unit=np.str_(unit),
+        metadata=np.str_(json.dumps(meta)),
+    )
+    return buf.getvalue()
+
+
+def netcdf_bytes(fc: np.ndarray, leads: list[int], unit: str, p: Prepared, georef: dict, card: ModelCard) -> bytes:
+    attrs = {
+        "source": f"ConvServe {card.name}",
+        "zr_relation": f"Z = {p.zr[0]:g} R^{p.zr[1]:g}",
+        "verification": json.dumps(card.verification or {}),
+    }
+    return write_netcdf(fc, [60.0 * m for m in leads], unit, georef, p.reference_time, attrs)
+
+
+def _labelled(rgb: np.ndarray, label: str, scale: int) -> Image.Image:
+    img = Image.fromarray(rgb).resize((rgb.shape[1] * scale, rgb.shape[0] * scale), Image.NEAREST)
+    canvas = Image.new("RGB", (img.width, img.height + 16), "white")
+    canvas.paste(img, (0, 16))
+    ImageDraw.Draw(canvas).text((3, 2), label, fill="black")
+    return canvas
+
+
+def picture_frames(last_obs_dbz: np.ndarray, fc_dbz: np.ndarray, leads: list[int]) -> list[Image.Image]:
+    h, w = last_obs_dbz.shape
+    scale = max(1, min(4, 256 // max(h, w)))
+    pics = [_labelled(colorize(last_obs_dbz), "observed", scale)]
+    pics += [_labelled(colorize(f), f"+{m} min", scale) for f, m in zip(fc_dbz, leads)]
+    return pics
+
+
+def png_strip(pics: list[Image.Image]) -> bytes:
+    strip = Image.new("RGB", (sum(p.width + 2 for p in pics), pics[0].height), "white")
+    x = 0
+    for p in pics:
+        strip.paste(p, (x, 0))
+        x += p.width + 2
+    buf = io.BytesIO()
+    strip.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gif_bytes(pics: list[Image.Image]) -> bytes:
+    buf = io.BytesIO()
+    pics[0].save(buf, format="GIF", save_all=True, append_images=pics[1:], duration=600, loop=0)
+    return buf.getvalue()
+
+
+def input_error(exc: RadarInputError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message)

@@ -1,0 +1,202 @@
+"""Radar sequences (generator invariants, folder loader), baselines, verification, training and export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from modelrepo.card import ModelCard
+from modelrepo.radar import from_network, rollout_numpy, to_network
+from training.data.radar import RadarParams, generate_sequence, load_frame_folder, time_from_name
+from training.nets.nowcaster import Nowcaster, rollout
+from training.nowcast import (
+    NowcastConfig,
+    forecast_lk,
+    forecast_persistence,
+    radar_spec,
+    train_nowcaster,
+    verify,
+)
+
+P = RadarParams()
+SPEC = radar_spec(NowcastConfig())
+
+
+@pytest.fixture(scope="module")
+def seqs() -> np.ndarray:
+    return np.stack([generate_sequence(100 + i, 13) for i in range(6)])
+
+
+def test_sequences_have_the_documented_shape_and_values(seqs) -> None:
+    assert seqs.shape == (6, 13, P.size, P.size) and seqs.dtype == np.float32
+    dry = seqs == P.zerovalue
+    assert np.all(dry | ((seqs >= P.rain_threshold) & (seqs <= P.max_dbz)))  # no rain, or rain in range
+    wet = (~dry).mean(axis=(2, 3))
+    assert wet.min() > 0.02 and wet.max() < 0.9  # rain and dry area in every frame
+    assert (seqs >= 40).any()  # convective cores exist
+
+
+def test_generator_is_deterministic_by_seed() -> None:
+    np.testing.assert_array_equal(generate_sequence(7, 4), generate_sequence(7, 4))
+    assert not np.array_equal(generate_sequence(7, 4), generate_sequence(8, 4))
+
+
+def test_motion_really_moves(seqs) -> None:
+    from pysteps import motion
+
+    lk = motion.get_method("LK")
+    speeds = []
+    for s in seqs:
+        v = lk(s[:3], verbose=False)  # (2, H, W) px per step
+        speeds.append(float(np.hypot(*v).mean()))
+    assert min(speeds) > 0.3 and max(speeds) < 8  # the documented 1-5 px per step, give or take the estimate
+
+
+def test_growth_decay_and_initiation_defeat_pure_extrapolation(seqs) -> None:
+    obs, truth = seqs[:, :3], seqs[:, 3:]
+    lk = forecast_lk(obs, 10, SPEC)
+    m = np.isfinite(lk[:, 4])  # +30 min
+    diff = truth[:, 4][m] - lk[:, 4][m]
+    both_wet = (truth[:, 4][m] > P.rain_threshold) & (lk[:, 4][m] > P.rain_threshold)
+    assert (diff[both_wet] > 5).mean() > 0.05 and (diff[both_wet] < -5).mean() > 0.05  # growth and decay
+    new = (truth[:, 4][m] > 20) & (lk[:, 4][m] == P.zerovalue)
+    gone = (truth[:, 4][m] == P.zerovalue) & (lk[:, 4][m] > 20)
+    assert new.mean() > 0.005 and gone.mean() > 0.005  # initiation and dissipation
+
+
+def test_pure_translation_is_solved_by_extrapolation() -> None:
+    """The check above is meaningful: with evolution and growth off, LK extrapolation is nearly perfect."""
+    still = replace(
+        P,
+        tau_minutes=1e12,
+        growth_dbz=0.0,
+        rotation_rad=0.0,
+        deformation=0.0,
+        swirl_px=0.0,
+        motion_drift=0.0,
+    )
+    s = generate_sequence(3, 6, still)[None]
+    lk = forecast_lk(s[:, :3], 1, SPEC)
+    m = np.isfinite(lk[:, 0])
+    assert np.abs(lk[:, 0][m] - s[:, 3][m]).mean() < 0.5
+    assert np.abs(s[:, 2] - s[:, 3]).mean() > 2 * np.abs(lk[:, 0][m] - s[:, 3][m]).mean()  # persistence is worse
+
+
+def test_persistence_and_lk_baselines(seqs) -> None:
+    obs = seqs[:, :3]
+    pers = forecast_persistence(obs, 4)
+    assert pers.shape == (6, 4, P.size, P.size) and np.array_equal(pers[:, 3], obs[:, -1])
+    lk = forecast_lk(obs, 4, SPEC)
+    assert lk.shape == pers.shape
+    assert np.isnan(lk[:, 3]).any()  # inflow has no value: verified only where it does
+    assert np.all(np.isnan(lk) | (lk == P.zerovalue) | (lk >= P.rain_threshold))
+
+
+def test_verification_scores_a_perfect_and_a_dry_forecast(seqs) -> None:
+    truth = seqs[:, 3:6]
+    mask = np.ones(truth.shape, bool)
+    s = verify(truth, {"perfect": truth, "dry": np.full_like(truth, P.zerovalue)}, mask)
+    assert s["perfect"]["mae_dbz"] == [0.0] * 3 and s["perfect"]["csi_30dbz"] == [1.0] * 3
+    assert s["perfect"]["fss_30dbz_8km"] == [1.0] * 3
+    assert s["dry"]["csi_30dbz"] == [0.0] * 3 and min(s["dry"]["mae_dbz"]) > 1
+
+
+def write_series(root, n: int = 6, step_min: int = 6, shape=(16, 16)) -> None:
+    t0 = datetime(2026, 7, 1, 12, 0)
+    for i in range(n):
+        t = t0 + timedelta(minutes=step_min * i)
+        np.save(root / f"radar_{t:%Y%m%d%H%M}.npy", np.full(shape, 10.0 + i, np.float32))
+
+
+def test_frame_folder_is_ordered_by_time(tmp_path) -> None:
+    write_series(tmp_path)
+    f = load_frame_folder(tmp_path)
+    assert f.frames.shape == (6, 16, 16) and f.timestep_minutes == 6
+    assert [float(x[0, 0]) for x in f.frames] == [10, 11, 12, 13, 14, 15]
+    assert time_from_name("x_20260701T1206.h5") == datetime(2026, 7, 1, 12, 6)
+
+
+def test_frame_folder_refuses_uneven_steps_and_shapes(tmp_path) -> None:
+    write_series(tmp_path)
+    (tmp_path / "radar_202607011300.npy").write_bytes((tmp_path / "radar_202607011200.npy").read_bytes())
+    with pytest.raises(ValueError, match="not even"):
+        load_frame_folder(tmp_path)
+    other = tmp_path / "b"
+    other.mkdir()
+    write_series(other, n=2)
+    np.save(other / "radar_202607011212.npy", np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        load_frame_folder(other)
+
+
+def test_frame_folder_manifest(tmp_path) -> None:
+    for i, name in enumerate(["c.npy", "a.npy", "b.npy"]):
+        np.save(tmp_path / name, np.full((4, 4), float(i), np.float32))
+    manifest = {"a.npy": "2026-07-01T12:06:00", "b.npy": "2026-07-01T12:12:00", "c.npy": "2026-07-01T12:00:00"}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    f = load_frame_folder(tmp_path)
+    assert [float(x[0, 0]) for x in f.frames] == [0, 1, 2]
+
+
+def test_rollout_feeds_its_own_predictions_back() -> None:
+    torch.manual_seed(0)
+    m = Nowcaster(base=4, depth=2).eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        out = rollout(m, x, 5)
+        first = m(x)
+        second = m(torch.cat([x[:, -1:], first], dim=1))
+    assert out.shape == (1, 5, 16, 16)
+    torch.testing.assert_close(out[:, :2], first)
+    torch.testing.assert_close(out[:, 2:4], second)
+
+
+def test_tiny_training_lowers_the_loss_and_exports_with_parity(tmp_path) -> None:
+    cfg = NowcastConfig(
+        n_train=12,
+        n_val=4,
+        n_test=3,
+        train_size=48,
+        crop=32,
+        test_size=48,
+        rollout=2,
+        base=8,
+        depth=2,
+        steps=60,
+        batch_size=4,
+        lr=3e-3,
+        workers=1,
+        out=str(tmp_path / "runs"),
+    )
+    r = train_nowcaster(cfg, export_to=tmp_path / "models", progress=False)
+    hist = r["history"]
+    assert hist[0]["step"] == 0 and hist[-1]["val_loss"] < 0.9 * hist[0]["val_loss"]
+    v = r["verification"]
+    assert set(v["methods"]) == {"unet_nowcast", "persistence", "extrapolation_lk"}
+    assert v["lead_minutes"] == [6 * i for i in range(1, 11)]
+    assert all(len(s) == 10 for s in v["methods"]["unet_nowcast"].values())
+    for png in (r["scores_plot"], r["case_plot"]):
+        assert open(png, "rb").read(4) == b"\x89PNG"
+
+    card = ModelCard.load(tmp_path / "models" / "unet_nowcast" / "card.json")
+    assert card.task == "nowcasting" and card.radar.frames_in == 3 and card.input.pad_multiple == 4
+    assert card.verification["methods"]["persistence"]["mae_dbz"] == v["methods"]["persistence"]["mae_dbz"]
+    assert "mae_dbz_60min" in card.metrics
+    # the exported graph, rolled out with ONNX Runtime, gives the PyTorch forecast (another size too)
+    sess = ort.InferenceSession(str(tmp_path / "models/unet_nowcast/1/model.onnx"), providers=["CPUExecutionProvider"])
+    model = Nowcaster(base=8, depth=2)
+    model.load_state_dict(torch.load(tmp_path / "runs/unet_nowcast/model.pt")["state_dict"])
+    model.eval()
+    seq = generate_sequence(5, 3, replace(P, size=40))
+    x = to_network(seq, card.radar)[None]
+    ours = rollout_numpy(lambda a: sess.run(None, {"input": a})[0], x, 10)
+    with torch.no_grad():
+        ref = rollout(model, torch.from_numpy(x), 10).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    assert np.abs(from_network(ours, card.radar) - from_network(ref, card.radar)).max() < 0.01
