@@ -50,12 +50,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from training.classify import train_classifier
-    from training.defaults import DEFAULT_CLASSIFIERS, DEFAULT_DENOISERS, DEFAULT_SEGMENTERS
+    from training.defaults import DEFAULT_CLASSIFIERS, DEFAULT_DENOISERS, DEFAULT_NOWCASTERS, DEFAULT_SEGMENTERS
     from training.denoise import table, train_denoiser
+    from training.nowcast import table as nowcast_table
+    from training.nowcast import train_nowcaster
     from training.segment import train_segmenter
 
-    names = args.only or [*DEFAULT_CLASSIFIERS, *DEFAULT_SEGMENTERS, *DEFAULT_DENOISERS]
+    names = args.only or [*DEFAULT_CLASSIFIERS, *DEFAULT_SEGMENTERS, *DEFAULT_DENOISERS, *DEFAULT_NOWCASTERS]
+    unknown = set(names) - {*DEFAULT_CLASSIFIERS, *DEFAULT_SEGMENTERS, *DEFAULT_DENOISERS, *DEFAULT_NOWCASTERS}
+    if unknown:
+        print(f"unknown default model(s): {sorted(unknown)}", file=sys.stderr)
+        return 2
     for name in names:
+        if name in DEFAULT_NOWCASTERS:
+            cfg = DEFAULT_NOWCASTERS[name]
+            cfg.out = args.out
+            r = train_nowcaster(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
+            print(f"{name}:\n{nowcast_table(r['verification'])}\nplots {r['scores_plot']} {r['case_plot']}", flush=True)
+            continue
         if name in DEFAULT_DENOISERS:
             cfg = DEFAULT_DENOISERS[name]
             cfg.out = args.out

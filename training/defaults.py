@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from training.classify import ClassifyConfig
 from training.denoise import DenoiseConfig
+from training.nowcast import NowcastConfig
 from training.segment import SegmentConfig
 
 DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
@@ -20,3 +21,5 @@ DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
 DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {"unet_cells": SegmentConfig(name="unet_cells")}
 
 DEFAULT_DENOISERS: dict[str, DenoiseConfig] = {"unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray")}
+
+DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {"unet_nowcast": NowcastConfig(name="unet_nowcast")}

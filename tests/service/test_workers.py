@@ -47,3 +47,17 @@ def test_workers_report_models_errors_and_readiness(workers_server, digits) -> N
     r = httpx.post(f"{workers_server}/classify?model=nope", content=digits[0][0], headers={"content-type": "image/png"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     assert httpx.get(f"{workers_server}/health/ready").status_code == 200
+
+
+def test_nowcast_rollout_through_the_engine_equals_in_process(workers_server, client) -> None:
+    """The five rollout steps travel through the engine (slots or inline) and give the in-process forecast."""
+    from dataclasses import replace
+
+    from training.data.radar import RadarParams, generate_sequence
+
+    frames = generate_sequence(9, 3, replace(RadarParams(), size=40)).tolist()
+    body = {"frames": frames, "timestep_minutes": 6}
+    remote = httpx.post(f"{workers_server}/nowcast", json=body, timeout=60)
+    local = client.post("/nowcast", json=body)
+    assert remote.status_code == local.status_code == 200, remote.text
+    np.testing.assert_allclose(np.array(remote.json()["frames"]), np.array(local.json()["frames"]), atol=1e-3)
