@@ -418,6 +418,68 @@ def frames_from_json(payload: dict, input_unit: str) -> RadarFrames:
     return out
 
 
+EXAMPLE_PROJDEF = "+proj=stere +lat_0=90 +lon_0=10 +lat_ts=60 +a=6378137 +b=6356752 +units=m"
+EXAMPLE_CORNERS = {
+    "LL_lon": 3.5,
+    "LL_lat": 46.9,
+    "UL_lon": 2.1,
+    "UL_lat": 54.7,
+    "UR_lon": 16.6,
+    "UR_lat": 54.6,
+    "LR_lon": 15.1,
+    "LR_lat": 46.8,
+}
+
+
+def write_odim(
+    path,
+    values: np.ndarray,
+    when: datetime,
+    quantity: str = "DBZH",
+    gain: float = 0.5,
+    offset: float = -32.0,
+    zr: tuple[float, float] | None = None,
+    projdef: str = EXAMPLE_PROJDEF,
+    corners: dict[str, float] | None = None,
+    pixel_m: float = 1000.0,
+):
+    """One ODIM HDF5 composite (8-bit, the layout pysteps' ``import_odim_hdf5`` reads); NaN -> nodata (255),
+    values at or below ``offset`` -> undetect (0). ``corners``: LL/UL/UR/LR lon/lat (example values if absent)."""
+    import h5py
+
+    raw = np.clip(np.round((np.nan_to_num(values, nan=offset) - offset) / gain), 1, 254).astype(np.uint8)
+    raw[values <= offset] = 0
+    raw[np.isnan(values)] = 255
+    h, w = values.shape
+    with h5py.File(path, "w") as f:
+        f.attrs["Conventions"] = np.bytes_("ODIM_H5/V2_3")
+        what = f.create_group("what")
+        what.attrs.update(
+            {
+                "object": np.bytes_("COMP"),
+                "version": np.bytes_("H5rad 2.3"),
+                "date": np.bytes_(when.strftime("%Y%m%d")),
+                "time": np.bytes_(when.strftime("%H%M%S")),
+                "source": np.bytes_("CMT:ConvServe"),
+            }
+        )
+        where = f.create_group("where")
+        where.attrs["projdef"] = np.bytes_(projdef)
+        where.attrs.update(
+            {"xsize": w, "ysize": h, "xscale": pixel_m, "yscale": pixel_m} | (corners or EXAMPLE_CORNERS)
+        )
+        if zr is not None:
+            f.create_group("how").attrs.update({"zr_a": zr[0], "zr_b": zr[1]})
+        ds = f.create_group("dataset1")
+        ds.create_group("what").attrs.update({"product": np.bytes_("COMP")})
+        d = ds.create_group("data1")
+        d.create_dataset("data", data=raw, compression="gzip")
+        d.create_group("what").attrs.update(
+            {"quantity": np.bytes_(quantity), "gain": gain, "offset": offset, "nodata": 255.0, "undetect": 0.0}
+        )
+    return path
+
+
 def write_netcdf(
     forecast: np.ndarray,
     lead_seconds: list[float],

@@ -125,6 +125,27 @@ def cmd_nowcast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_radar_samples(args: argparse.Namespace) -> int:
+    """Example inputs for /nowcast: generated frames as ODIM HDF5 files (one per time) and one .npy."""
+    from datetime import datetime, timedelta
+
+    import numpy as np
+
+    from modelrepo.radar_io import write_odim
+    from training.data.radar import RadarParams, generate_sequence
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = generate_sequence(args.seed, args.frames, RadarParams(size=args.size))
+    t0 = datetime(2026, 7, 1, 12, 0)
+    for i, f in enumerate(frames):
+        t = t0 + timedelta(minutes=6 * i)
+        write_odim(out / f"radar_{t:%Y%m%d%H%M}.h5", f, t)
+    np.save(out / "frames.npy", frames)
+    print(f"{len(frames)} ODIM files and frames.npy ({frames.shape}) in {out}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from training.eval_repo import evaluate_repository
 
@@ -178,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     _add_dataclass_args(p, NowcastConfig)
     _add_export_args(p)
     p.set_defaults(fn=cmd_nowcast)
+
+    p = sub.add_parser("radar-samples", help="write example radar frames (ODIM HDF5 + .npy) for /nowcast")
+    p.add_argument("--out", default="examples/radar")
+    p.add_argument("--frames", type=int, default=4)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=2026)
+    p.set_defaults(fn=cmd_radar_samples)
 
     p = sub.add_parser("models", help="retrain and export every default model")
     p.add_argument("--models", default="models")
