@@ -12,9 +12,9 @@ both, so they add neither hits nor misses.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 from dataclasses import asdict, dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec, RadarSpec
 from modelrepo.radar import colorize, from_network, to_network
 from training.classify import pick_device
-from training.data.radar import RadarParams, generate_sequence, load_frame_folder
+from training.data.radar import RadarParams, load_frame_folder, sequence_job
 from training.export import export_to_repository
 from training.nets.nowcaster import Nowcaster, rollout
 
@@ -77,18 +77,16 @@ def radar_spec(cfg: NowcastConfig, timestep: float = 6.0) -> RadarSpec:
     )
 
 
-def _gen(args: tuple[int, int, int]) -> np.ndarray:
-    seed, n_frames, size = args
-    return generate_sequence(seed, n_frames, RadarParams(size=size))
-
-
 def generated(seeds: range, n_frames: int, size: int, workers: int, desc: str) -> np.ndarray:
-    """(N, T, size, size) dBZ from ``workers`` processes, with a progress bar."""
+    """(N, T, size, size) dBZ from ``workers`` processes, with a progress bar.
+
+    Worker processes are spawned, not forked: a fork of a process that already runs threads (ONNX
+    Runtime, a server under test) can inherit a held lock and hang."""
     jobs = [(s, n_frames, size) for s in seeds]
     if workers <= 1:
-        return np.stack([_gen(j) for j in tqdm(jobs, desc=desc, leave=False)])
-    with Pool(workers) as pool:
-        return np.stack(list(tqdm(pool.imap(_gen, jobs, chunksize=4), total=len(jobs), desc=desc, leave=False)))
+        return np.stack([sequence_job(j) for j in tqdm(jobs, desc=desc, leave=False)])
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return np.stack(list(tqdm(pool.imap(sequence_job, jobs, chunksize=4), total=len(jobs), desc=desc, leave=False)))
 
 
 def windows(frames: np.ndarray, length: int, stride: int = 1) -> np.ndarray:

@@ -200,3 +200,14 @@ def test_tiny_training_lowers_the_loss_and_exports_with_parity(tmp_path) -> None
         ref = rollout(model, torch.from_numpy(x), 10).numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-4)
     assert np.abs(from_network(ours, card.radar) - from_network(ref, card.radar)).max() < 0.01
+
+
+def test_frame_folder_of_odim_files_uses_their_own_times(tmp_path) -> None:
+    from modelrepo.radar_io import write_odim
+
+    t0 = datetime(2026, 7, 1, 12, 0)
+    for i, name in enumerate(["c.h5", "a.h5", "b.h5"]):  # names say nothing about time
+        write_odim(tmp_path / name, np.full((8, 8), 20.0 + i), t0 + timedelta(minutes=6 * i))
+    f = load_frame_folder(tmp_path)
+    assert f.timestep_minutes == 6 and f.times[0] == t0
+    assert [float(x[0, 0]) for x in f.frames] == [20, 21, 22]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -156,15 +156,10 @@ def generate_sequence(seed: int, n_frames: int, params: RadarParams | None = Non
     return np.stack(frames).astype(np.float32)
 
 
-def generate_dataset(seeds: range | list[int], n_frames: int, params: RadarParams | None = None) -> np.ndarray:
-    """Sequences for ``seeds`` (N, T, size, size) float32, with a progress bar."""
-    from tqdm import tqdm
-
-    return np.stack([generate_sequence(s, n_frames, params) for s in tqdm(seeds, desc="radar sequences", leave=False)])
-
-
-def params_dict(params: RadarParams) -> dict:
-    return asdict(params)
+def sequence_job(args: tuple[int, int, int]) -> np.ndarray:
+    """generate_sequence(seed, n_frames) at ``size`` - a picklable job for worker processes."""
+    seed, n_frames, size = args
+    return generate_sequence(seed, n_frames, RadarParams(size=size))
 
 
 # ---------------------------------------------------------------------------------------------
