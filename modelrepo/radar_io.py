@@ -57,6 +57,14 @@ class RadarFrames:
     timestep_minutes: float | None = None  # stated by the input itself (JSON, npz)
     formats: list[str] = field(default_factory=list)
 
+    def add(self, frames: list[np.ndarray], unit: str, fmt: str, times: list[datetime | None] | None = None) -> None:
+        """Append frames of one unit and format, with their times (None: unknown)."""
+        for f, t in zip(frames, times or [None] * len(frames)):
+            self.frames.append(f)
+            self.units.append(unit)
+            self.times.append(t)
+            self.formats.append(fmt)
+
 
 def _scalar(v):
     """A JSON-safe Python value from an HDF5/NetCDF attribute."""
@@ -131,11 +139,7 @@ def _load_npy(data: bytes, name: str) -> np.ndarray:
 
 def read_npy(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
     a = check_array(_load_npy(data, name), name)
-    for f in _frames_of(a):
-        out.frames.append(f)
-        out.units.append(unit)
-        out.times.append(None)
-        out.formats.append("npy")
+    out.add(_frames_of(a), unit, "npy")
 
 
 def read_npz(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
@@ -172,11 +176,7 @@ def read_npz(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
         if len(stamps) != len(times):
             raise RadarInputError("invalid_timestamps", f"{name}: {len(stamps)} timestamps for {len(times)} frames")
         times = [parse_time(s) for s in stamps]
-    for f, t in zip(_frames_of(a), times):
-        out.frames.append(f)
-        out.units.append(unit)
-        out.times.append(t)
-        out.formats.append("npz")
+    out.add(_frames_of(a), unit, "npz", times)
 
 
 def parse_time(s: str) -> datetime:
@@ -203,10 +203,7 @@ def read_png(data: bytes, name: str, gain: float, offset: float, nodata: float, 
     v = np.asarray(img).astype(np.float32)
     dbz = gain * v + offset
     dbz[v == nodata] = np.nan
-    out.frames.append(dbz.astype(np.float32))
-    out.units.append("dBZ")
-    out.times.append(None)
-    out.formats.append("png")
+    out.add([dbz.astype(np.float32)], "dBZ", "png")
 
 
 def _open_h5(data: bytes):
@@ -260,10 +257,7 @@ def read_odim(data: bytes, name: str, out: RadarFrames) -> None:
             out.zr = zr
         if "where" in f:
             out.georef.update({k: _scalar(v) for k, v in f["where"].attrs.items()})
-    out.frames.append(values.astype(np.float32))
-    out.units.append(unit)
-    out.times.append(stamp)
-    out.formats.append("odim")
+    out.add([values.astype(np.float32)], unit, "odim", [stamp])
 
 
 def _nc_variable(ds):
@@ -336,11 +330,7 @@ def read_netcdf(data: bytes, name: str, out: RadarFrames) -> None:
         if "convserve_georef" in ds.ncattrs():  # our own output, read back: the original block
             geo = json.loads(ds.getncattr("convserve_georef"))
         out.georef.update(geo)
-    for f, t in zip(frames, times):
-        out.frames.append(f)
-        out.units.append(unit)
-        out.times.append(t)
-        out.formats.append("netcdf")
+    out.add(frames, unit, "netcdf", times)
 
 
 def read_file(data: bytes, name: str, out: RadarFrames, unit: str, png: tuple[float, float, float]) -> None:
@@ -400,11 +390,7 @@ def frames_from_json(payload: dict, input_unit: str) -> RadarFrames:
         if not isinstance(stamps, list) or len(stamps) != len(times) or not all(isinstance(s, str) for s in stamps):
             raise RadarInputError("invalid_timestamps", '"timestamps" must list one ISO time string per frame')
         times = [parse_time(s) for s in stamps]
-    for f, t in zip(_frames_of(a), times):
-        out.frames.append(f)
-        out.units.append(unit)
-        out.times.append(t)
-        out.formats.append("json")
+    out.add(_frames_of(a), unit, "json", times)
     step = payload.get("timestep_minutes")
     if step is not None:
         if not isinstance(step, int | float) or isinstance(step, bool) or step <= 0:

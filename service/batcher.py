@@ -29,6 +29,16 @@ class Timing:
     batch_rows: int
 
 
+def timings_ms(t0: float, t1: float, timing: Timing) -> dict[str, float]:
+    """A response's timings: decode (t0 -> t1), queue and inference (from the batcher), total (t0 -> now)."""
+    return {
+        "decode_ms": round(1000 * (t1 - t0), 3),
+        "queue_ms": round(1000 * timing.queue_s, 3),
+        "inference_ms": round(1000 * timing.inference_s, 3),
+        "total_ms": round(1000 * (time.perf_counter() - t0), 3),
+    }
+
+
 @dataclass
 class _Item:
     x: np.ndarray  # (n, ...) rows of this request

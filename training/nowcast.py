@@ -267,7 +267,9 @@ def plot_scores(verification: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_case(last_obs: np.ndarray, rows: dict[str, np.ndarray], mask: np.ndarray, path: Path, every: int = 2) -> None:
+def plot_case(
+    last_obs: np.ndarray, rows: dict[str, np.ndarray], mask: np.ndarray, path: Path, step_min: float, every: int = 2
+) -> None:
     """PNG strip of one case: a row per method (truth first), a column per lead (every ``every`` steps)."""
     import matplotlib
 
@@ -283,7 +285,7 @@ def plot_case(last_obs: np.ndarray, rows: dict[str, np.ndarray], mask: np.ndarra
             shown = np.where(mask[lead], frames[lead], np.nan) if name != "truth" else frames[lead]
             axes[r, c].imshow(colorize(shown))
             if r == 0:
-                axes[r, c].set_title(f"+{6 * (lead + 1)} min", fontsize=9)
+                axes[r, c].set_title(f"+{step_min * (lead + 1):g} min", fontsize=9)
     axes[0, 0].set_title("last observation", fontsize=9)
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -382,7 +384,7 @@ def train_nowcaster(
     plot_scores(verification, out_dir / "scores.png")
     case = int(np.argmax([(t >= 30).mean() for t in truth]))  # the wettest case
     rows = {"truth": truth[case]} | {k: v[case] for k, v in forecasts.items()}
-    plot_case(obs[case, -1], rows, mask[case], out_dir / "case.png")
+    plot_case(obs[case, -1], rows, mask[case], out_dir / "case.png", spec.timestep_minutes)
     result = {
         "name": cfg.name,
         "verification": verification,

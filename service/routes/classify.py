@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from service.batcher import QueueFullError
+from service.batcher import QueueFullError, timings_ms
 from service.deps import check_api_key, resolve_model
 from service.errors import ApiError
 from service.inputs import read_images
@@ -94,13 +94,11 @@ async def classify_images(
                 settings.request_timeout_s,
             )
         explain_ms = round(1000 * (time.perf_counter() - t2), 3)
-    timings = {
-        "decode_ms": round(1000 * (t1 - t0), 3),
-        "queue_ms": round(1000 * timing.queue_s, 3),
-        "inference_ms": round(1000 * timing.inference_s, 3),
-        "batch_size": timing.batch_rows,
-        "total_ms": round(1000 * (time.perf_counter() - t0), 3),
-    } | ({"explain_ms": explain_ms} if explain_ms is not None else {})
+    timings = (
+        timings_ms(t0, t1, timing)
+        | {"batch_size": timing.batch_rows}
+        | ({"explain_ms": explain_ms} if explain_ms is not None else {})
+    )
     model_ref = {"name": state.name, "version": state.version, "provider": state.provider}
     # Built from plain dicts: FastAPI's response-model round trip cost about 1 ms per request;
     # the schema above still documents the shape in OpenAPI, and tests check it.

@@ -9,6 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from service.batcher import timings_ms
 from service.deps import check_api_key, resolve_model
 from service.errors import ApiError
 from service.images import open_image
@@ -85,11 +86,6 @@ async def denoise_image(
         "noise_after": task.noise_255(y),
         "warnings": warnings,
         "model": {"name": state.name, "version": state.version, "provider": state.provider},
-        "timings": {
-            "decode_ms": round(1000 * (t1 - t0), 3),
-            "queue_ms": round(1000 * timing.queue_s, 3),
-            "inference_ms": round(1000 * timing.inference_s, 3),
-            "total_ms": round(1000 * (time.perf_counter() - t0), 3),
-        },
+        "timings": timings_ms(t0, t1, timing),
     }
     return JSONResponse(body, headers=headers)

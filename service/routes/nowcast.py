@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from modelrepo.radar_io import RadarFrames, RadarInputError, frames_from_json, read_frames
+from service.batcher import timings_ms
 from service.deps import check_api_key, resolve_model
 from service.errors import ApiError
 from service.routes.classify import guarded
@@ -209,11 +210,6 @@ async def nowcast(
         "input": {"frames_received": p.frames_received, "frames_used": spec.frames_in, "formats": radar.formats},
         "verification": card.verification,
         "warnings": p.warnings,
-        "timings": {
-            "decode_ms": round(1000 * (t1 - t0), 3),
-            "queue_ms": round(1000 * timing.queue_s, 3),
-            "inference_ms": round(1000 * timing.inference_s, 3),
-            "total_ms": round(1000 * (time.perf_counter() - t0), 3),
-        },
+        "timings": timings_ms(t0, t1, timing),
     }
     return JSONResponse(body, headers=headers)

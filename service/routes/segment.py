@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from service.batcher import timings_ms
 from service.deps import check_api_key, resolve_model
 from service.errors import ApiError
 from service.images import open_image
@@ -66,11 +67,6 @@ async def segment_image(
         settings.request_timeout_s,
     )
     instances = task.objects(classes, card, min_size)
-    timings = {
-        "decode_ms": round(1000 * (t1 - t0), 3),
-        "queue_ms": round(1000 * timing.queue_s, 3),
-        "inference_ms": round(1000 * timing.inference_s, 3),
-    }
     headers = {"X-Objects": str(int(instances.max())), "X-Model": f"{state.name}/{state.version}"}
     if output == "labels":
         return Response(task.labels_tiff(instances), media_type=_MEDIA[output], headers=headers)
@@ -83,6 +79,6 @@ async def segment_image(
         return Response(task.objects_csv(rows), media_type=_MEDIA[output], headers=headers)
     body = task.summary(classes, instances, rows, card) | {
         "model": {"name": state.name, "version": state.version, "provider": state.provider},
-        "timings": timings | {"total_ms": round(1000 * (time.perf_counter() - t0), 3)},
+        "timings": timings_ms(t0, t1, timing),
     }
     return JSONResponse(body, headers=headers)

@@ -119,7 +119,7 @@ def prepare(
         dbz=stack,
         nodata=nan.any(axis=0),
         timestep_minutes=step,
-        reference_time=times[used[-1]] if step is not None and times[used[-1]] is not None else None,
+        reference_time=times[used[-1]],
         zr=zr,
         zr_source=zr_source,
         unit_in=units.pop() if len(units) == 1 else "dBZ",
