@@ -22,6 +22,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DomainCheck(_Strict):
+    """A framed upload far from the training digits' principal subspace is flagged as out of domain."""
+
+    mean: list[float] = Field(description="mean framed grid of the training images, flattened")
+    components: list[list[float]] = Field(description="orthonormal principal directions, one per row")
+    threshold: float = Field(gt=0, description="residual norm above which an upload is unlike the training data")
+    quantile: float = Field(description="the share of held-out training-like uploads below the threshold")
+
+
+class Framing(_Strict):
+    """How the training images were framed, so that every upload is framed the same way
+    (``modelrepo/framing.py``): ink box scaled (aspect kept) to ``fit`` of ``grid`` cells, drawn at
+    ``grid * supersample`` px, centred by mass, block-averaged to the grid; then the input spec's
+    resize takes the grid to the network's size. UCI digits: 32 x 32 bitmaps in 4 x 4 blocks."""
+
+    polarity: Literal["light_on_dark", "dark_on_light"] = Field(
+        "light_on_dark", description="the training images' ink and background; uploads are inverted to match"
+    )
+    grid: int = Field(8, ge=2)
+    fit: int = Field(8, ge=1)
+    supersample: int = Field(4, ge=1)
+    center: Literal["mass", "box"] = "mass"
+    domain: DomainCheck | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Framing:
+        if self.fit > self.grid:
+            raise ValueError("fit cannot exceed grid")
+        if self.domain is not None and any(len(c) != self.grid**2 for c in [self.domain.mean, *self.domain.components]):
+            raise ValueError("the domain check's vectors need grid x grid values")
+        return self
+
+
 class InputSpec(_Strict):
     """How raw images become the network's input tensor."""
 
@@ -52,6 +85,8 @@ class InputSpec(_Strict):
     pad_multiple: int = Field(default=1, ge=1)
     # denoisers: one more input channel after the image's, filled with sigma / 255 at every pixel
     noise_level_channel: bool = False
+    # digit-like classifiers: find the ink, fix polarity and alpha, crop, scale and centre it first
+    framing: Framing | None = None
 
     @model_validator(mode="after")
     def _check(self) -> InputSpec:
@@ -65,6 +100,8 @@ class InputSpec(_Strict):
             raise ValueError("percentiles must satisfy 0 <= pmin < pmax <= 100")
         if self.normalization == "percentile" and (self.color_mode != "L" or self.resize != "none"):
             raise ValueError("percentile normalisation is for single-channel images fed at their own size")
+        if self.framing is not None and (self.color_mode != "L" or self.normalization != "range"):
+            raise ValueError("framing is for gray images normalised by range")
         fixed = isinstance(self.height, int) and isinstance(self.width, int)
         if self.resize != "none" and not fixed:
             raise ValueError(f"resize={self.resize} needs a fixed height and width")
@@ -147,6 +184,10 @@ class ModelCard(_Strict):
     training: DataProvenance
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(description="measured on the held-out test split")
+    # the metrics key (higher is better) that picks this task's default model; None: the task's usual one
+    headline_metric: str | None = None
+    # classifiers: accuracy per named variant of the held-out split (``make eval``'s robustness suite)
+    robustness: dict[str, float] | None = None
     radar: RadarSpec | None = None
     # nowcasters: scores per lead time for the model and its baselines on the held-out sequences
     verification: dict[str, Any] | None = None
@@ -180,6 +221,8 @@ class ModelCard(_Strict):
                 raise ValueError("input channels / output frames differ from the radar block")
         if not self.versions:
             raise ValueError("a card lists at least one version")
+        if self.headline_metric is not None and self.headline_metric not in self.metrics:
+            raise ValueError(f"headline metric {self.headline_metric} is not among the card's metrics")
         return self
 
     @property

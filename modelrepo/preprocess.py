@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.card import InputSpec
+from modelrepo.framing import FrameNotes, Invert, frame_image
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -52,6 +53,19 @@ def to_8bit(img: Image.Image) -> Image.Image:
 
 def prepare_image(img: Image.Image, spec: InputSpec) -> Image.Image:
     """Convert to the card's colour mode and apply its resize policy (PIL in, PIL out)."""
+    return prepare_image_noted(img, spec)[0]
+
+
+def prepare_image_noted(img: Image.Image, spec: InputSpec, invert: Invert = "auto") -> tuple[Image.Image, FrameNotes]:
+    """``prepare_image`` that also says what framing did (cards with ``framing``: alpha, polarity, ink box)."""
+    if spec.framing is not None:
+        framed, notes = frame_image(img, spec.framing, invert)
+        assert isinstance(spec.width, int) and isinstance(spec.height, int)
+        return framed.resize((spec.width, spec.height), _RESAMPLE[spec.interpolation]), notes
+    return _prepare_plain(img, spec), FrameNotes()
+
+
+def _prepare_plain(img: Image.Image, spec: InputSpec) -> Image.Image:
     target = _target_size(img.size, spec)
     if target is not None and img.format == "JPEG":
         # Draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale: much less work when downscaling.

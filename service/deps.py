@@ -48,6 +48,8 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
 
 def resolve_model(request: Request, registry: ModelRegistry, name: str | None, task: str) -> ModelState:
     """The named model (or the task's default), ready to serve; 404/400/503 otherwise."""
+    if name is None and task == "classification":
+        name = request.app.state.settings.default_classifier  # None: the best by the cards' headline metric
     if name is None:
         state = registry.default_model(task)
         if state is None:

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from modelrepo.card import InputSpec
-from modelrepo.preprocess import prepare_image
+from modelrepo.framing import FrameNotes, Invert
+from modelrepo.preprocess import prepare_image_noted
 from service.errors import ApiError
 
 
@@ -28,10 +29,14 @@ def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
     return img
 
 
-def prepare(img: Image.Image, spec: InputSpec, index: int = 0) -> np.ndarray:
-    """Decode (JPEG draft mode when downscaling), convert and resize as the card says -> uint8 HxWxC."""
+def prepare(
+    img: Image.Image, spec: InputSpec, index: int = 0, invert: Invert = "auto"
+) -> tuple[np.ndarray, FrameNotes]:
+    """Decode (JPEG draft mode when downscaling), frame (cards with framing), convert and resize as the
+    card says -> (uint8 HxWxC, what framing did)."""
     try:
-        px = np.asarray(prepare_image(img, spec))
+        img, notes = prepare_image_noted(img, spec, invert)
+        px = np.asarray(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {exc}") from None
-    return px[..., None] if px.ndim == 2 else px
+    return (px[..., None] if px.ndim == 2 else px), notes

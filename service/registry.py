@@ -91,6 +91,21 @@ class ModelState:
         }
 
 
+HEADLINE_METRICS = {  # per task, when a card does not name its own
+    "classification": "accuracy",
+    "segmentation": "object_f1",
+    "denoising": "psnr_camera_s25_model",
+    "nowcasting": "csi_30dbz_60min",
+}
+
+
+def headline(card: ModelCard) -> tuple[bool, float]:
+    """(has the metric, its value): the key ``default_model`` ranks a task's models by."""
+    key = card.headline_metric or HEADLINE_METRICS.get(card.task, "accuracy")
+    value = card.metrics.get(key)
+    return value is not None, float(value) if value is not None else 0.0
+
+
 class RegistryBase:
     """What routes need of a registry: the model states, readiness and the default per task."""
 
@@ -109,11 +124,13 @@ class RegistryBase:
         raise NotImplementedError
 
     def default_model(self, task: str) -> ModelState | None:
-        """The ready model of ``task`` with the best card accuracy (ties: the smaller network)."""
+        """The ready model of ``task`` that scores best on its card's headline metric (classifiers:
+        ``robust_accuracy``, the worst variant of the robustness suite); ties: the smaller network.
+        A card without the metric ranks below every card with it."""
         candidates = [s for s in self.models.values() if s.ready and s.card and s.card.task == task]
         if not candidates:
             return None
-        return max(candidates, key=lambda s: (s.card.metrics.get("accuracy", 0.0), -s.card.architecture.num_parameters))
+        return max(candidates, key=lambda s: (*headline(s.card), -s.card.architecture.num_parameters))
 
 
 class ModelRegistry(RegistryBase):

@@ -20,8 +20,20 @@ class Explanation(BaseModel):
     overlay_png: str = Field(description="base64 PNG: the input with the heat map blended on top")
 
 
+class Preprocessing(BaseModel):
+    framed: bool = Field(description="the ink was found, cropped, scaled and centred as the training digits were")
+    inverted: bool = Field(description="the image was inverted to light ink on dark (invert=auto found dark ink)")
+    alpha_composited_on: str | None = Field(None, description="white | black: transparent pixels became this")
+    ink_box: list[int] | None = Field(None, description="left, top, right, bottom of the ink in the upload")
+
+
 class ImageResult(BaseModel):
     predictions: list[Prediction]
+    preprocessing: Preprocessing | None = Field(None, description="cards with framing: what was done to the image")
+    warnings: list[str] = Field(
+        default_factory=list, description="why this answer may not be trusted (out of domain: scores are not certainty)"
+    )
+    reliable: bool = Field(True, description="false when a warning says the image is unlike the training data")
     explanation: Explanation | None = None
 
 

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     default_classifier: str | None = Field(
-        None, description="default model for /classify; else the best by card accuracy"
+        None, description="default model for /classify; else the best by its card's headline metric (robust_accuracy)"
     )
     segment_tile_size: int = Field(512, ge=32, le=8192, description="larger images are segmented in tiles")
     segment_tile_overlap: int = Field(32, ge=0, le=1024, description="pixels each tile shares with its neighbours")

@@ -43,7 +43,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     cfg = ClassifyConfig(**{f.name: getattr(args, f.name) for f in fields(ClassifyConfig) if f.name != "model_kwargs"})
     export_to = Path(args.export_to) if args.export_to else None
-    result = train_classifier(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite)
+    result = train_classifier(
+        cfg, export_to=export_to, version=args.version, overwrite=args.overwrite, resume=args.resume
+    )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -84,9 +86,12 @@ def cmd_models(args: argparse.Namespace) -> int:
             continue
         cfg = DEFAULT_CLASSIFIERS[name]
         cfg.out = args.out
-        result = train_classifier(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
+        result = train_classifier(
+            cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite, resume=args.resume
+        )
+        worst = min(result["robustness"].values()) if result["robustness"] else float("nan")
         print(
-            f"{name}: test accuracy {100 * result['test_accuracy']:.2f} %, "
+            f"{name}: test accuracy {100 * result['test_accuracy']:.2f} %, worst variant {100 * worst:.2f} %, "
             f"{result['onnx_bytes'] / 1e6:.2f} MB, {result['train_seconds']:.0f} s",
             flush=True,
         )
@@ -170,6 +175,15 @@ def cmd_archs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digit_samples(args: argparse.Namespace) -> int:
+    """Example uploads for /classify: pen-drawn digits as white-on-black, black-on-white and transparent PNGs."""
+    from training.data.drawn_digits import write_examples
+
+    for p in write_examples(Path(args.out)):
+        print(p)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -177,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("classify", help="train one classifier (and export it with --export-to)")
     _add_config_args(p)
     _add_export_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (same configuration)")
     p.set_defaults(fn=cmd_classify)
 
     p = sub.add_parser("segment", help="train the segmentation U-Net on generated touching cells")
@@ -207,11 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2026)
     p.set_defaults(fn=cmd_radar_samples)
 
+    p = sub.add_parser("digit-samples", help="write example digit uploads (PNG) for /classify")
+    p.add_argument("--out", default="examples/digits")
+    p.set_defaults(fn=cmd_digit_samples)
+
     p = sub.add_parser("models", help="retrain and export every default model")
     p.add_argument("--models", default="models")
     p.add_argument("--out", default="runs")
     p.add_argument("--only", nargs="*", help="default model names to retrain")
     p.add_argument("--overwrite", action="store_true", help="replace the committed version 1")
+    p.add_argument("--resume", action="store_true", help="classifiers: continue from runs/<name>/last.pt")
     p.set_defaults(fn=cmd_models)
 
     p = sub.add_parser("eval", help="re-evaluate the repository's ONNX models against their cards")

@@ -1,25 +1,30 @@
-"""Training an image classifier from the registry, with early stopping, checkpoints and export."""
+"""Training an image classifier from the registry on the shared loop (``training/loop.py``): early
+stopping, EMA, resumable checkpoints, export, and for gray digit-like data the framing and
+upload augmentation that make it read what users send (``training/uploads.py``)."""
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
 
-from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec
+from modelrepo.card import Architecture, DataProvenance, DomainCheck, Framing, InputSpec, OutputSpec
+from modelrepo.framing import fit_domain_check, frame_image
 from modelrepo.preprocess import preprocess
+from training import robustness
 from training.augment import random_affine
 from training.data import Splits, load_splits
 from training.evaluate import classification_report, write_report
 from training.export import export_to_repository
+from training.loop import LoopConfig, fit, pick_device
 from training.nets import PRESETS, build, get_arch
+from training.uploads import random_upload
 from training.weights import load_weights
 
 
@@ -39,6 +44,11 @@ class ClassifyConfig:
     label_smoothing: float = 0.05
     patience: int = 10  # early stopping: epochs without a better validation score
     augment: bool = True
+    # gray data: frame every image as the data was framed (ink box, size, centre, polarity, alpha)
+    framing: bool = True
+    upload_fraction: float = 0.8  # framed data: share of training images drawn as random uploads
+    extra_train: str = "fonts"  # digits data: "fonts" adds typeset digits (training/data/font_digits.py); "" none
+    ema: float | None = 0.99
     seed: int = 0
     device: str = "auto"
     out: str = "runs"
@@ -63,19 +73,17 @@ _CARD_HYPERPARAMETERS = (
     "label_smoothing",
     "patience",
     "augment",
+    "framing",
+    "upload_fraction",
+    "extra_train",
+    "ema",
     "seed",
     "weights",
 )
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def input_spec(splits: Splits, image_size: int) -> InputSpec:
-    """The card's input spec; mean/std measured on the training split after resizing."""
+def input_spec(splits: Splits, image_size: int, framed: bool = False) -> InputSpec:
+    """The card's input spec; mean/std measured on the training split after framing and resizing."""
     channels = 1 if splits.color_mode == "L" else 3
     probe = InputSpec(
         color_mode=splits.color_mode,
@@ -85,6 +93,7 @@ def input_spec(splits: Splits, image_size: int) -> InputSpec:
         mean=[0.0] * channels,
         std=[1.0] * channels,
         resize="stretch",
+        framing=Framing() if framed else None,
     )
     x = preprocess(splits.train.images, probe)  # (N, C, H, W) in [0, 1]
     mean = [round(float(v), 4) for v in x.mean(axis=(0, 2, 3), dtype=np.float64)]
@@ -107,6 +116,60 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     return torch.cat([model(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]).numpy()
 
 
+def _uploads(images: list[np.ndarray], rng: np.random.Generator, fraction: float) -> list[Image.Image | np.ndarray]:
+    """Each image, or with probability ``fraction`` a random upload of it (``training/uploads.py``)."""
+    return [random_upload(im, rng) if rng.random() < fraction else im for im in images]
+
+
+def _batches(cfg: ClassifyConfig, splits: Splits, spec: InputSpec, steps: int):
+    """The loop's ``batches``: framed data is re-drawn as uploads and framed each epoch (the service's
+    own preprocessing); other data gets small affine warps on the prepared tensors."""
+    framed = spec.framing is not None
+    fixed = None if framed else torch.from_numpy(preprocess(splits.train.images, spec))
+    images, labels = list(splits.train.images), splits.train.labels
+    n_own = len(images)
+    extra = _extra_train(cfg, splits, spec)
+    if extra is not None:  # extra images are always drawn as uploads, never fed as they are
+        images, labels = images + extra[0], np.concatenate([labels, extra[1]])
+    labels = torch.from_numpy(labels)
+
+    def batches(epoch: int, rng: np.random.Generator):
+        perm = rng.permutation(len(labels))
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        for i in range(steps):
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            if framed:
+                share = cfg.upload_fraction if cfg.augment else 0.0
+                imgs = [_uploads([images[j]], rng, share if j < n_own else 1.0)[0] for j in idx]
+                x = torch.from_numpy(preprocess(imgs, spec))
+            else:
+                x = fixed[idx]
+                x = random_affine(x, g, **splits.augmentation) if cfg.augment else x
+            yield x, labels[idx]
+
+    return batches
+
+
+def _extra_train(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[list, np.ndarray, list] | None:
+    """Extra training images for framed digit data: (images, labels, what they are) or None."""
+    if cfg.extra_train != "fonts" or spec.framing is None or splits.classes != [str(d) for d in range(10)]:
+        return None
+    from training.data.font_digits import font_digits
+
+    return font_digits()
+
+
+def _validation(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation images, plus (framed data) two fixed random uploads of each: early stopping
+    judges robustness, not only the clean digits."""
+    images, labels = list(splits.val.images), splits.val.labels
+    if spec.framing is not None and cfg.augment:
+        rng = np.random.default_rng([cfg.seed, 1])
+        images = images + _uploads(images, rng, 1.0) + _uploads(images, rng, 1.0)
+        labels = np.concatenate([labels] * 3)
+    return torch.from_numpy(preprocess(images, spec)), torch.from_numpy(labels)
+
+
 def train_classifier(
     cfg: ClassifyConfig,
     splits: Splits | None = None,
@@ -114,16 +177,13 @@ def train_classifier(
     version: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict:
-    """Train, keep the best validation epoch, evaluate on test, write reports, optionally export."""
-    torch.manual_seed(cfg.seed)
+    """Train on the shared loop, keep the best validation epoch, evaluate on test (and, framed data,
+    the robustness suite), write reports, optionally export."""
     device = pick_device(cfg.device)
     splits = splits or load_splits(cfg.data, cfg.data_dir, seed=cfg.seed, color_mode=cfg.color_mode)
-    preset = PRESETS[cfg.preset]
-    spec = input_spec(splits, preset.image_size)
-    xs = {s: torch.from_numpy(preprocess(getattr(splits, s).images, spec)) for s in ("train", "val", "test")}
-    ys = {s: torch.from_numpy(getattr(splits, s).labels) for s in ("train", "val", "test")}
-
+    spec = input_spec(splits, PRESETS[cfg.preset].image_size, framed=cfg.framing and splits.color_mode == "L")
     model_kwargs = dict(cfg.model_kwargs) | ({"width": cfg.width} if cfg.width is not None else {})
     model_args = dict(
         name=cfg.arch, preset=cfg.preset, num_classes=len(splits.classes), in_channels=spec.channels, **model_kwargs
@@ -133,110 +193,142 @@ def train_classifier(
         skipped = load_weights(model, cfg.weights)
         if skipped:
             print(f"{cfg.weights}: kept the network's own init for {skipped} (shape differs)")
-    model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = -(-len(xs["train"]) // cfg.batch_size)
-    if cfg.max_batches:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_batches)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
-    g = torch.Generator().manual_seed(cfg.seed)
+    extra = _extra_train(cfg, splits, spec)
+    steps = -(-(len(splits.train) + (len(extra[1]) if extra else 0)) // cfg.batch_size)
+    steps = min(steps, cfg.max_batches) if cfg.max_batches else steps
+    xv, yv = _validation(cfg, splits, spec)
+
+    def validate(m: nn.Module) -> tuple[float, float]:
+        logits = torch.from_numpy(predict(m, xv, device))
+        return (logits.argmax(1) == yv).float().mean().item(), F.cross_entropy(logits, yv).item()
+
     out_dir = Path(cfg.out) / cfg.model_name
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    best = {"val_acc": -1.0, "val_loss": float("inf"), "epoch": -1}
-    history = []
-    bar = tqdm(range(cfg.epochs), desc=cfg.model_name, disable=not progress, unit="epoch")
-    t0 = time.time()
-    for epoch in bar:
-        model.train()
-        perm = torch.randperm(len(xs["train"]), generator=g)
-        losses = []
-        for i in range(steps_per_epoch):
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x, y = xs["train"][idx], ys["train"][idx]
-            if cfg.augment:
-                x = random_affine(x, g, **splits.augmentation)
-            loss = _loss(model(x.to(device)), y.to(device), cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        logits = torch.from_numpy(predict(model, xs["val"], device))
-        val_loss = F.cross_entropy(logits, ys["val"]).item()
-        val_acc = (logits.argmax(1) == ys["val"]).float().mean().item()
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_acc": val_acc})
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val_acc:.4f}")
-        if (val_acc, -val_loss) > (best["val_acc"], -best["val_loss"]):
-            best = {"val_acc": val_acc, "val_loss": val_loss, "epoch": epoch}
-            torch.save(
-                {
-                    "model_args": model_args,
-                    "config": asdict(cfg),
-                    "classes": splits.classes,
-                    "input_spec": spec.model_dump(),
-                    "state_dict": model.state_dict(),
-                    "epoch": epoch,
-                },
-                out_dir / "checkpoint.pt",
-            )
-        elif epoch - best["epoch"] >= cfg.patience:
-            break
-    bar.close()
-    train_seconds = time.time() - t0
-
-    ckpt = torch.load(out_dir / "checkpoint.pt", map_location=device)
-    model.load_state_dict(ckpt["state_dict"])
-    y_pred = predict(model, xs["test"], device).argmax(1)
-    report = classification_report(ys["test"].numpy(), y_pred, splits.classes)
+    loop = LoopConfig(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.patience, cfg.ema, cfg.seed, cfg.device)
+    saved = {
+        "model_args": model_args,
+        "config": asdict(cfg),
+        "classes": splits.classes,
+        "input_spec": spec.model_dump(),
+    }
+    task_config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device")}
+    fr = fit(
+        model, loop, steps, _batches(cfg, splits, spec, steps),
+        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing),
+        validate, out_dir, saved, task_config, resume=resume, progress=progress, desc=cfg.model_name,
+    )  # fmt: skip
+    y_pred = predict(model, torch.from_numpy(preprocess(splits.test.images, spec)), device).argmax(1)
+    report = classification_report(splits.test.labels, y_pred, splits.classes)
     write_report(report, out_dir, f"{cfg.model_name} on {splits.source} (test split)")
+    robust = None
+    if spec.framing is not None:
+        robust = robustness.measure(
+            lambda x: predict(model, torch.from_numpy(x), device), spec, splits.test.images, splits.test.labels
+        )
+        (out_dir / "robustness.json").write_text(json.dumps(robust, indent=2) + "\n")
     result = {
         "name": cfg.model_name,
         "test_accuracy": report["accuracy"],
-        "best": best,
-        "epochs_run": len(history),
-        "train_seconds": round(train_seconds, 1),
+        "robustness": robust,
+        "best": {"val_acc": fr.best_score, "val_loss": fr.best_loss, "epoch": fr.best_epoch},
+        "epochs_run": fr.epochs_run,
+        "resumed_from_epoch": fr.resumed_from_epoch,
+        "train_seconds": round(fr.train_seconds, 1),
         "out_dir": str(out_dir),
     }
-    (out_dir / "history.json").write_text(json.dumps({"result": result, "history": history}, indent=2) + "\n")
-
+    (out_dir / "history.json").write_text(json.dumps({"result": result, "history": fr.history}, indent=2) + "\n")
     if export_to is not None:
-        model = model.cpu()
-        card_fields = dict(
-            name=cfg.model_name,
-            task="classification",
-            description=f"{cfg.arch} ({cfg.preset} preset) trained on {splits.description}",
-            architecture=Architecture(
-                name=cfg.arch,
-                family=get_arch(cfg.arch).family,
-                preset=cfg.preset,
-                kwargs=model_kwargs,
-                num_parameters=sum(p.numel() for p in model.parameters()),
-            ),
-            input=spec,
-            output=OutputSpec(name="logits", kind="logits", shape=[len(splits.classes)], postprocess="softmax"),
-            labels=splits.classes,
-            training=DataProvenance(
-                source=splits.source,
-                description=splits.description,
-                split=splits.fractions,
-                sizes=splits.sizes,
-                seed=splits.seed,
-                augmentation=splits.augmentation if cfg.augment else {},
-            ),
-            hyperparameters={k: getattr(cfg, k) for k in _CARD_HYPERPARAMETERS}
-            | {
-                "optimizer": "AdamW + OneCycleLR",
-                "loss": "cross entropy (+0.3 x aux for GoogLeNet)",
-                "best_epoch": best["epoch"],
-                "epochs_run": len(history),
-                "train_seconds": round(train_seconds),
-            },
-            metrics={"accuracy": round(report["accuracy"], 6), "val_accuracy": round(best["val_acc"], 6)},
-        )
-        card = export_to_repository(
-            model, card_fields, export_to, xs["test"][:8].numpy(), version=version, overwrite=overwrite
-        )
+        if spec.framing is not None:
+            spec = spec.model_copy(
+                update={"framing": spec.framing.model_copy(update={"domain": _domain(cfg, splits, spec)})}
+            )
+        fields_ = _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra)
+        x_parity = torch.from_numpy(preprocess(splits.test.images[:8], spec)).numpy()
+        card = export_to_repository(model.cpu(), fields_, export_to, x_parity, version=version, overwrite=overwrite)
         result["exported"] = str(export_to / card.name)
         result["onnx_bytes"] = card.versions[card.latest_version].bytes
     return result
+
+
+def _domain(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> DomainCheck:
+    """The out-of-domain check: principal subspace of framed training digits and uploads of them;
+    threshold from framed validation digits and uploads (``modelrepo/framing.py``)."""
+    assert spec.framing is not None
+    rng = np.random.default_rng([cfg.seed, 2])
+
+    def grids(images: list) -> np.ndarray:
+        framed = [
+            frame_image(im if isinstance(im, Image.Image) else Image.fromarray(im), spec.framing)[0] for im in images
+        ]
+        return np.stack([np.asarray(g, np.float64).ravel() / 255.0 for g in framed])
+
+    train, val = list(splits.train.images), list(splits.val.images)
+    held_out = grids(val + _uploads(val, rng, 1.0) + _uploads(val, rng, 1.0))
+    return fit_domain_check(grids(train + _uploads(train, rng, 1.0)), held_out)
+
+
+def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra) -> dict:
+    metrics = {"accuracy": round(report["accuracy"], 6), "val_accuracy": round(fr.best_score, 6)}
+    if robust:
+        metrics[robustness.HEADLINE] = min(robust.values())
+    augmentation = splits.augmentation if cfg.augment else {}
+    if spec.framing is not None and cfg.augment:
+        augmentation = {
+            "uploads": "training/uploads.py random_upload: sizes 8-128 px with random resampling filters, "
+            "down/up round trips, rotation/shear/zoom/elastic warps, thick/thin strokes, blur, margins, "
+            "paper tone and contrast, Gaussian noise, inverted polarity, transparent canvases, JPEG q30-95; "
+            "then framed by the card's own preprocessing",
+            "upload_fraction": cfg.upload_fraction,
+        }
+    if extra is not None:
+        from training.data.font_digits import SOURCE
+
+        augmentation["extra_training_images"] = {
+            "source": SOURCE,
+            "generator": "training/data/font_digits.py (typeset glyphs, 64 px, light on black)",
+            "fonts": extra[2],
+            "count": len(extra[1]),
+            "use": "training only, always as random uploads; never in validation, test or the robustness suite",
+        }
+    return dict(
+        name=cfg.model_name,
+        task="classification",
+        description=f"{cfg.arch} ({cfg.preset} preset) trained on {splits.description}",
+        architecture=Architecture(
+            name=cfg.arch,
+            family=get_arch(cfg.arch).family,
+            preset=cfg.preset,
+            kwargs=model_kwargs,
+            num_parameters=sum(p.numel() for p in model.parameters()),
+        ),
+        input=spec,
+        output=OutputSpec(name="logits", kind="logits", shape=[len(splits.classes)], postprocess="softmax"),
+        labels=splits.classes,
+        training=DataProvenance(
+            source=splits.source,
+            description=splits.description,
+            split=splits.fractions,
+            sizes=splits.sizes,
+            seed=splits.seed,
+            augmentation=augmentation,
+        ),
+        hyperparameters={k: getattr(cfg, k) for k in _CARD_HYPERPARAMETERS}
+        | {
+            "optimizer": "AdamW + OneCycleLR (training/loop.py)",
+            "loss": "cross entropy (+0.3 x aux for GoogLeNet)",
+            "best_epoch": fr.best_epoch,
+            "epochs_run": fr.epochs_run,
+            "train_seconds": round(fr.train_seconds),
+            "hardware": _hardware(),
+        },
+        metrics=metrics,
+        headline_metric=robustness.HEADLINE if robust else "accuracy",
+        robustness=robust,
+    )
+
+
+def _hardware() -> str:
+    import os
+    import platform
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return gpu or f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"

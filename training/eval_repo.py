@@ -66,13 +66,37 @@ def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> Ev
             f"split sizes {splits.sizes} differ from the card's {card.training.sizes}",
         )
     sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
-    x = preprocess(splits.test.images, card.input)
-    logits = np.concatenate([sess.run(None, {card.input.name: x[i : i + 128]})[0] for i in range(0, len(x), 128)])
-    acc = float((logits.argmax(1) == splits.test.labels).mean())
+
+    def logits_of(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([sess.run(None, {card.input.name: x[i : i + 128]})[0] for i in range(0, len(x), 128)])
+
+    acc = float((logits_of(preprocess(splits.test.images, card.input)).argmax(1) == splits.test.labels).mean())
     claimed = card.metrics["accuracy"]
     ok = 100 * acc >= 100 * claimed - tolerance
     msg = f"{100 * acc:.2f} % vs card {100 * claimed:.2f} %" + ("" if ok else f" (more than {tolerance} points below)")
+    if card.robustness:
+        ok_r, msg_r = _check_robustness(card, logits_of, splits, tolerance)
+        ok, msg = ok and ok_r, f"{msg}; {msg_r}"
     return EvalResult(entry.name, claimed, acc, ok, msg)
+
+
+def _check_robustness(card, logits_of, splits, tolerance: float) -> tuple[bool, str]:
+    """Re-measure every robustness variant through the service's decoding and framing; each may fall
+    at most ``tolerance`` points below the card."""
+    from training.robustness import measure
+
+    measured = measure(logits_of, card.input, splits.test.images, splits.test.labels)
+    low = {k: v for k, v in measured.items() if 100 * v < 100 * card.robustness.get(k, 0.0) - tolerance}
+    missing = sorted(set(card.robustness) - set(measured))
+    worst = min(measured, key=measured.get)
+    msg = f"worst variant {worst} {100 * measured[worst]:.2f} %"
+    if low:
+        msg += "; below the card: " + ", ".join(
+            f"{k} {100 * v:.2f} % (card {100 * card.robustness[k]:.2f})" for k, v in low.items()
+        )
+    if missing:
+        msg += f"; variants not measured here: {missing}"
+    return not low and not missing, msg
 
 
 def evaluate_repository(root: Path, tolerance: float = TOLERANCE_POINTS) -> list[EvalResult]:

@@ -73,6 +73,11 @@ async def classify_images(
     model: str | None = Query(None, description="model name; default: the best ready classifier"),
     top_k: int = Query(5, ge=1, le=1000, description="how many classes per image"),
     explain: Literal["occlusion"] | None = Query(None, description="add an occlusion-sensitivity heat map"),
+    invert: Literal["auto", "true", "false"] = Query(
+        "auto",
+        description="models trained on light ink on dark (the digits): auto detects dark ink on light paper and "
+        "inverts it; true / false force it",
+    ),
 ) -> JSONResponse:
     """Classify one or more images (multipart, raw image body, or JSON base64)."""
     t0 = time.perf_counter()
@@ -80,10 +85,11 @@ async def classify_images(
     check_api_key(request, settings)
     state = resolve_model(request, registry, model, "classification")
     blobs = await read_images(request, settings.max_images_per_request)
-    x, pixels = task.decode(blobs, state.card, settings.max_image_pixels)
+    x, pixels, notes = task.decode(blobs, state.card, settings.max_image_pixels, invert)
     t1 = time.perf_counter()
     logits, timing = await guarded(task.predict(state, x, settings.request_timeout_s), settings.request_timeout_s)
-    results = [{"predictions": p} for p in task.encode(logits, state.card, top_k)]
+    framed = state.card.input.framing is not None
+    results = [task.result(p, n, framed) for p, n in zip(task.encode(logits, state.card, top_k), notes)]
     explain_ms = None
     if explain == "occlusion":
         t2 = time.perf_counter()
@@ -102,4 +108,6 @@ async def classify_images(
     model_ref = {"name": state.name, "version": state.version, "provider": state.provider}
     # Built from plain dicts: FastAPI's response-model round trip cost about 1 ms per request;
     # the schema above still documents the shape in OpenAPI, and tests check it.
-    return JSONResponse({"model": model_ref, "results": results, "timings": timings})
+    warned = [w for r in results for w in r["warnings"]]
+    headers = {"X-Warning": warned[0]} if warned else None
+    return JSONResponse({"model": model_ref, "results": results, "timings": timings}, headers=headers)

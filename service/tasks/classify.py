@@ -9,16 +9,31 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.card import ModelCard
+from modelrepo.framing import FrameNotes, Invert
 from modelrepo.preprocess import to_batch
 from service.batcher import Timing
 from service.images import open_image, prepare
 from service.registry import ModelState
 
 
-def decode(blobs: list[bytes], card: ModelCard, max_pixels: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Bytes -> (network input (N, C, H, W), the prepared uint8 images (H, W, C) for overlays)."""
-    pixels = [prepare(open_image(b, max_pixels, i), card.input, i) for i, b in enumerate(blobs)]
-    return to_batch(pixels, card.input), pixels
+def decode(
+    blobs: list[bytes], card: ModelCard, max_pixels: int, invert: Invert = "auto"
+) -> tuple[np.ndarray, list[np.ndarray], list[FrameNotes]]:
+    """Bytes -> (network input (N, C, H, W), the prepared uint8 images (H, W, C) for overlays, and per
+    image what framing did)."""
+    prepared = [prepare(open_image(b, max_pixels, i), card.input, i, invert) for i, b in enumerate(blobs)]
+    pixels = [p for p, _ in prepared]
+    return to_batch(pixels, card.input), pixels, [n for _, n in prepared]
+
+
+def result(predictions: list[dict], notes: FrameNotes, framed: bool) -> dict:
+    """One image's answer: predictions, and for framing cards what was done and any warnings."""
+    out: dict = {"predictions": predictions}
+    if framed:
+        out["preprocessing"] = notes.as_dict()
+    out["warnings"] = list(notes.warnings)
+    out["reliable"] = not notes.warnings
+    return out
 
 
 async def predict(state: ModelState, x: np.ndarray, timeout_s: float) -> tuple[np.ndarray, Timing]:

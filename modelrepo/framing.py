@@ -1,0 +1,213 @@
+"""Framing an upload the way the training digits were framed: alpha, polarity, ink box, size, centre.
+
+The UCI digits (scikit-learn's ``load_digits``) were made by cropping each handwritten digit to its
+ink, normalising its size into a 32 x 32 bitmap and counting the ink in 4 x 4 blocks (8 x 8 grid).
+A digit drawn on a 200 x 200 canvas, photographed on paper or exported by a web canvas with a
+transparent background is nothing like that until it is framed the same way:
+
+1. alpha: transparent pixels are background; the image is composited onto the background that
+   makes its ink visible (never reading the RGB of transparent pixels as ink);
+2. polarity: the background is the border ring's level; dark ink on light paper is inverted so the
+   ink is light on dark, as in training;
+3. levels: background -> 0, ink -> 1 (contrast, paper tone and ink colour drop out);
+4. ink box: the box holding all but a sliver of the ink mass (isolated noise does not stretch it);
+5. size and centre: the box is scaled, aspect kept, so its longer side fills ``fit`` of the
+   ``grid`` cells, drawn at ``grid * supersample`` pixels and placed with its centre of mass at the
+   centre, then block-averaged down to the grid (the UCI recipe).
+
+The same function frames every training image (after augmentation) and every upload, so training,
+``make eval`` and the service cannot disagree. No torch here: the service imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from modelrepo.card import DomainCheck, Framing
+
+Invert = Literal["auto", "true", "false"]
+
+NO_INK = "no ink found: the image is nearly uniform, so any class is a guess"
+COLOUR = "a colour image: this model reads gray digits (ink on plain paper); the answer is unreliable"
+UNLIKE_TRAINING = "the image is unlike the digits this model was trained on (once framed); the answer is unreliable"
+INK_EVERYWHERE = "most of the image is ink-like: this does not look like one digit on a plain background"
+
+_BORDER_FRACTION = 0.08  # the outer ring taken as background, as a fraction of the shorter side
+_MASS_TRIM = 0.005  # ink mass left out at each side of the ink box
+
+
+@dataclass
+class FrameNotes:
+    """What framing did to one image, and why its answer may not be trusted."""
+
+    inverted: bool = False
+    alpha_composited: str | None = None  # "white" | "black": the background transparent pixels became
+    ink_box: tuple[int, int, int, int] | None = None  # left, top, right, bottom in the upload's pixels
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "framed": self.ink_box is not None,
+            "inverted": self.inverted,
+            "alpha_composited_on": self.alpha_composited,
+            "ink_box": list(self.ink_box) if self.ink_box else None,
+        }
+
+
+def flatten_alpha(img: Image.Image) -> tuple[Image.Image, str | None]:
+    """Composite an image with transparency onto white (dark ink) or black (light ink).
+
+    The ink's colour is read from the opaque pixels only; an alpha that is fully opaque everywhere
+    is dropped as it is.
+    """
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode not in ("RGBA", "LA", "PA", "La", "RGBa"):
+        return img, None
+    rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+    alpha = rgba[..., 3] / 255.0
+    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    if alpha.min() >= 1.0:
+        return Image.fromarray(rgba[..., :3].astype(np.uint8), "RGB"), None
+    opaque = alpha > 0.5
+    ink_level = float((gray * alpha).sum() / max(alpha.sum(), 1e-6)) if not opaque.any() else float(gray[opaque].mean())
+    background = 255.0 if ink_level < 128 else 0.0
+    rgb = rgba[..., :3] * alpha[..., None] + background * (1.0 - alpha[..., None])
+    return Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8), "RGB"), ("white" if background else "black")
+
+
+def _border(g: np.ndarray) -> np.ndarray:
+    h, w = g.shape
+    b = max(1, round(_BORDER_FRACTION * min(h, w)))
+    return np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[b:-b, :b].ravel(), g[b:-b, -b:].ravel()])
+
+
+def _high_level(g: np.ndarray) -> float:
+    """The ink's level: the 99.9th percentile (the maximum for small images), robust to a hot pixel."""
+    flat = np.sort(g, axis=None)
+    return float(flat[max(0, flat.size - 1 - flat.size // 1000)])
+
+
+def _low_level(g: np.ndarray) -> float:
+    flat = np.sort(g, axis=None)
+    return float(flat[flat.size // 1000])
+
+
+def _ink_box(w: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), exclusive ends, holding all but ``_MASS_TRIM`` of the mass per side."""
+
+    def span(profile: np.ndarray) -> tuple[int, int]:
+        c = np.cumsum(profile) / profile.sum()
+        lo = int(np.searchsorted(c, _MASS_TRIM, side="right"))
+        hi = int(np.searchsorted(c, 1.0 - _MASS_TRIM, side="left")) + 1
+        return lo, max(hi, lo + 1)
+
+    top, bottom = span(w.sum(axis=1))
+    left, right = span(w.sum(axis=0))
+    return top, bottom, left, right
+
+
+def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Float image resize with Pillow's antialiased bilinear filter (area-aware when shrinking)."""
+    return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR))
+
+
+def _chroma(img: Image.Image) -> float:
+    """Mean (max - min) over RGB, 0..1: 0 for gray images, ~0.3+ for saturated photos."""
+    if img.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
+        return 0.0
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+    return float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean() / 255.0)
+
+
+def frame_digit(
+    gray: np.ndarray, spec: Framing, invert: Invert = "auto", chroma: float = 0.0
+) -> tuple[np.ndarray, FrameNotes]:
+    """A gray image (H, W) on any scale -> (grid x grid float32 in 0..1, light ink on dark), notes."""
+    notes = FrameNotes()
+    if chroma > 0.15:
+        notes.warnings.append(COLOUR)
+    g = gray.astype(np.float64)
+    lo, hi = _low_level(g), _high_level(g)
+    span = hi - lo
+    border = _border(g)
+    bg = float(np.median(border))
+    dark_ink = bg > lo + 0.5 * span
+    if spec.polarity == "dark_on_light":
+        dark_ink = not dark_ink
+    notes.inverted = dark_ink if invert == "auto" else invert == "true"
+    full_scale = 65535.0 if gray.dtype == np.uint16 or g.max() > 255 else 255.0
+    if notes.inverted:
+        g, bg, hi = -g, -bg, -lo
+    big = spec.grid * spec.supersample
+    if span < 0.08 * full_scale or hi - bg < 0.08 * full_scale:
+        notes.warnings.append(NO_INK)
+        return np.zeros((spec.grid, spec.grid), np.float32), notes
+    g = np.clip((g - bg) / (hi - bg), 0.0, 1.0)  # background 0, ink 1
+    mass = np.clip(g - 0.3, 0.0, None)
+    if float((g > 0.5).mean()) > 0.6:
+        notes.warnings.append(INK_EVERYWHERE)
+    top, bottom, left, right = _ink_box(mass)
+    notes.ink_box = (left, top, right, bottom)
+    crop = g[top:bottom, left:right]
+    h, w = crop.shape
+    scale = spec.fit * spec.supersample / max(h, w)
+    nh, nw = max(1, min(big, round(h * scale))), max(1, min(big, round(w * scale)))
+    crop = np.clip(_resize(crop, nw, nh), 0.0, 1.0)
+    m = crop.sum()
+    ys, xs = np.indices(crop.shape)
+    cy, cx = ((ys * crop).sum() / m + 0.5, (xs * crop).sum() / m + 0.5) if m > 0 else (nh / 2, nw / 2)
+    if spec.center == "box":
+        cy, cx = nh / 2, nw / 2
+    y0 = int(np.clip(round(big / 2 - cy), 0, big - nh))
+    x0 = int(np.clip(round(big / 2 - cx), 0, big - nw))
+    canvas = np.zeros((big, big), np.float32)
+    canvas[y0 : y0 + nh, x0 : x0 + nw] = crop
+    s = spec.supersample
+    grid = canvas.reshape(spec.grid, s, spec.grid, s).mean(axis=(1, 3))
+    peak = float(grid.max())
+    grid = (grid / peak if peak > 0 else grid).astype(np.float32)
+    if spec.domain is not None and residual(grid, spec.domain) > spec.domain.threshold:
+        notes.warnings.append(UNLIKE_TRAINING)
+    return grid, notes
+
+
+def residual(grid: np.ndarray, check: DomainCheck) -> float:
+    """Distance of a framed grid from the training images' principal subspace."""
+    v = grid.ravel().astype(np.float64) - np.asarray(check.mean)
+    c = np.asarray(check.components)
+    return float(np.linalg.norm(v - c.T @ (c @ v)))
+
+
+def fit_domain_check(train: np.ndarray, held_out: np.ndarray, k: int = 12, quantile: float = 0.995) -> DomainCheck:
+    """Principal subspace of framed training grids (N, grid*grid); threshold = ``quantile`` of the
+    residuals of held-out framed grids (so about 1 - quantile of real digits are flagged)."""
+    mean = train.mean(axis=0)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+    comps = vt[:k]
+    r = np.linalg.norm((held_out - mean) - ((held_out - mean) @ comps.T) @ comps, axis=1)
+    return DomainCheck(
+        mean=[round(float(v), 5) for v in mean],
+        components=[[round(float(v), 5) for v in row] for row in comps],
+        threshold=round(float(np.quantile(r, quantile)), 5),
+        quantile=quantile,
+    )
+
+
+def frame_image(img: Image.Image, spec: Framing, invert: Invert = "auto") -> tuple[Image.Image, FrameNotes]:
+    """A decoded upload (any mode) -> the framed 8-bit grid as a PIL ``L`` image, and what was done."""
+    img, composited = flatten_alpha(img)
+    chroma = _chroma(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        gray = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            gray = gray.astype(np.uint16)
+    else:
+        gray = np.asarray(img.convert("L"))
+    framed, notes = frame_digit(gray, spec, invert, chroma)
+    notes.alpha_composited = composited
+    return Image.fromarray(np.round(framed * 255).astype(np.uint8), "L"), notes

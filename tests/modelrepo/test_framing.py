@@ -1,0 +1,108 @@
+"""Framing uploads as the training digits were framed: ink box, size, centre, polarity, alpha, warnings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from modelrepo.card import Framing
+from modelrepo.framing import COLOUR, NO_INK, UNLIKE_TRAINING, fit_domain_check, frame_digit, frame_image
+from training.uploads import transparent_canvas
+
+SPEC = Framing()
+
+
+@pytest.fixture(scope="module")
+def digits() -> list[np.ndarray]:
+    return [np.round(im * 255 / 16).astype(np.uint8) for im in load_digits().images[:200]]
+
+
+def framed(img: Image.Image, invert: str = "auto") -> tuple[np.ndarray, object]:
+    g, notes = frame_image(img, SPEC, invert)
+    return np.asarray(g, np.float64) / 255, notes
+
+
+def big_on_canvas(d: np.ndarray, size: int = 96, canvas: int = 240, at: tuple[int, int] = (20, 110)) -> np.ndarray:
+    """The digit drawn large at an off-centre place of a bigger black canvas (light ink)."""
+    out = np.zeros((canvas, canvas), np.float64)
+    out[at[0] : at[0] + size, at[1] : at[1] + size] = np.asarray(
+        Image.fromarray(d).resize((size, size), Image.Resampling.BILINEAR), np.float64
+    )
+    return out
+
+
+def test_size_and_position_do_not_matter(digits) -> None:
+    """A digit drawn large, off-centre, on a big canvas frames like the native 8x8 one."""
+    diffs = []
+    for d in digits[:50]:
+        small, _ = framed(Image.fromarray(d))
+        big, notes = framed(Image.fromarray(big_on_canvas(d).astype(np.uint8)))
+        assert notes.ink_box is not None and notes.ink_box[0] >= 100  # found where it was drawn
+        diffs.append(np.abs(small - big).mean())
+    assert np.mean(diffs) < 0.06
+
+
+def test_dark_ink_on_light_paper_is_inverted(digits) -> None:
+    for d in digits[:30]:
+        light, n_light = framed(Image.fromarray(big_on_canvas(d).astype(np.uint8)))
+        paper = 230 - 0.8 * big_on_canvas(d)  # gray paper, dark gray ink
+        dark, notes = framed(Image.fromarray(paper.astype(np.uint8)))
+        assert notes.inverted and not n_light.inverted
+        assert np.abs(light - dark).mean() < 0.05
+
+
+def test_invert_parameter_forces_the_polarity(digits) -> None:
+    img = Image.fromarray((255 - big_on_canvas(digits[0])).astype(np.uint8))
+    assert framed(img, "false")[1].inverted is False
+    assert framed(img, "true")[1].inverted is True
+    # forced the wrong way, the paper is taken for ink: not the digit that auto frames
+    assert np.abs(framed(img, "false")[0] - framed(img, "auto")[0]).mean() > 0.2
+
+
+def test_transparent_canvas_is_composited_not_read_as_black(digits) -> None:
+    """A web canvas: black ink on a transparent background whose RGB is black as well."""
+    for d in digits[:30]:
+        light, _ = framed(Image.fromarray(big_on_canvas(d).astype(np.uint8)))
+        rgba = transparent_canvas(big_on_canvas(d))
+        assert np.asarray(rgba)[..., :3].max() == 0  # every pixel's RGB is black: only alpha holds the digit
+        got, notes = framed(rgba)
+        assert notes.alpha_composited == "white" and notes.inverted
+        assert np.abs(light - got).mean() < 0.05
+    white_ink, notes = framed(transparent_canvas(big_on_canvas(digits[0]), colour=(255, 255, 255)))
+    assert notes.alpha_composited == "black" and not notes.inverted
+
+
+def test_uniform_images_have_no_ink() -> None:
+    for value in (0, 255, 128):
+        g, notes = framed(Image.new("L", (64, 64), value))
+        assert NO_INK in notes.warnings and g.max() == 0 and notes.ink_box is None
+
+
+def test_colour_photo_is_flagged() -> None:
+    from sklearn.datasets import load_sample_images
+
+    photo = Image.fromarray(load_sample_images().images[1])  # the flower
+    _, notes = framed(photo)
+    assert COLOUR in notes.warnings
+
+
+def test_sixteen_bit_digits_frame_like_eight_bit(digits) -> None:
+    d = big_on_canvas(digits[3])
+    eight, _ = framed(Image.fromarray(d.astype(np.uint8)))
+    sixteen, _ = framed(Image.fromarray((d * 257).astype(np.uint16)))
+    assert np.abs(eight - sixteen).mean() < 0.01
+
+
+def test_domain_check_flags_photos_not_digits(digits) -> None:
+    import skimage.data
+
+    grids = np.stack([frame_digit(d, SPEC)[0].ravel() for d in digits])
+    check = fit_domain_check(grids[:150], grids[150:], k=12, quantile=0.98)
+    spec = SPEC.model_copy(update={"domain": check})
+    flagged = sum(UNLIKE_TRAINING in frame_digit(d, spec)[1].warnings for d in digits[150:])
+    assert flagged <= 2  # the held-out digits set the threshold at their 98th percentile
+    for name in ("coins", "camera", "checkerboard"):
+        _, notes = frame_digit(np.asarray(getattr(skimage.data, name)()), spec)
+        assert UNLIKE_TRAINING in notes.warnings, name

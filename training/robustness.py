@@ -1,0 +1,65 @@
+"""The classifiers' robustness suite: named variants of the held-out digits, encoded as the files users
+send, decoded and framed by the same code the service runs, accuracy per variant.
+
+Variants (``training/uploads.py``): native 8 x 8; 32 x 32 nearest and bilinear; 128 and 512 bilinear;
+shifted 2-3 px at 32; inverted polarity; transparent-canvas PNG; thick and thin strokes; JPEG at
+quality 50; and ``drawn``: pen-drawn digits made by ``training/data/drawn_digits.py``, a generator
+that never feeds training. ``robust_accuracy`` is the worst of them: the default classifier is the
+one whose worst variant is best.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from modelrepo.card import InputSpec
+from modelrepo.preprocess import preprocess
+from training.data.drawn_digits import drawn_digits
+from training.uploads import VARIANTS
+
+DRAWN_PER_CLASS = 30
+DRAWN_SEED = 1234
+SUITE_SEED = 0
+HEADLINE = "robust_accuracy"
+
+
+def _encode(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def suite_files(digits: Sequence[np.ndarray], labels: np.ndarray) -> dict[str, tuple[list[bytes], np.ndarray]]:
+    """Variant name -> (encoded files, labels); deterministic."""
+    out = {}
+    for k, (name, render) in enumerate(VARIANTS.items()):
+        rng = np.random.default_rng([SUITE_SEED, k])
+        out[name] = ([render(d, rng) for d in digits], labels)
+    drawn, drawn_labels = drawn_digits(DRAWN_PER_CLASS, DRAWN_SEED)
+    out["drawn"] = ([_encode(im) for im in drawn], drawn_labels)
+    return out
+
+
+def decode_files(files: Sequence[bytes], spec: InputSpec) -> np.ndarray:
+    """Encoded uploads -> the network's input batch, as the service decodes and frames them."""
+    return preprocess([Image.open(io.BytesIO(b)) for b in files], spec)
+
+
+def measure(
+    logits_of: Callable[[np.ndarray], np.ndarray],
+    spec: InputSpec,
+    digits: Sequence[np.ndarray],
+    labels: np.ndarray,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Accuracy per variant (rounded to 6 places) for a callable from input batch to logits."""
+    scores = {}
+    for name, (files, y) in suite_files(digits, labels).items():
+        x = decode_files(files, spec)
+        logits = np.concatenate([logits_of(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        scores[name] = round(float((logits.argmax(1) == y).mean()), 6)
+    return scores
