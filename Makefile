@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 MODELS ?= models
 
-.PHONY: serve test models eval lint bench clean
+.PHONY: serve test models eval report lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,8 @@ serve: $(VENV)/.serve-installed
 	$(BIN)/python -m service --models $(MODELS) --host 127.0.0.1 --port 8000
 
 test: $(VENV)/.dev-installed
+	$(BIN)/ruff check modelrepo service training tests bench
+	$(BIN)/ruff format --check modelrepo service training tests bench
 	$(BIN)/python -m pytest
 
 models: $(VENV)/.dev-installed
@@ -31,6 +33,10 @@ models: $(VENV)/.dev-installed
 
 eval: $(VENV)/.dev-installed
 	$(BIN)/python -m training eval --models $(MODELS)
+
+# tables and plots in docs/ from the committed cards (robustness, segmentation generalisation)
+report: $(VENV)/.dev-installed
+	$(BIN)/python -m training report --models $(MODELS) --out docs
 
 # Load comes from wrk (Debian's package), a separate process; installed here when missing and root.
 bench: $(VENV)/.dev-installed

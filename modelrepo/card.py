@@ -117,6 +117,12 @@ class OutputSpec(_Strict):
     object_class: int | None = None
     border_class: int | None = None
     min_object_size: int = Field(0, ge=0, description="default smallest object kept, in pixels")
+    # segmentation: how objects are made from the class probabilities (modelrepo/segmentation.py)
+    instances: Literal["components", "watershed"] = "components"
+    # segmentation: object sizes trained on (equivalent diameters, px); uploads with cells outside the
+    # range are rescaled so their cells measure diameter_px, and the answer is mapped back
+    diameter_px: float | None = Field(None, gt=0)
+    diameter_range: tuple[float, float] | None = None
 
 
 class RadarSpec(_Strict):

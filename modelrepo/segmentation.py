@@ -68,3 +68,42 @@ def measure(labels: np.ndarray, intensity: np.ndarray) -> list[dict]:
             }
         )
     return rows
+
+
+def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def instances_from_probabilities(
+    probs: np.ndarray, object_class: int, border_class: int | None, min_size: int = 0, method: str = "watershed"
+) -> np.ndarray:
+    """(C, H, W) class probabilities -> (H, W) int32 instances.
+
+    ``watershed``: marker-controlled watershed - markers are the confident cell interiors
+    (P(cell) - P(border) > 0.5), the elevation is the border probability (1 - P(cell) + P(border)),
+    the flood stays inside the foreground (P(background) < 0.5). ``components``: the argmax class map's
+    interiors grown into their borders (``instances_from_classes``)."""
+    if method == "components":
+        return instances_from_classes(probs.argmax(0), object_class, border_class, min_size)
+    p_obj = probs[object_class]
+    p_border = probs[border_class] if border_class is not None else np.zeros_like(p_obj)
+    foreground = p_obj + p_border > 0.5
+    markers, n = ndi.label((p_obj - p_border) > 0.5)
+    if n == 0:
+        return np.zeros(p_obj.shape, np.int32)
+    elevation = np.round(np.clip(1.0 - p_obj + p_border, 0.0, 2.0) * 32767).astype(np.uint16)
+    elevation[~foreground] = np.iinfo(np.uint16).max  # the outside never wins a foreground pixel
+    seeds = markers.astype(np.int32)
+    seeds[~foreground & (seeds == 0)] = -1  # background marker: floods the outside last
+    labels = ndi.watershed_ift(elevation, seeds)
+    labels = np.where(foreground & (labels > 0), labels, 0)
+    return relabel(labels, min_size)
+
+
+def equivalent_diameters(instances: np.ndarray) -> np.ndarray:
+    """Per object, the diameter of the disc of the same area (pixels)."""
+    areas = np.bincount(instances.ravel())[1:]
+    areas = areas[areas > 0]
+    return 2.0 * np.sqrt(areas / np.pi)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -37,6 +38,15 @@ def timings_ms(t0: float, t1: float, timing: Timing) -> dict[str, float]:
         "inference_ms": round(1000 * timing.inference_s, 3),
         "total_ms": round(1000 * (time.perf_counter() - t0), 3),
     }
+
+
+class Batcher(Protocol):
+    """What a route needs of a model's batcher: in-process (``DynamicBatcher``) or in the engine
+    process (``service.remote.RemoteBatcher``)."""
+
+    max_batch_size: int
+
+    async def infer(self, x: np.ndarray, timeout_s: float) -> tuple[np.ndarray, Timing]: ...
 
 
 @dataclass

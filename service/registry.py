@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from modelrepo.card import ModelCard
 from modelrepo.repository import scan_repository
-from service.batcher import DynamicBatcher
+from service.batcher import Batcher, DynamicBatcher
 from service.metrics import ServiceMetrics
 from service.settings import Settings
 
@@ -61,7 +61,7 @@ class ModelState:
     requested: list[str] = field(default_factory=list)
     fallback: str | None = None  # why the model runs on a provider other than the first requested
     session: ort.InferenceSession | None = None
-    batcher: DynamicBatcher | None = None
+    batcher: Batcher | None = None
     warmup_ms: float | None = None
 
     @property
@@ -86,6 +86,7 @@ class ModelState:
             "requested_providers": self.requested,
             "fallback": self.fallback,
             "warmup_ms": self.warmup_ms,
+            "max_batch_size": self.batcher.max_batch_size if self.batcher is not None else None,
             "architecture": card.architecture.name if card else None,
             "metrics": card.metrics if card else None,
         }

@@ -77,8 +77,8 @@ class EngineClient:
 class RemoteBatcher:
     """Same ``infer`` as DynamicBatcher; the batching happens in the engine."""
 
-    def __init__(self, client: EngineClient, model: str) -> None:
-        self.client, self.model = client, model
+    def __init__(self, client: EngineClient, model: str, max_batch_size: int) -> None:
+        self.client, self.model, self.max_batch_size = client, model, max_batch_size
 
     async def infer(self, x: np.ndarray, timeout_s: float) -> tuple[np.ndarray, Timing]:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -152,7 +152,7 @@ class RemoteRegistry(RegistryBase):
             if state is None:
                 card = ModelCard.model_validate(m["card"]) if m["card"] else None
                 state = self.models[m["name"]] = ModelState(m["name"], card)
-                state.batcher = RemoteBatcher(self.client, m["name"])
+                state.batcher = RemoteBatcher(self.client, m["name"], m.get("max_batch_size") or 8)
             state.version, state.status, state.reason = m["version"], m["status"], m["reason"]
             state.providers, state.requested, state.fallback = m["providers"], m["requested_providers"], m["fallback"]
             state.warmup_ms = m["warmup_ms"]

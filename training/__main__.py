@@ -103,7 +103,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     cfg = SegmentConfig(**{f.name: getattr(args, f.name) for f in fields(SegmentConfig)})
     export_to = Path(args.export_to) if args.export_to else None
-    r = train_segmenter(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite)
+    r = train_segmenter(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite, resume=args.resume)
     print(json.dumps({k: v for k, v in r.items() if k != "history"}, indent=2))
     return 0
 
@@ -175,6 +175,15 @@ def cmd_archs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Robustness and generalisation tables (markdown) and plots (PNG) from the committed cards."""
+    from training.reports import write_reports
+
+    for p in write_reports(Path(args.models), Path(args.out)):
+        print(p)
+    return 0
+
+
 def cmd_digit_samples(args: argparse.Namespace) -> int:
     """Example uploads for /classify: pen-drawn digits as white-on-black, black-on-white and transparent PNGs."""
     from training.data.drawn_digits import write_examples
@@ -199,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _add_dataclass_args(p, SegmentConfig)
     _add_export_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (same configuration)")
     p.set_defaults(fn=cmd_segment)
 
     p = sub.add_parser("denoise", help="train the denoising autoencoders on bundled natural images")
@@ -221,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=2026)
     p.set_defaults(fn=cmd_radar_samples)
+
+    p = sub.add_parser("report", help="tables and plots for docs/ from the committed cards")
+    p.add_argument("--models", default="models")
+    p.add_argument("--out", default="docs")
+    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("digit-samples", help="write example digit uploads (PNG) for /classify")
     p.add_argument("--out", default="examples/digits")

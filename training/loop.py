@@ -100,9 +100,11 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     desc: str = "train",
+    stop_after: int | None = None,
 ) -> FitResult:
     """Train ``model`` in place; on return it holds the best weights. ``best_extra`` is stored beside
-    them in ``checkpoint.pt`` (what export needs: model args, classes, input spec...)."""
+    them in ``checkpoint.pt`` (what export needs: model args, classes, input spec...). ``stop_after``
+    ends this call after that many epochs (a session's budget); ``resume=True`` later continues."""
     rng = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     model.to(device)
@@ -158,10 +160,13 @@ def fit(
         if epoch - best["epoch"] > cfg.patience and best["epoch"] >= 0:
             stopped = True
             break
+        if stop_after is not None and epoch - start >= stop_after:
+            break
         model.train()
         losses = []
         for x, y in batches(epoch, rng):
-            value = loss(model, x.to(device), y.to(device))
+            y = y.to(device) if torch.is_tensor(y) else type(y)(t.to(device) for t in y)
+            value = loss(model, x.to(device), y)
             opt.zero_grad(set_to_none=True)
             value.backward()
             opt.step()

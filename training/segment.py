@@ -2,50 +2,61 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec
+from modelrepo.cellseg import segment
 from modelrepo.preprocess import preprocess
-from modelrepo.segmentation import instances_from_classes
-from training.classify import pick_device
-from training.data.cells import CLASSES, CellImage, elastic_deform, make_cell_dataset
+from modelrepo.segmentation import equivalent_diameters
+from training.data.cells import CLASSES, CellImage, classes_from_instances, elastic_deform, make_cell_dataset
+from training.data.cells_alt import make_alt_cell_dataset
+from training.data.cells_random import make_random_cell_dataset
 from training.export import export_to_repository
+from training.loop import LoopConfig, fit, pick_device
 from training.nets.unet import UNet
-from training.seg_metrics import object_f1, pixel_scores
+from training.seg_metrics import object_f1
 from training.weight_map import unet_weight_map
 
 DATA_SOURCE = "training.data.cells (synthetic fluorescence-like touching cells)"
+GENERATORS = {"cells_random": make_random_cell_dataset, "cells": make_cell_dataset}
+SOURCES = {"cells_random": "training.data.cells_random (domain-randomised fluorescence cells)", "cells": DATA_SOURCE}
+METHODS = ("components", "watershed")
 
 
 @dataclass
 class SegmentConfig:
     name: str = "unet_cells"
-    data: str = "cells"  # cells (generated) | folder (image/mask pairs, see training/data/mask_folder.py)
+    # cells_random (domain-randomised, training/data/cells_random.py) | cells (the first generator) |
+    # folder (image/mask pairs, see training/data/mask_folder.py)
+    data: str = "cells_random"
     data_dir: str | None = None
     mask_kind: str = "auto"  # folder masks: auto | classes | instances
-    n_train: int = 96
-    n_val: int = 16
-    n_test: int = 24
+    n_train: int = 384
+    n_val: int = 24
+    n_test: int = 40
+    n_cross: int = 40  # held-out images from the second, independent generator (training/data/cells_alt.py)
     size: int = 128
     base: int = 16
     depth: int = 4
-    epochs: int = 25
+    epochs: int = 24
     batch_size: int = 8
     lr: float = 2e-3
+    loss: str = "weighted"  # weighted: the U-Net paper's weight map | plain: unweighted cross entropy
     w0: float = 10.0
     sigma: float = 5.0
     elastic: bool = True
-    min_size: int = 20
+    min_size: int = 15
     pmin: float = 1.0
     pmax: float = 99.8
+    ema: float | None = 0.99
+    patience: int = 12
     seed: int = 0
     device: str = "auto"
     out: str = "runs"
@@ -67,22 +78,36 @@ def input_spec(cfg: SegmentConfig) -> InputSpec:
     )
 
 
-def splits(cfg: SegmentConfig) -> dict[str, list[CellImage]]:
-    """Generated cells: three disjoint sets, each with its own seed derived from cfg.seed. Or a user folder."""
+def splits(cfg: SegmentConfig, only: tuple[str, ...] = ("train", "val", "test")) -> dict[str, list[CellImage]]:
+    """Generated cells: three disjoint sets, each with its own seed derived from cfg.seed (``only``
+    makes just those). Or a user folder."""
     if cfg.data == "folder":
         from training.data.mask_folder import load_mask_folder
 
         if not cfg.data_dir:
             raise ValueError("--data folder needs --data-dir")
         return load_mask_folder(cfg.data_dir, seed=cfg.seed, kind=cfg.mask_kind)
-    if cfg.data != "cells":
-        raise ValueError(f"unknown dataset {cfg.data!r} (cells | folder)")
+    if cfg.data not in GENERATORS:
+        raise ValueError(f"unknown dataset {cfg.data!r} ({' | '.join(GENERATORS)} | folder)")
+    make = GENERATORS[cfg.data]
     sizes = [("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)]
-    return {name: make_cell_dataset(n, seed=cfg.seed * 1000 + k, size=cfg.size) for k, (name, n) in enumerate(sizes)}
+    return {name: make(n, seed=cfg.seed * 1000 + k, size=cfg.size) for k, (name, n) in enumerate(sizes) if name in only}
+
+
+def held_out_sets(cfg: SegmentConfig, data: dict[str, list[CellImage]]) -> dict[str, list[CellImage]]:
+    """Every held-out set the card reports: ``own`` (the training generator's test split) and, for
+    generated data, ``cross`` (the independent generator, never trained on) and ``first`` (the first
+    generator's test split, as the previous model was measured)."""
+    sets = {"own": data["test"]}
+    if cfg.data in GENERATORS:
+        sets["cross"] = make_alt_cell_dataset(cfg.n_cross, seed=cfg.seed * 1000 + 7)
+        if cfg.data != "cells":
+            sets["first"] = make_cell_dataset(24, seed=cfg.seed * 1000 + 2, size=128)
+    return sets
 
 
 def data_source(cfg: SegmentConfig) -> str:
-    return DATA_SOURCE if cfg.data == "cells" else f"folder:{Path(cfg.data_dir or '.').resolve()}"
+    return SOURCES.get(cfg.data) or f"folder:{Path(cfg.data_dir or '.').resolve()}"
 
 
 def _augment(c: CellImage, rng: np.random.Generator, elastic: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -96,30 +121,30 @@ def _augment(c: CellImage, rng: np.random.Generator, elastic: bool) -> tuple[np.
     return np.ascontiguousarray(image), np.ascontiguousarray(inst)
 
 
-def _batch(items: list[CellImage], spec: InputSpec, rng, cfg: SegmentConfig, augment: bool):
-    from training.data.cells import classes_from_instances
+def _batches(cfg: SegmentConfig, train: list[CellImage], spec: InputSpec, steps: int):
+    def batches(epoch: int, rng: np.random.Generator):
+        order = rng.permutation(len(train))
+        for i in range(steps):
+            xs, ys, ws = [], [], []
+            for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]:
+                image, inst = _augment(train[j], rng, cfg.elastic)
+                classes = classes_from_instances(inst)
+                xs.append(image)
+                ys.append(classes.astype(np.int64))
+                if cfg.loss == "weighted":
+                    ws.append(unet_weight_map(classes, inst, len(CLASSES), cfg.w0, cfg.sigma))
+                else:
+                    ws.append(np.ones(classes.shape, np.float32))
+            x = torch.from_numpy(preprocess(xs, spec))  # (B, 1, H, W), percentile-normalised per image
+            yield x, (torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws)))
 
-    xs, ys, ws = [], [], []
-    for c in items:
-        image, inst = _augment(c, rng, cfg.elastic) if augment else (c.image, c.instances)
-        classes = classes_from_instances(inst) if augment else c.classes
-        xs.append(image)
-        ys.append(classes.astype(np.int64))
-        ws.append(unet_weight_map(classes, inst, len(CLASSES), cfg.w0, cfg.sigma))
-    x = torch.from_numpy(preprocess(xs, spec))  # (B, 1, H, W), percentile-normalised per image
-    return x, torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws))
+    return batches
 
 
 def weighted_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Pixel-wise cross entropy weighted by the U-Net weight map (normalised by the weights' sum)."""
     ce = F.cross_entropy(logits, target, reduction="none")  # (B, H, W)
     return (ce * weights).sum() / weights.sum()
-
-
-@torch.no_grad()
-def predict_classes(model: torch.nn.Module, images: list[np.ndarray], spec: InputSpec, device) -> list[np.ndarray]:
-    model.eval()
-    return [model(torch.from_numpy(preprocess([im], spec)).to(device)).argmax(1)[0].cpu().numpy() for im in images]
 
 
 def baseline_instances(image: np.ndarray, min_size: int = 20) -> np.ndarray:
@@ -140,12 +165,59 @@ def baseline_instances(image: np.ndarray, min_size: int = 20) -> np.ndarray:
     return relabel(watershed(-dist, markers, mask=mask), min_size)
 
 
-def evaluate(model, data: list[CellImage], spec: InputSpec, device, min_size: int) -> dict:
-    classes = predict_classes(model, [c.image for c in data], spec, device)
-    preds = [instances_from_classes(k, 1, 2, min_size) for k in classes]
-    truth = [c.instances for c in data]
-    pix = pixel_scores(np.stack(classes), np.stack([c.classes for c in data]), CLASSES)
-    return {"objects": object_f1(preds, truth), "pixels": pix, "_instances": preds}
+def segment_all(logits_of, images: list[np.ndarray], spec: InputSpec, out: OutputSpec) -> list[np.ndarray]:
+    """Instances for each image through the served pipeline (``modelrepo/cellseg.py``): whole-image
+    percentiles, diameter estimate and rescale, the card's instance method."""
+
+    async def infer(x: np.ndarray) -> np.ndarray:
+        return logits_of(x)
+
+    async def run() -> list[np.ndarray]:
+        return [(await segment(infer, im.astype(np.float32), spec, out)).instances for im in images]
+
+    return asyncio.run(run())
+
+
+def torch_logits(model: torch.nn.Module, device: torch.device):
+    @torch.no_grad()
+    def logits_of(x: np.ndarray) -> np.ndarray:
+        model.eval()
+        return model(torch.from_numpy(x).to(device)).cpu().numpy()
+
+    return logits_of
+
+
+def score_sets(logits_of, sets: dict[str, list[CellImage]], spec: InputSpec, out: OutputSpec) -> dict:
+    """Object F1 / precision / recall per held-out set, for both instance methods, and the baseline's."""
+    scores = {}
+    for name, data in sets.items():
+        truth = [c.instances for c in data]
+        row = {
+            m: object_f1(
+                segment_all(logits_of, [c.image for c in data], spec, out.model_copy(update={"instances": m})), truth
+            )
+            for m in METHODS
+        }
+        row["baseline"] = object_f1([baseline_instances(c.image, out.min_object_size) for c in data], truth)
+        scores[name] = row
+    return scores
+
+
+def output_spec(cfg: SegmentConfig, train: list[CellImage], instances: str = "components") -> OutputSpec:
+    """Classes, instance method and the object sizes trained on (equivalent diameters of train cells)."""
+    d = np.concatenate([equivalent_diameters(c.instances) for c in train])
+    return OutputSpec(
+        name="logits",
+        kind="class_scores",
+        shape=[len(CLASSES), "any", "any"],
+        postprocess="argmax",
+        object_class=1,
+        border_class=2,
+        min_object_size=cfg.min_size,
+        instances=instances,
+        diameter_px=round(float(np.median(d)), 2),
+        diameter_range=(round(float(np.percentile(d, 5)), 2), round(float(np.percentile(d, 95)), 2)),
+    )
 
 
 def plot_panel(data: list[CellImage], ours: list[np.ndarray], base: list[np.ndarray], path: Path, n: int = 3) -> None:
@@ -175,134 +247,127 @@ def train_segmenter(
     version: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict:
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    """Train on the shared loop (best validation object F1), score every held-out set with both
+    instance methods, keep the better method (by validation), write reports, optionally export."""
     device = pick_device(cfg.device)
     data = splits(cfg)
     spec = input_spec(cfg)
-    model = UNet(in_channels=1, num_classes=len(CLASSES), base=cfg.base, depth=cfg.depth).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    out = output_spec(cfg, data["train"])
+    model = UNet(in_channels=1, num_classes=len(CLASSES), base=cfg.base, depth=cfg.depth)
     steps = -(-len(data["train"]) // cfg.batch_size)
-    if cfg.max_batches:
-        steps = min(steps, cfg.max_batches)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps)
-    out_dir = Path(cfg.out) / cfg.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    best, history, t0 = {"f1": -1.0, "epoch": -1}, [], time.time()
-    bar = tqdm(range(cfg.epochs), desc=cfg.name, disable=not progress, unit="epoch")
-    for epoch in bar:
-        model.train()
-        order = rng.permutation(len(data["train"]))
-        losses = []
-        for i in range(steps):
-            items = [data["train"][j] for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
-            x, y, w = _batch(items, spec, rng, cfg, augment=True)
-            loss = weighted_ce(model(x.to(device)), y.to(device), w.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        val = evaluate(model, data["val"], spec, device, cfg.min_size)["objects"]["f1"]
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_object_f1": val})
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_f1=f"{val:.3f}")
-        if val > best["f1"]:
-            best = {"f1": val, "epoch": epoch}
-            torch.save(
-                {
-                    "model_args": model.config,
-                    "config": asdict(cfg),
-                    "state_dict": model.state_dict(),
-                    "input_spec": spec.model_dump(),
-                    "epoch": epoch,
-                },
-                out_dir / "checkpoint.pt",
-            )
-    bar.close()
-    train_seconds = time.time() - t0
-    model.load_state_dict(torch.load(out_dir / "checkpoint.pt", map_location=device)["state_dict"])
+    steps = min(steps, cfg.max_batches) if cfg.max_batches else steps
+    val_truth = [c.instances for c in data["val"]]
 
-    test = evaluate(model, data["test"], spec, device, cfg.min_size)
-    base = [baseline_instances(c.image, cfg.min_size) for c in data["test"]]
-    base_objects = object_f1(base, [c.instances for c in data["test"]])
-    plot_panel(data["test"], test["_instances"], base, out_dir / "panel.png")
+    def validate(m: torch.nn.Module) -> tuple[float, float]:
+        f1 = object_f1(segment_all(torch_logits(m, device), [c.image for c in data["val"]], spec, out), val_truth)["f1"]
+        return f1, -f1
+
+    out_dir = Path(cfg.out) / cfg.name
+    loop = LoopConfig(cfg.epochs, cfg.lr, 1e-4, cfg.patience, cfg.ema, cfg.seed, cfg.device)
+    saved = {"model_args": model.config, "config": asdict(cfg), "input_spec": spec.model_dump()}
+    task_config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device")}
+    fr = fit(
+        model, loop, steps, _batches(cfg, data["train"], spec, steps),
+        lambda m, x, yw: weighted_ce(m(x), yw[0], yw[1]),
+        validate, out_dir, saved, task_config, resume=resume, progress=progress, desc=cfg.name,
+    )  # fmt: skip
+    logits_of = torch_logits(model, device)
+    val = score_sets(logits_of, {"val": data["val"]}, spec, out)["val"]
+    out = out.model_copy(update={"instances": max(METHODS, key=lambda m: val[m]["f1"])})
+    scores = score_sets(logits_of, held_out_sets(cfg, data), spec, out)
+    own = data["test"]
+    plot_panel(
+        own,
+        segment_all(logits_of, [c.image for c in own], spec, out),
+        [baseline_instances(c.image, cfg.min_size) for c in own],
+        out_dir / "panel.png",
+    )
+    if "cross" in scores:
+        cross = held_out_sets(cfg, data)["cross"]
+        ours = segment_all(logits_of, [c.image for c in cross], spec, out)
+        plot_panel(cross, ours, [baseline_instances(c.image, cfg.min_size) for c in cross], out_dir / "panel_cross.png")
     report = {
-        "unet": {"objects": test["objects"], "pixels": test["pixels"]},
-        "baseline": {"objects": base_objects},
-        "best": best,
-        "train_seconds": round(train_seconds, 1),
+        "instances": out.instances,
+        "val": val,
+        "scores": scores,
+        "best_epoch": fr.best_epoch,
+        "train_seconds": round(fr.train_seconds, 1),
     }
     (out_dir / "test_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    (out_dir / "history.json").write_text(json.dumps(fr.history, indent=2) + "\n")
     result = {
         "name": cfg.name,
-        "object_f1": test["objects"]["f1"],
-        "baseline_object_f1": base_objects["f1"],
-        "history": history,
+        "object_f1": scores["own"][out.instances]["f1"],
+        "baseline_object_f1": scores["own"]["baseline"]["f1"],
+        "instances": out.instances,
+        "scores": scores,
+        "history": fr.history,
         "out_dir": str(out_dir),
         "panel": str(out_dir / "panel.png"),
     }
-
     if export_to is not None:
-        model = model.cpu()
-        metrics = {
-            "object_f1": round(test["objects"]["f1"], 4),
-            "object_precision": round(test["objects"]["precision"], 4),
-            "object_recall": round(test["objects"]["recall"], 4),
-            "baseline_object_f1": round(base_objects["f1"], 4),
-        } | {f"{m}_{k}": round(v[m], 4) for k, v in test["pixels"].items() for m in ("iou", "dice")}
-        card_fields = dict(
-            name=cfg.name,
-            task="segmentation",
-            description="U-Net for touching cells: background / cell / border-between-cells; instances by "
-            "connected components of cells grown into their borders. Baseline: Otsu + distance-transform watershed.",
-            architecture=Architecture(
-                name="unet",
-                family="unet",
-                preset="any-size",
-                kwargs={"base": cfg.base, "depth": cfg.depth},
-                num_parameters=sum(p.numel() for p in model.parameters()),
-            ),
-            input=spec,
-            output=OutputSpec(
-                name="logits",
-                kind="class_scores",
-                shape=[len(CLASSES), "any", "any"],
-                postprocess="argmax",
-                object_class=1,
-                border_class=2,
-                min_object_size=cfg.min_size,
-            ),
-            labels=CLASSES,
-            training=DataProvenance(
-                source=data_source(cfg),
-                description=f"{cfg.size}x{cfg.size} 16-bit images" if cfg.data == "cells" else "image/mask pairs",
-                split={},
-                sizes={k: len(v) for k, v in data.items()},
-                seed=cfg.seed,
-                augmentation={"elastic": cfg.elastic, "rot90": True, "flip": True},
-            ),
-            hyperparameters=asdict(cfg)
-            | {
-                "loss": "weighted cross entropy (U-Net weight map)",
-                "best_epoch": best["epoch"],
-                "train_seconds": round(train_seconds),
-            },
-            metrics=metrics,
-        )
-        real = preprocess([c.image for c in data["test"][:2]], spec)
-        odd = preprocess([data["test"][-1].image[:97, :75]], spec)  # a second, odd size
-        card = export_to_repository(
-            model,
-            card_fields,
-            export_to,
-            real,
-            version=version,
-            overwrite=overwrite,
-            max_batch_size=8,
-            dynamic_spatial=True,
-            extra_inputs=[odd],
-        )
+        card = _export(cfg, model, spec, out, data, scores, fr, export_to, version, overwrite)
         result["exported"] = str(export_to / card.name)
     return result
+
+
+def card_metrics(scores: dict, method: str) -> dict[str, float]:
+    """Flat card metrics: ``object_f1`` etc. for the own set, ``<set>_object_f1`` for the others, the
+    baseline's, and both instance methods' F1 (the one served is ``method``)."""
+    metrics = {}
+    for name, row in scores.items():
+        prefix = "" if name == "own" else f"{name}_"
+        metrics |= {f"{prefix}object_{k}": round(row[method][k], 4) for k in ("f1", "precision", "recall")}
+        metrics[f"{prefix}baseline_object_f1"] = round(row["baseline"]["f1"], 4)
+        metrics |= {f"{prefix}object_f1_{m}": round(row[m]["f1"], 4) for m in METHODS}
+    return metrics
+
+
+def _export(cfg, model, spec, out, data, scores, fr, export_to, version, overwrite):
+    model = model.cpu()
+    metrics = card_metrics(scores, out.instances)
+    card_fields = dict(
+        name=cfg.name,
+        task="segmentation",
+        description="U-Net for fluorescence cells: background / cell / border-between-cells; instances by "
+        f"{out.instances} from the class probabilities; images rescaled to the trained cell size. "
+        "Baseline: Otsu + distance-transform watershed.",
+        architecture=Architecture(
+            name="unet",
+            family="unet",
+            preset="any-size",
+            kwargs={"base": cfg.base, "depth": cfg.depth},
+            num_parameters=sum(p.numel() for p in model.parameters()),
+        ),
+        input=spec,
+        output=out,
+        labels=CLASSES,
+        training=DataProvenance(
+            source=data_source(cfg),
+            description=f"{cfg.size}x{cfg.size} 8/16-bit generated images; held out: own test split, "
+            "the first generator (training/data/cells.py) and an independent generator (training/data/cells_alt.py)"
+            if cfg.data in GENERATORS
+            else "image/mask pairs",
+            split={},
+            sizes={k: len(v) for k, v in data.items()},
+            seed=cfg.seed,
+            augmentation={"elastic": cfg.elastic, "rot90": True, "flip": True},
+        ),
+        hyperparameters=asdict(cfg)
+        | {
+            "loss_detail": "weighted cross entropy (U-Net weight map)" if cfg.loss == "weighted" else "cross entropy",
+            "best_epoch": fr.best_epoch,
+            "epochs_run": fr.epochs_run,
+            "train_seconds": round(fr.train_seconds),
+        },
+        metrics=metrics,
+        headline_metric="cross_object_f1" if "cross_object_f1" in metrics else "object_f1",
+    )
+    real = preprocess([c.image for c in data["test"][:2]], spec)
+    odd = preprocess([data["test"][-1].image[:97, :75]], spec)  # a second, odd size
+    return export_to_repository(
+        model, card_fields, export_to, real, version=version, overwrite=overwrite,
+        max_batch_size=8, dynamic_spatial=True, extra_inputs=[odd],
+    )  # fmt: skip

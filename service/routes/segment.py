@@ -42,6 +42,14 @@ async def segment_image(
     min_size: int | None = Query(None, ge=0, le=10**8, description="drop objects smaller than this (pixels)"),
     pmin: float | None = Query(None, ge=0, le=100, description="lower normalisation percentile (card default)"),
     pmax: float | None = Query(None, ge=0, le=100, description="upper normalisation percentile (card default)"),
+    diameter: float | None = Query(
+        None,
+        gt=0,
+        le=10_000,
+        description="typical cell diameter in pixels: the image is rescaled so its cells match the trained size "
+        "and the answer mapped back; absent: estimated from a first pass (rescaled only when outside the "
+        "trained range)",
+    ),
 ) -> Response:
     """Segment one image (8- or 16-bit PNG/TIFF, JPEG, ...): classes per pixel, objects, measurements."""
     t0 = time.perf_counter()
@@ -58,16 +66,21 @@ async def segment_image(
     blobs = await read_images(request, 1)
     img = open_image(blobs[0], settings.max_image_pixels)
     try:
-        raw, x = task.decode(img, spec)
+        raw = task.decode(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {exc}") from None
     t1 = time.perf_counter()
-    classes, timing = await guarded(
-        task.predict(state, x, settings.request_timeout_s, settings.segment_tile_size, settings.segment_tile_overlap),
+    tiling = (settings.segment_tile_size, settings.segment_tile_overlap)
+    seg, timing = await guarded(
+        task.predict(state, raw, spec, settings.request_timeout_s, *tiling, diameter, min_size),
         settings.request_timeout_s,
     )
-    instances = task.objects(classes, card, min_size)
+    classes, instances = seg.classes, seg.instances
     headers = {"X-Objects": str(int(instances.max())), "X-Model": f"{state.name}/{state.version}"}
+    if seg.diameter_used is not None:
+        headers["X-Diameter"] = f"{seg.diameter_used:.1f}"
+    if seg.warnings:
+        headers["X-Warning"] = seg.warnings[0]
     if output == "labels":
         return Response(task.labels_tiff(instances), media_type=_MEDIA[output], headers=headers)
     if output == "png":
@@ -78,6 +91,13 @@ async def segment_image(
     if output == "csv":
         return Response(task.objects_csv(rows), media_type=_MEDIA[output], headers=headers)
     body = task.summary(classes, instances, rows, card) | {
+        "diameter": {
+            "used": None if seg.diameter_used is None else round(seg.diameter_used, 2),
+            "estimated": seg.diameter_estimated,
+            "trained": card.output.diameter_px,
+            "scale": round(seg.scale, 4),
+        },
+        "warnings": seg.warnings,
         "model": {"name": state.name, "version": state.version, "provider": state.provider},
         "timings": timings_ms(t0, t1, timing),
     }

@@ -15,10 +15,10 @@ from PIL import Image
 
 from modelrepo.noise import estimate_sigma
 from modelrepo.preprocess import pad_to_multiple
+from modelrepo.tiles import tile_origins
 from service.batcher import Timing
 from service.errors import ApiError
 from service.registry import ModelState
-from service.tiles import tile_origins
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 

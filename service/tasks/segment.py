@@ -10,67 +10,44 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.card import InputSpec, ModelCard
-from modelrepo.preprocess import intensities, normalize_percentile, pad_to_multiple
-from modelrepo.segmentation import instances_from_classes, measure
+from modelrepo.cellseg import Segmentation, segment
+from modelrepo.preprocess import intensities
+from modelrepo.segmentation import measure
 from service.batcher import Timing
 from service.registry import ModelState
-from service.tiles import tile_origins
 
 PALETTE = [(0, 0, 0), (46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 15)]  # per class
 
 
-def decode(img: Image.Image, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
-    """-> (raw intensities (H, W) in the file's own units, normalised network input (H, W, 1)).
-
-    The percentiles are taken over the whole image, before any tiling."""
-    raw = intensities(img)
-    return raw, normalize_percentile(raw, spec)
+def decode(img: Image.Image) -> np.ndarray:
+    """-> raw intensities (H, W) in the file's own units (16-bit stays 16-bit)."""
+    return intensities(img)
 
 
 async def predict(
-    state: ModelState, x: np.ndarray, timeout_s: float, tile: int, overlap: int
-) -> tuple[np.ndarray, Timing]:
-    """Class map (H, W) for the normalised image x (H, W, 1).
-
-    The image is padded (mirrored) to the network's multiple and the result cropped back. Images
-    larger than ``tile`` run as overlapping tiles, max-batch tiles at a time, each contributing its
-    centre, so memory stays bounded whatever the image size."""
+    state: ModelState,
+    raw: np.ndarray,
+    spec: InputSpec,
+    timeout_s: float,
+    tile: int,
+    overlap: int,
+    diameter: float | None,
+    min_size: int | None,
+) -> tuple[Segmentation, Timing]:
+    """The shared pipeline (``modelrepo/cellseg.py``) with the model's batcher as the network: tiles go
+    max-batch at a time; timings add up over every call."""
     assert state.batcher is not None and state.card is not None
-    h, w = x.shape[:2]
-    m = state.card.input.pad_multiple
-    chw = pad_to_multiple(x.transpose(2, 0, 1), m)
-    H, W = chw.shape[1:]  # padded sizes
-    tile = max(m, tile - tile % m)  # tiles keep the network's multiple too
-    if H <= tile and W <= tile:
-        logits, timing = await state.batcher.infer(np.ascontiguousarray(chw[None]), timeout_s)
-        return logits[0, :, :h, :w].argmax(0).astype(np.uint8), timing
-    th, tw = min(tile, H), min(tile, W)
-    step = tile - 2 * overlap  # each tile keeps its centre: neighbours must share 2 x overlap
-    boxes = [(y, x0) for y in tile_origins(H, th, step) for x0 in tile_origins(W, tw, step)]
-    out = np.zeros((H, W), np.uint8)
-    queue_s = infer_s = 0.0
-    rows = 0
-    group = max(1, getattr(state.batcher, "max_batch_size", 8))
-    for i in range(0, len(boxes), group):
-        chunk = boxes[i : i + group]
-        tiles = np.stack([chw[:, y : y + th, x0 : x0 + tw] for y, x0 in chunk])  # (n, 1, th, tw)
-        logits, timing = await state.batcher.infer(tiles, timeout_s)
-        queue_s, infer_s, rows = queue_s + timing.queue_s, infer_s + timing.inference_s, max(rows, timing.batch_rows)
-        for (y, x0), lg in zip(chunk, logits):
-            cls = lg.argmax(0).astype(np.uint8)
-            # keep the tile's centre: drop `overlap` px on every side that is not an image edge
-            top = 0 if y == 0 else overlap
-            left = 0 if x0 == 0 else overlap
-            bottom = th if y + th == H else th - overlap
-            right = tw if x0 + tw == W else tw - overlap
-            out[y + top : y + bottom, x0 + left : x0 + right] = cls[top:bottom, left:right]
-    return out[:h, :w], Timing(queue_s, infer_s, rows)
+    totals = [0.0, 0.0, 0]
 
+    async def infer(x: np.ndarray) -> np.ndarray:
+        logits, t = await state.batcher.infer(x, timeout_s)
+        totals[0], totals[1], totals[2] = totals[0] + t.queue_s, totals[1] + t.inference_s, max(totals[2], t.batch_rows)
+        return logits
 
-def objects(classes: np.ndarray, card: ModelCard, min_size: int | None) -> np.ndarray:
-    out = card.output
-    size = out.min_object_size if min_size is None else min_size
-    return instances_from_classes(classes, out.object_class or 1, out.border_class, size)
+    seg = await segment(
+        infer, raw, spec, state.card.output, diameter, min_size, tile, overlap, state.batcher.max_batch_size
+    )
+    return seg, Timing(totals[0], totals[1], int(totals[2]))
 
 
 def measure_objects(instances: np.ndarray, raw: np.ndarray) -> list[dict]:

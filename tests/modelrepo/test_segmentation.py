@@ -41,3 +41,46 @@ def test_measure_reports_area_centroid_bbox_intensity() -> None:
         "bbox": [3, 2, 7, 4],
         "mean_intensity": 7.0,
     }
+
+
+def _two_touching_discs() -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of two discs whose contact line is only *probably* border (P 0.55): the argmax
+    map has a broken line, so connected components merge them; the watershed does not."""
+    yy, xx = np.mgrid[0:40, 0:60]
+    a, b = np.hypot(yy - 20, xx - 20) < 10, np.hypot(yy - 20, xx - 38) < 10
+    fg = a | b
+    p = np.zeros((3, 40, 60))
+    p[0][~fg] = 1
+    p[1][fg] = 1
+    contact = fg & (np.abs(xx - 29) <= 1)
+    p[1][contact], p[2][contact] = 0.45, 0.55
+    p[1][contact & (yy == 20)], p[2][contact & (yy == 20)] = 0.6, 0.4  # one pixel of the line lost
+    return p, fg
+
+
+def test_watershed_splits_cells_whose_border_line_is_broken() -> None:
+    from modelrepo.segmentation import instances_from_probabilities
+
+    p, fg = _two_touching_discs()
+    assert instances_from_probabilities(p, 1, 2, method="components").max() == 1  # merged through the gap
+    ws = instances_from_probabilities(p, 1, 2, method="watershed")
+    assert ws.max() == 2
+    assert ((ws > 0) == fg).all()  # the objects cover the foreground, borders included
+
+
+def test_watershed_finds_nothing_in_background() -> None:
+    from modelrepo.segmentation import instances_from_probabilities
+
+    p = np.zeros((3, 16, 16))
+    p[0] = 1
+    assert instances_from_probabilities(p, 1, 2).max() == 0
+
+
+def test_equivalent_diameters() -> None:
+    from modelrepo.segmentation import equivalent_diameters
+
+    inst = np.zeros((50, 50), np.int32)
+    yy, xx = np.mgrid[0:50, 0:50]
+    inst[np.hypot(yy - 25, xx - 25) < 10] = 1
+    (d,) = equivalent_diameters(inst)
+    assert abs(d - 20) < 0.5

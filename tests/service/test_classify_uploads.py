@@ -113,14 +113,12 @@ def test_default_model_ranks_by_the_headline_metric() -> None:
         def __init__(self, card: ModelCard) -> None:
             self.card, self.ready = card, True
 
-    clean = base.model_copy(
-        update={"name": "clean", "metrics": base.metrics | {"accuracy": 1.0, "robust_accuracy": 0.3}}
-    )
-    robust = base.model_copy(
-        update={"name": "robust", "metrics": base.metrics | {"accuracy": 0.9, "robust_accuracy": 0.97}}
-    )
+    head = {"headline_metric": "robust_accuracy"}
+    clean = base.model_copy(update=head | {"name": "clean", "metrics": {"accuracy": 1.0, "robust_accuracy": 0.3}})
+    robust = base.model_copy(update=head | {"name": "robust", "metrics": {"accuracy": 0.9, "robust_accuracy": 0.97}})
+    unranked = base.model_copy(update={"name": "unranked", "headline_metric": None, "metrics": {"val": 1.0}})
     reg = RegistryBase()
-    reg.models = {"clean": State(clean), "robust": State(robust)}
+    reg.models = {"clean": State(clean), "robust": State(robust), "unranked": State(unranked)}
     assert reg.default_model("classification").card.name == "robust"
 
 

@@ -139,3 +139,35 @@ def test_segment_errors(client, cells, digits) -> None:
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_images"
     r = post(client, png16(cells[0].image), "?output=svg")
     assert r.status_code == 422
+
+
+def test_diameter_rescales_to_the_trained_size_and_maps_back(client, cells) -> None:
+    """Cells drawn 3x larger than the training data: given their diameter (or estimating it) the image
+    is rescaled to the trained size, and the labels come back on the input's own grid."""
+    from modelrepo.segmentation import equivalent_diameters
+    from training.seg_metrics import object_f1
+
+    c = cells[0]
+    big = ndi.zoom(c.image.astype(np.float64), 3, order=1)
+    truth = ndi.zoom(c.instances, 3, order=0)
+    d = float(np.median(equivalent_diameters(truth)))
+    trained = client.get("/models/unet_cells").json()["card"]["output"]["diameter_px"]
+    given = post(client, png16(big), f"?diameter={d:.1f}")
+    assert given.status_code == 200, given.text
+    body = given.json()
+    assert body["diameter"]["used"] == pytest.approx(d, abs=0.1) and body["diameter"]["estimated"] is False
+    assert body["diameter"]["scale"] == pytest.approx(trained / d, rel=1e-3)
+    labels = tifffile.imread(io.BytesIO(post(client, png16(big), f"?diameter={d:.1f}&output=labels").content))
+    assert labels.shape == big.shape
+    assert object_f1([labels], [truth])["f1"] >= 0.8
+    auto = post(client, png16(big)).json()
+    assert auto["diameter"]["estimated"] is True
+    assert auto["diameter"]["used"] == pytest.approx(d, rel=0.5)
+
+
+def test_non_cell_images_are_warned_about(client) -> None:
+    import skimage.data
+
+    r = post(client, png16(skimage.data.camera().astype(np.uint16) * 257))
+    assert r.status_code == 200
+    assert r.json()["warnings"] and r.headers.get("x-warning")

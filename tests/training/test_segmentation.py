@@ -93,10 +93,16 @@ def test_baseline_finds_separate_cells() -> None:
 
 def test_tiny_training_lowers_loss_and_exports_with_parity_at_two_sizes(tmp_path: Path) -> None:
     cfg = SegmentConfig(
-        n_train=8, n_val=2, n_test=3, size=64, base=4, depth=3, epochs=3, batch_size=4, out=str(tmp_path / "runs")
-    )
+        n_train=8, n_val=2, n_test=3, n_cross=2, size=64, base=4, depth=3, epochs=3, batch_size=4,
+        out=str(tmp_path / "runs"), ema=None,
+    )  # fmt: skip
     r = train_segmenter(cfg, export_to=tmp_path / "models", progress=False)
     assert r["history"][-1]["train_loss"] < r["history"][0]["train_loss"]
+    assert set(r["scores"]) == {"own", "cross", "first"}  # every held-out set, both methods and the baseline
+    assert set(r["scores"]["cross"]) == {"components", "watershed", "baseline"}
+    # the resumable checkpoint: a second call with --resume continues (here: nothing left) and re-exports
+    r2 = train_segmenter(cfg, export_to=tmp_path / "models", progress=False, resume=True, overwrite=True, version=1)
+    assert r2["history"] == r["history"]
     entry = check_model_dir(tmp_path / "models" / "unet_cells")
     assert entry.ok, entry.problems
     card = entry.card
@@ -135,3 +141,30 @@ def test_user_mask_folder_with_instance_and_class_masks(tmp_path: Path) -> None:
     (res,) = evaluate_repository(tmp_path / "models")
     assert res.ok, res.message
     assert r["exported"]
+
+
+def test_domain_randomised_generator_varies_what_microscopes_vary() -> None:
+    from modelrepo.segmentation import equivalent_diameters
+    from training.data.cells_random import make_random_cell_dataset
+
+    data = make_random_cell_dataset(40, seed=3)
+    again = make_random_cell_dataset(2, seed=3)
+    np.testing.assert_array_equal(data[0].image, again[0].image)
+    assert {c.image.dtype for c in data} == {np.dtype(np.uint8), np.dtype(np.uint16)}
+    medians = [np.median(equivalent_diameters(c.instances)) for c in data if c.instances.max()]
+    assert min(medians) < 14 and max(medians) > 35  # small and large cells
+    counts = [int(c.instances.max()) for c in data]
+    assert min(counts) <= 5 and max(counts) >= 40  # sparse and crowded
+    for c in data:
+        np.testing.assert_array_equal(c.classes, classes_from_instances(c.instances))
+
+
+def test_second_generator_is_deterministic_and_labelled() -> None:
+    from training.data.cells_alt import make_alt_cell_dataset
+
+    a, b = make_alt_cell_dataset(3, seed=9), make_alt_cell_dataset(3, seed=9)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.image, y.image)
+        np.testing.assert_array_equal(x.instances, y.instances)
+        assert x.instances.max() >= 2
+        assert x.image[x.instances > 0].mean() > x.image[x.instances == 0].mean()

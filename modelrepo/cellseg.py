@@ -1,0 +1,131 @@
+"""Segmenting one image end to end, as the service, training's evaluation and ``make eval`` all do it:
+
+normalise (percentiles of the whole image) -> [rescale so the cells match the trained size] ->
+class probabilities (padded to the network's multiple; large images in overlapping tiles, each
+contributing its centre) -> [back to the input grid] -> instances (the card's method) -> warnings.
+
+``infer`` is any coroutine from a float32 batch (N, 1, h, w) to logits (N, C, h, w): the service
+passes its dynamic batcher, evaluation an ONNX Runtime session. No framework here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from modelrepo.card import InputSpec, OutputSpec
+from modelrepo.preprocess import normalize_percentile, pad_to_multiple
+from modelrepo.segmentation import equivalent_diameters, instances_from_probabilities, softmax
+from modelrepo.tiles import tile_origins
+
+Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+MOSTLY_CELL = "most of the image was classed as cell: it may not be fluorescence cells on a dark background"
+SIZE_OUTSIDE = (
+    "objects are far outside the sizes this model was trained on (diameter {d:.0f} px, trained {lo:.0f}-{hi:.0f})"
+)
+
+
+@dataclass
+class Segmentation:
+    classes: np.ndarray  # uint8 (H, W)
+    instances: np.ndarray  # int32 (H, W)
+    diameter_used: float | None = None  # px: given, or estimated from a first pass
+    diameter_estimated: bool = False
+    scale: float = 1.0  # the image was resized by this before inference
+    warnings: list[str] = field(default_factory=list)
+
+
+async def class_probabilities(
+    infer: Infer, x: np.ndarray, multiple: int, tile: int, overlap: int, group: int
+) -> np.ndarray:
+    """(H, W, 1) normalised image -> (C, H, W) float32 probabilities."""
+    h, w = x.shape[:2]
+    chw = pad_to_multiple(x.transpose(2, 0, 1), multiple)
+    H, W = chw.shape[1:]
+    tile = max(multiple, tile - tile % multiple)
+    if H <= tile and W <= tile:
+        return softmax((await infer(np.ascontiguousarray(chw[None])))[0, :, :h, :w]).astype(np.float32)
+    th, tw = min(tile, H), min(tile, W)
+    step = tile - 2 * overlap  # each tile keeps its centre: neighbours share 2 x overlap
+    boxes = [(y, x0) for y in tile_origins(H, th, step) for x0 in tile_origins(W, tw, step)]
+    out: np.ndarray | None = None
+    for i in range(0, len(boxes), max(1, group)):
+        chunk = boxes[i : i + group]
+        logits = await infer(np.stack([chw[:, y : y + th, x0 : x0 + tw] for y, x0 in chunk]))
+        if out is None:
+            out = np.zeros((logits.shape[1], H, W), np.float32)
+        for (y, x0), lg in zip(chunk, logits):
+            top, left = (0 if y == 0 else overlap), (0 if x0 == 0 else overlap)
+            bottom = th if y + th == H else th - overlap
+            right = tw if x0 + tw == W else tw - overlap
+            out[:, y + top : y + bottom, x0 + left : x0 + right] = softmax(lg)[:, top:bottom, left:right]
+    assert out is not None
+    return out[:, :h, :w]
+
+
+def _resize(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of the last two axes to ``shape``."""
+    zoom = (1,) * (a.ndim - 2) + (shape[0] / a.shape[-2], shape[1] / a.shape[-1])
+    out = ndi.zoom(a, zoom, order=1, mode="nearest", grid_mode=True)
+    return out[..., : shape[0], : shape[1]]
+
+
+def median_diameter(instances: np.ndarray) -> float | None:
+    d = equivalent_diameters(instances)
+    return float(np.median(d)) if d.size else None
+
+
+async def segment(
+    infer: Infer,
+    raw: np.ndarray,
+    spec: InputSpec,
+    out: OutputSpec,
+    diameter: float | None = None,
+    min_size: int | None = None,
+    tile: int = 512,
+    overlap: int = 32,
+    group: int = 8,
+) -> Segmentation:
+    """Classes, instances and what was done, for one image of raw intensities (H, W)."""
+    h, w = raw.shape
+    x = normalize_percentile(raw.astype(np.float32), spec)  # the whole image's percentiles
+    size = out.min_object_size if min_size is None else min_size
+    method = out.instances
+
+    async def at_scale(scale: float) -> np.ndarray:
+        xs = x if scale == 1.0 else _resize(x[..., 0], (max(8, round(h * scale)), max(8, round(w * scale))))[..., None]
+        p = await class_probabilities(infer, xs, spec.pad_multiple, tile, overlap, group)
+        return p if scale == 1.0 else _resize(p, (h, w))
+
+    result = Segmentation(np.zeros((h, w), np.uint8), np.zeros((h, w), np.int32), diameter)
+    scale = 1.0
+    if diameter is not None and out.diameter_px:
+        scale = out.diameter_px / diameter
+    probs = await at_scale(scale)
+    inst = instances_from_probabilities(probs, out.object_class or 1, out.border_class, size, method)
+    if diameter is None and out.diameter_px and out.diameter_range:
+        found = median_diameter(inst)
+        result.diameter_used, result.diameter_estimated = found, found is not None
+        lo, hi = out.diameter_range
+        if found is not None and not lo <= found <= hi:
+            scale = out.diameter_px / found
+            probs = await at_scale(scale)
+            inst = instances_from_probabilities(probs, out.object_class or 1, out.border_class, size, method)
+    result.scale, result.classes, result.instances = scale, probs.argmax(0).astype(np.uint8), inst
+    _warn(result, out)
+    return result
+
+
+def _warn(result: Segmentation, out: OutputSpec) -> None:
+    fg = float((result.classes != 0).mean())
+    if fg > 0.85:
+        result.warnings.append(MOSTLY_CELL)
+    if out.diameter_range:
+        d = median_diameter(result.instances)
+        lo, hi = out.diameter_range
+        if d is not None and not 0.5 * lo <= d * result.scale <= 2 * hi:
+            result.warnings.append(SIZE_OUTSIDE.format(d=d, lo=lo, hi=hi))

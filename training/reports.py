@@ -1,0 +1,120 @@
+"""Tables and plots for the README and ``docs/``, read from the committed cards (whose figures
+``make eval`` re-measures): ``python -m training report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from modelrepo.card import ModelCard
+from modelrepo.repository import scan_repository
+
+
+def _cards(models: Path, task: str) -> list[ModelCard]:
+    return sorted(
+        (e.card for e in scan_repository(models) if e.ok and e.card and e.card.task == task), key=lambda c: c.name
+    )
+
+
+def robustness_table(cards: list[ModelCard]) -> str:
+    cards = [c for c in cards if c.robustness]
+    if not cards:
+        return ""
+    variants = list(cards[0].robustness)
+    head = "| variant | " + " | ".join(f"`{c.name}`" for c in cards) + " |"
+    rows = [head, "|---" * (len(cards) + 1) + "|"]
+    for v in variants:
+        rows.append(f"| {v} | " + " | ".join(f"{100 * c.robustness.get(v, float('nan')):.1f}" for c in cards) + " |")
+    rows.append("| **worst** | " + " | ".join(f"**{100 * min(c.robustness.values()):.1f}**" for c in cards) + " |")
+    return "\n".join(rows)
+
+
+def plot_robustness(cards: list[ModelCard], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cards = [c for c in cards if c.robustness]
+    variants = list(cards[0].robustness)
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / len(cards)
+    for k, c in enumerate(cards):
+        ax.bar(np.arange(len(variants)) + k * width, [100 * c.robustness[v] for v in variants], width, label=c.name)
+    ax.axhline(97, color="k", lw=0.8, ls="--", label="target 97 % (default)")
+    ax.set_xticks(np.arange(len(variants)) + 0.4 - width / 2, variants, rotation=30, ha="right")
+    ax.set_ylim(70, 100.5)
+    ax.set_ylabel("accuracy on held-out digits (%)")
+    ax.set_title("Digit classifiers: robustness suite (make eval)")
+    ax.legend(fontsize=8, ncol=3, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+SETS = {"": "own generator (held out)", "first_": "first generator", "cross_": "independent generator"}
+
+
+def segmentation_table(card: ModelCard) -> str:
+    m = card.metrics
+    rows = [
+        "| held-out set | U-Net, components | U-Net, watershed | precision / recall (served) | Otsu + watershed |",
+        "|---|---|---|---|---|",
+    ]
+    for prefix, name in SETS.items():
+        if f"{prefix}object_f1" not in m:
+            continue
+        rows.append(
+            f"| {name} | {m.get(f'{prefix}object_f1_components', float('nan')):.3f} | "
+            f"{m.get(f'{prefix}object_f1_watershed', float('nan')):.3f} | "
+            f"{m[f'{prefix}object_precision']:.3f} / {m[f'{prefix}object_recall']:.3f} | "
+            f"{m[f'{prefix}baseline_object_f1']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def plot_segmentation(card: ModelCard, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = card.metrics
+    sets = [(p, n) for p, n in SETS.items() if f"{p}object_f1" in m]
+    series = [("U-Net, components", "object_f1_components"), ("U-Net, watershed", "object_f1_watershed")]
+    series.append(("Otsu + watershed", "baseline_object_f1"))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, (label, key) in enumerate(series):
+        ax.bar(np.arange(len(sets)) + k * 0.27, [m.get(f"{p}{key}", 0.0) for p, _ in sets], 0.27, label=label)
+    ax.set_xticks(np.arange(len(sets)) + 0.27, [n for _, n in sets])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("object F1 at IoU >= 0.5")
+    ax.set_title(f"{card.name}: held-out sets (served instances: {card.output.instances})")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_reports(models: Path, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    classifiers = _cards(models, "classification")
+    if any(c.robustness for c in classifiers):
+        (out / "classifier_robustness.md").write_text(
+            "# Digit classifiers: robustness suite\n\nAccuracy (%) per variant of the 360 held-out digits "
+            "(and 300 pen-drawn digits), from the cards; `make eval` re-measures them.\n\n"
+            + robustness_table(classifiers)
+            + "\n"
+        )
+        plot_robustness(classifiers, out / "classifier_robustness.png")
+        written += [out / "classifier_robustness.md", out / "classifier_robustness.png"]
+    for card in _cards(models, "segmentation"):
+        if "cross_object_f1" in card.metrics:
+            (out / f"{card.name}_generalisation.md").write_text(
+                f"# {card.name}: object F1 on held-out sets\n\n" + segmentation_table(card) + "\n"
+            )
+            plot_segmentation(card, out / f"{card.name}_generalisation.png")
+            written += [out / f"{card.name}_generalisation.md", out / f"{card.name}_generalisation.png"]
+    return written
