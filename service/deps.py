@@ -66,3 +66,10 @@ def resolve_model(request: Request, registry: ModelRegistry, name: str | None, t
             raise ApiError(503, "model_not_ready", f"model {name!r} is {state.status}", {"Retry-After": "2"})
     request.state.model = state.name
     return state
+
+
+def begin(request: Request, model: str | None, task: str) -> tuple[Settings, ModelState]:
+    """A task route's first step: the settings, the API key checked, the model resolved (or 4xx/503)."""
+    settings = request.app.state.settings
+    check_api_key(request, settings)
+    return settings, resolve_model(request, request.app.state.registry, model, task)

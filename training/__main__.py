@@ -184,6 +184,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cell_samples(args: argparse.Namespace) -> int:
+    """An example upload for /segment: a 16-bit TIFF from the evaluation-only generator (never trained on)."""
+    import numpy as np
+    import tifffile
+
+    from training.data.cells_alt import alt_cell_image
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    c = alt_cell_image(rng, size=256)
+    while c.image.dtype != np.uint16 or c.instances.max() < 20:  # a 16-bit one with enough cells
+        c = alt_cell_image(rng, size=256)
+    tifffile.imwrite(out / "cells_16bit.tif", c.image)
+    tifffile.imwrite(out / "cells_16bit_truth.tif", c.instances.astype(np.uint16))
+    print(f"{out / 'cells_16bit.tif'} ({int(c.instances.max())} cells; truth labels beside it)")
+    return 0
+
+
 def cmd_digit_samples(args: argparse.Namespace) -> int:
     """Example uploads for /classify: pen-drawn digits as white-on-black, black-on-white and transparent PNGs."""
     from training.data.drawn_digits import write_examples
@@ -236,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="models")
     p.add_argument("--out", default="docs")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("cell-samples", help="write an example 16-bit cells TIFF for /segment")
+    p.add_argument("--out", default="examples/cells")
+    p.add_argument("--seed", type=int, default=2026)
+    p.set_defaults(fn=cmd_cell_samples)
 
     p = sub.add_parser("digit-samples", help="write example digit uploads (PNG) for /classify")
     p.add_argument("--out", default="examples/digits")

@@ -5,7 +5,7 @@ upload augmentation that make it read what users send (``training/uploads.py``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from training.augment import random_affine
 from training.data import Splits, load_splits
 from training.evaluate import classification_report, write_report
 from training.export import export_to_repository
-from training.loop import LoopConfig, fit, pick_device
+from training.loop import LoopConfig, fit_task, pick_device
 from training.nets import PRESETS, build, get_arch
 from training.uploads import random_upload
 from training.weights import load_weights
@@ -170,6 +170,35 @@ def _validation(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[t
     return torch.from_numpy(preprocess(images, spec)), torch.from_numpy(labels)
 
 
+def _build(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[nn.Module, dict, dict]:
+    """The network (with ``--weights`` loaded), its build arguments and the width/extra kwargs."""
+    model_kwargs = dict(cfg.model_kwargs) | ({"width": cfg.width} if cfg.width is not None else {})
+    model_args = dict(
+        name=cfg.arch, preset=cfg.preset, num_classes=len(splits.classes), in_channels=spec.channels, **model_kwargs
+    )
+    model = build(**model_args)
+    if cfg.weights:
+        skipped = load_weights(model, cfg.weights)
+        if skipped:
+            print(f"{cfg.weights}: kept the network's own init for {skipped} (shape differs)")
+    return model, model_args, model_kwargs
+
+
+def _evaluate(model: nn.Module, cfg: ClassifyConfig, splits: Splits, spec: InputSpec, out_dir: Path):
+    """Test-split report (and confusion matrix plot); framed data: the robustness suite too."""
+    device = next(model.parameters()).device
+    y_pred = predict(model, torch.from_numpy(preprocess(splits.test.images, spec)), device).argmax(1)
+    report = classification_report(splits.test.labels, y_pred, splits.classes)
+    write_report(report, out_dir, f"{cfg.model_name} on {splits.source} (test split)")
+    robust = None
+    if spec.framing is not None:
+        robust = robustness.measure(
+            lambda x: predict(model, torch.from_numpy(x), device), spec, splits.test.images, splits.test.labels
+        )
+        (out_dir / "robustness.json").write_text(json.dumps(robust, indent=2) + "\n")
+    return report, robust
+
+
 def train_classifier(
     cfg: ClassifyConfig,
     splits: Splits | None = None,
@@ -184,15 +213,7 @@ def train_classifier(
     device = pick_device(cfg.device)
     splits = splits or load_splits(cfg.data, cfg.data_dir, seed=cfg.seed, color_mode=cfg.color_mode)
     spec = input_spec(splits, PRESETS[cfg.preset].image_size, framed=cfg.framing and splits.color_mode == "L")
-    model_kwargs = dict(cfg.model_kwargs) | ({"width": cfg.width} if cfg.width is not None else {})
-    model_args = dict(
-        name=cfg.arch, preset=cfg.preset, num_classes=len(splits.classes), in_channels=spec.channels, **model_kwargs
-    )
-    model = build(**model_args)
-    if cfg.weights:
-        skipped = load_weights(model, cfg.weights)
-        if skipped:
-            print(f"{cfg.weights}: kept the network's own init for {skipped} (shape differs)")
+    model, model_args, model_kwargs = _build(cfg, splits, spec)
     extra = _extra_train(cfg, splits, spec)
     steps = -(-(len(splits.train) + (len(extra[1]) if extra else 0)) // cfg.batch_size)
     steps = min(steps, cfg.max_batches) if cfg.max_batches else steps
@@ -202,29 +223,13 @@ def train_classifier(
         logits = torch.from_numpy(predict(m, xv, device))
         return (logits.argmax(1) == yv).float().mean().item(), F.cross_entropy(logits, yv).item()
 
-    out_dir = Path(cfg.out) / cfg.model_name
     loop = LoopConfig(cfg.epochs, cfg.lr, cfg.weight_decay, cfg.patience, cfg.ema, cfg.seed, cfg.device)
-    saved = {
-        "model_args": model_args,
-        "config": asdict(cfg),
-        "classes": splits.classes,
-        "input_spec": spec.model_dump(),
-    }
-    task_config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device")}
-    fr = fit(
-        model, loop, steps, _batches(cfg, splits, spec, steps),
-        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing),
-        validate, out_dir, saved, task_config, resume=resume, progress=progress, desc=cfg.model_name,
+    saved = {"model_args": model_args, "classes": splits.classes, "input_spec": spec.model_dump()}
+    fr, out_dir = fit_task(
+        model, cfg, cfg.model_name, loop, steps, _batches(cfg, splits, spec, steps),
+        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing), validate, saved, resume, progress,
     )  # fmt: skip
-    y_pred = predict(model, torch.from_numpy(preprocess(splits.test.images, spec)), device).argmax(1)
-    report = classification_report(splits.test.labels, y_pred, splits.classes)
-    write_report(report, out_dir, f"{cfg.model_name} on {splits.source} (test split)")
-    robust = None
-    if spec.framing is not None:
-        robust = robustness.measure(
-            lambda x: predict(model, torch.from_numpy(x), device), spec, splits.test.images, splits.test.labels
-        )
-        (out_dir / "robustness.json").write_text(json.dumps(robust, indent=2) + "\n")
+    report, robust = _evaluate(model, cfg, splits, spec, out_dir)
     result = {
         "name": cfg.model_name,
         "test_accuracy": report["accuracy"],
@@ -238,9 +243,8 @@ def train_classifier(
     (out_dir / "history.json").write_text(json.dumps({"result": result, "history": fr.history}, indent=2) + "\n")
     if export_to is not None:
         if spec.framing is not None:
-            spec = spec.model_copy(
-                update={"framing": spec.framing.model_copy(update={"domain": _domain(cfg, splits, spec)})}
-            )
+            domain = _domain(cfg, splits, spec)
+            spec = spec.model_copy(update={"framing": spec.framing.model_copy(update={"domain": domain})})
         fields_ = _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra)
         x_parity = torch.from_numpy(preprocess(splits.test.images[:8], spec)).numpy()
         card = export_to_repository(model.cpu(), fields_, export_to, x_parity, version=version, overwrite=overwrite)

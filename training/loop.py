@@ -87,6 +87,86 @@ class FitResult:
     resumed_from_epoch: int | None
 
 
+class _Run:
+    """One call of ``fit``: the optimiser, schedule, EMA, RNG and bookkeeping that ``last.pt`` holds."""
+
+    def __init__(self, model: nn.Module, cfg: LoopConfig, steps_per_epoch: int, out_dir: Path, task_config: dict):
+        self.cfg, self.task_config, self.out_dir = cfg, task_config, out_dir
+        self.rng = seed_everything(cfg.seed)
+        self.device = pick_device(cfg.device)
+        self.model = model.to(self.device)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = max(1, cfg.epochs * steps_per_epoch)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=total)
+        self.ema = EMA(model, cfg.ema) if cfg.ema else None
+        self.best = {"score": -float("inf"), "loss": float("inf"), "epoch": -1}
+        self.history: list[dict] = []
+        self.start, self.spent, self.t0 = 0, 0.0, time.time()
+        self.last = out_dir / "last.pt"
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def judged(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.model
+
+    def restore(self) -> int | None:
+        """Continue from ``last.pt``; the epoch it resumes at, or None when there is nothing to resume."""
+        if not self.last.exists():
+            print(f"nothing to resume in {self.out_dir}: starting afresh")
+            return None
+        state = torch.load(self.last, map_location=self.device, weights_only=False)
+        if state["loop_config"] != asdict(self.cfg) or state["task_config"] != self.task_config:
+            raise ValueError(f"{self.last} was written by another configuration; start a new run (or another --out)")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["ema"])
+            self.ema.updates = state["ema_updates"]
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.best, self.history, self.spent = state["best"], state["history"], state["train_seconds"]
+        self.start = state["epoch"] + 1
+        return self.start
+
+    def seconds(self) -> float:
+        return self.spent + time.time() - self.t0
+
+    def save(self, epoch: int) -> None:
+        state = {
+            "loop_config": asdict(self.cfg),
+            "task_config": self.task_config,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "ema": self.ema.model.state_dict() if self.ema is not None else None,
+            "ema_updates": self.ema.updates if self.ema is not None else 0,
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,
+            "best": self.best,
+            "history": self.history,
+            "train_seconds": self.seconds(),
+        }
+        torch.save(state, self.last.with_suffix(".tmp"))
+        self.last.with_suffix(".tmp").replace(self.last)  # atomic: a kill mid-save keeps the previous one
+
+    def train_epoch(self, epoch: int, batches, loss) -> float:
+        self.model.train()
+        losses = []
+        for x, y in batches(epoch, self.rng):
+            y = y.to(self.device) if torch.is_tensor(y) else type(y)(t.to(self.device) for t in y)
+            value = loss(self.model, x.to(self.device), y)
+            self.opt.zero_grad(set_to_none=True)
+            value.backward()
+            self.opt.step()
+            self.sched.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            losses.append(value.item())
+        return float(np.mean(losses))
+
+
 def fit(
     model: nn.Module,
     cfg: LoopConfig,
@@ -105,91 +185,68 @@ def fit(
     """Train ``model`` in place; on return it holds the best weights. ``best_extra`` is stored beside
     them in ``checkpoint.pt`` (what export needs: model args, classes, input spec...). ``stop_after``
     ends this call after that many epochs (a session's budget); ``resume=True`` later continues."""
-    rng = seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch))
-    ema = EMA(model, cfg.ema) if cfg.ema else None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    best = {"score": -float("inf"), "loss": float("inf"), "epoch": -1}
-    history: list[dict] = []
-    start, spent, resumed = 0, 0.0, None
-    last = out_dir / "last.pt"
-    if resume and last.exists():
-        state = torch.load(last, map_location=device, weights_only=False)
-        if state["loop_config"] != asdict(cfg) or state["task_config"] != task_config:
-            raise ValueError(f"{last} was written by another configuration; start a new run (or another --out)")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.model.load_state_dict(state["ema"])
-            ema.updates = state["ema_updates"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        best, history, spent = state["best"], state["history"], state["train_seconds"]
-        start = resumed = state["epoch"] + 1
-    elif resume:
-        print(f"nothing to resume in {out_dir}: starting afresh")
-
-    def save_last(epoch: int) -> None:
-        state = {
-            "loop_config": asdict(cfg),
-            "task_config": task_config,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "ema": ema.model.state_dict() if ema is not None else None,
-            "ema_updates": ema.updates if ema is not None else 0,
-            "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "epoch": epoch,
-            "best": best,
-            "history": history,
-            "train_seconds": spent + time.time() - t0,
-        }
-        torch.save(state, last.with_suffix(".tmp"))
-        last.with_suffix(".tmp").replace(last)  # atomic: a kill mid-save keeps the previous one
-
-    t0 = time.time()
-    last_save = t0
-    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, unit="epoch", initial=start, total=cfg.epochs)
-    stopped = False
+    run = _Run(model, cfg, steps_per_epoch, out_dir, task_config)
+    resumed = run.restore() if resume else None
+    last_save, stopped = time.time(), False
+    epochs = range(run.start, cfg.epochs)
+    bar = tqdm(epochs, desc=desc, disable=not progress, unit="epoch", initial=run.start, total=cfg.epochs)
     for epoch in bar:
-        if epoch - best["epoch"] > cfg.patience and best["epoch"] >= 0:
+        if epoch - run.best["epoch"] > cfg.patience and run.best["epoch"] >= 0:
             stopped = True
             break
-        if stop_after is not None and epoch - start >= stop_after:
+        if stop_after is not None and epoch - run.start >= stop_after:
             break
-        model.train()
-        losses = []
-        for x, y in batches(epoch, rng):
-            y = y.to(device) if torch.is_tensor(y) else type(y)(t.to(device) for t in y)
-            value = loss(model, x.to(device), y)
-            opt.zero_grad(set_to_none=True)
-            value.backward()
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update(model)
-            losses.append(value.item())
-        judged = ema.model if ema is not None else model
-        score, val_loss = validate(judged)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_score": score})
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val=f"{score:.4f}")
-        if (score, -val_loss) > (best["score"], -best["loss"]):
-            best = {"score": score, "loss": val_loss, "epoch": epoch}
-            torch.save(best_extra | {"state_dict": judged.state_dict(), "epoch": epoch}, out_dir / "checkpoint.pt")
+        train_loss = run.train_epoch(epoch, batches, loss)
+        score, val_loss = validate(run.judged)
+        run.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_score": score})
+        bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{score:.4f}")
+        if (score, -val_loss) > (run.best["score"], -run.best["loss"]):
+            run.best = {"score": score, "loss": val_loss, "epoch": epoch}
+            torch.save(best_extra | {"state_dict": run.judged.state_dict(), "epoch": epoch}, out_dir / "checkpoint.pt")
         if time.time() - last_save >= cfg.save_every_s or epoch == cfg.epochs - 1:
-            save_last(epoch)
+            run.save(epoch)
             last_save = time.time()
     bar.close()
-    if history:
-        save_last(history[-1]["epoch"])
-    train_seconds = spent + time.time() - t0
-    model.load_state_dict(torch.load(out_dir / "checkpoint.pt", map_location=device, weights_only=False)["state_dict"])
-    (out_dir / "loop.json").write_text(
-        json.dumps({"best": best, "stopped_early": stopped, "train_seconds": round(train_seconds, 1)}, indent=2) + "\n"
+    if run.history:
+        run.save(run.history[-1]["epoch"])
+    best_state = torch.load(out_dir / "checkpoint.pt", map_location=run.device, weights_only=False)["state_dict"]
+    model.load_state_dict(best_state)
+    summary = {"best": run.best, "stopped_early": stopped, "train_seconds": round(run.seconds(), 1)}
+    (out_dir / "loop.json").write_text(json.dumps(summary, indent=2) + "\n")
+    b = run.best
+    return FitResult(b["score"], b["loss"], b["epoch"], len(run.history), run.seconds(), run.history, resumed)
+
+
+def fit_task(
+    model: nn.Module,
+    task_cfg,
+    name: str,
+    loop: LoopConfig,
+    steps: int,
+    batches,
+    loss,
+    validate,
+    saved: dict,
+    resume: bool,
+    progress: bool,
+) -> tuple[FitResult, Path]:
+    """``fit`` for a task's config dataclass: runs/<name> under its ``out``, the config minus where it
+    runs (``out``, ``device``) as the resume key, the config itself saved beside the best weights."""
+    out_dir = Path(task_cfg.out) / name
+    task_config = {k: v for k, v in asdict(task_cfg).items() if k not in ("out", "device")}
+    saved = saved | {"config": asdict(task_cfg)}
+    result = fit(
+        model,
+        loop,
+        steps,
+        batches,
+        loss,
+        validate,
+        out_dir,
+        saved,
+        task_config,
+        resume=resume,
+        progress=progress,
+        desc=name,
     )
-    return FitResult(best["score"], best["loss"], best["epoch"], len(history), train_seconds, history, resumed)
+    return result, out_dir

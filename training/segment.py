@@ -19,7 +19,7 @@ from training.data.cells import CLASSES, CellImage, classes_from_instances, elas
 from training.data.cells_alt import make_alt_cell_dataset
 from training.data.cells_random import make_random_cell_dataset
 from training.export import export_to_repository
-from training.loop import LoopConfig, fit, pick_device
+from training.loop import LoopConfig, fit_task, pick_device
 from training.nets.unet import UNet
 from training.seg_metrics import object_f1
 from training.weight_map import unet_weight_map
@@ -258,44 +258,30 @@ def train_segmenter(
     model = UNet(in_channels=1, num_classes=len(CLASSES), base=cfg.base, depth=cfg.depth)
     steps = -(-len(data["train"]) // cfg.batch_size)
     steps = min(steps, cfg.max_batches) if cfg.max_batches else steps
-    val_truth = [c.instances for c in data["val"]]
+    val_images, val_truth = [c.image for c in data["val"]], [c.instances for c in data["val"]]
 
     def validate(m: torch.nn.Module) -> tuple[float, float]:
-        f1 = object_f1(segment_all(torch_logits(m, device), [c.image for c in data["val"]], spec, out), val_truth)["f1"]
+        f1 = object_f1(segment_all(torch_logits(m, device), val_images, spec, out), val_truth)["f1"]
         return f1, -f1
 
-    out_dir = Path(cfg.out) / cfg.name
     loop = LoopConfig(cfg.epochs, cfg.lr, 1e-4, cfg.patience, cfg.ema, cfg.seed, cfg.device)
-    saved = {"model_args": model.config, "config": asdict(cfg), "input_spec": spec.model_dump()}
-    task_config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device")}
-    fr = fit(
-        model, loop, steps, _batches(cfg, data["train"], spec, steps),
-        lambda m, x, yw: weighted_ce(m(x), yw[0], yw[1]),
-        validate, out_dir, saved, task_config, resume=resume, progress=progress, desc=cfg.name,
+    saved = {"model_args": model.config, "input_spec": spec.model_dump()}
+    fr, out_dir = fit_task(
+        model, cfg, cfg.name, loop, steps, _batches(cfg, data["train"], spec, steps),
+        lambda m, x, yw: weighted_ce(m(x), yw[0], yw[1]), validate, saved, resume, progress,
     )  # fmt: skip
     logits_of = torch_logits(model, device)
     val = score_sets(logits_of, {"val": data["val"]}, spec, out)["val"]
     out = out.model_copy(update={"instances": max(METHODS, key=lambda m: val[m]["f1"])})
-    scores = score_sets(logits_of, held_out_sets(cfg, data), spec, out)
-    own = data["test"]
-    plot_panel(
-        own,
-        segment_all(logits_of, [c.image for c in own], spec, out),
-        [baseline_instances(c.image, cfg.min_size) for c in own],
-        out_dir / "panel.png",
-    )
-    if "cross" in scores:
-        cross = held_out_sets(cfg, data)["cross"]
-        ours = segment_all(logits_of, [c.image for c in cross], spec, out)
-        plot_panel(cross, ours, [baseline_instances(c.image, cfg.min_size) for c in cross], out_dir / "panel_cross.png")
-    report = {
-        "instances": out.instances,
-        "val": val,
-        "scores": scores,
-        "best_epoch": fr.best_epoch,
-        "train_seconds": round(fr.train_seconds, 1),
-    }
-    (out_dir / "test_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    sets = held_out_sets(cfg, data)
+    scores = score_sets(logits_of, sets, spec, out)
+    for name, panel in (("own", "panel.png"), ("cross", "panel_cross.png")):
+        if name in sets:
+            ours = segment_all(logits_of, [c.image for c in sets[name]], spec, out)
+            base = [baseline_instances(c.image, cfg.min_size) for c in sets[name]]
+            plot_panel(sets[name], ours, base, out_dir / panel)
+    report = {"instances": out.instances, "val": val, "scores": scores, "best_epoch": fr.best_epoch}
+    (out_dir / "test_report.json").write_text(json.dumps(report | {"train_seconds": fr.train_seconds}, indent=2) + "\n")
     (out_dir / "history.json").write_text(json.dumps(fr.history, indent=2) + "\n")
     result = {
         "name": cfg.name,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from service.batcher import QueueFullError, timings_ms
-from service.deps import check_api_key, resolve_model
+from service.deps import begin
 from service.errors import ApiError
 from service.inputs import read_images
 from service.schemas import ERROR_RESPONSES, ClassifyResponse
@@ -81,9 +81,7 @@ async def classify_images(
 ) -> JSONResponse:
     """Classify one or more images (multipart, raw image body, or JSON base64)."""
     t0 = time.perf_counter()
-    settings, registry = request.app.state.settings, request.app.state.registry
-    check_api_key(request, settings)
-    state = resolve_model(request, registry, model, "classification")
+    settings, state = begin(request, model, "classification")
     blobs = await read_images(request, settings.max_images_per_request)
     x, pixels, notes = task.decode(blobs, state.card, settings.max_image_pixels, invert)
     t1 = time.perf_counter()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from service.batcher import timings_ms
-from service.deps import check_api_key, resolve_model
+from service.deps import begin
 from service.errors import ApiError
 from service.images import open_image
 from service.inputs import read_images
@@ -43,9 +43,7 @@ async def denoise_image(
 ) -> Response:
     """Remove Gaussian-like noise from one image, keeping its bit depth (8/16-bit, float32 TIFF) and alpha."""
     t0 = time.perf_counter()
-    settings, registry = request.app.state.settings, request.app.state.registry
-    check_api_key(request, settings)
-    state = resolve_model(request, registry, model, "denoising")
+    settings, state = begin(request, model, "denoising")
     blobs = await read_images(request, 1)
     d = task.decode(blobs[0], settings.max_image_pixels, open_image)
     warnings = [JPEG_WARNING] if d.fmt in ("JPEG", "MPO") else []

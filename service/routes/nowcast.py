@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 
 from modelrepo.radar_io import RadarFrames, RadarInputError, frames_from_json, read_frames
 from service.batcher import timings_ms
-from service.deps import check_api_key, resolve_model
+from service.deps import begin
 from service.errors import ApiError
 from service.routes.classify import guarded
 from service.schemas import ERROR_RESPONSES
@@ -153,9 +153,7 @@ async def nowcast(
 ) -> Response:
     """Forecast radar reflectivity (or rain rate) for the next hour from the latest three frames."""
     t0 = time.perf_counter()
-    settings, registry = request.app.state.settings, request.app.state.registry
-    check_api_key(request, settings)
-    state = resolve_model(request, registry, model, "nowcasting")
+    settings, state = begin(request, model, "nowcasting")
     card = state.card
     assert card is not None and card.radar is not None
     spec = card.radar

@@ -8,8 +8,9 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from modelrepo.card import InputSpec
 from service.batcher import timings_ms
-from service.deps import check_api_key, resolve_model
+from service.deps import begin
 from service.errors import ApiError
 from service.images import open_image
 from service.inputs import read_images
@@ -21,6 +22,16 @@ router = APIRouter(tags=["segment"])
 
 Output = Literal["json", "labels", "csv", "png", "overlay"]
 _MEDIA = {"labels": "image/tiff", "csv": "text/csv", "png": "image/png", "overlay": "image/png"}
+
+
+def _with_percentiles(spec: InputSpec, pmin: float | None, pmax: float | None) -> InputSpec:
+    """The card's input spec with the request's normalisation percentiles, if any (422 if not ordered)."""
+    if pmin is None and pmax is None:
+        return spec
+    lo, hi = pmin if pmin is not None else spec.percentiles[0], pmax if pmax is not None else spec.percentiles[1]
+    if not lo < hi:
+        raise ApiError(422, "invalid_request", f"pmin ({lo}) must be below pmax ({hi})")
+    return spec.model_copy(update={"percentiles": (lo, hi)})
 
 
 @router.post(
@@ -53,16 +64,9 @@ async def segment_image(
 ) -> Response:
     """Segment one image (8- or 16-bit PNG/TIFF, JPEG, ...): classes per pixel, objects, measurements."""
     t0 = time.perf_counter()
-    settings, registry = request.app.state.settings, request.app.state.registry
-    check_api_key(request, settings)
-    state = resolve_model(request, registry, model, "segmentation")
+    settings, state = begin(request, model, "segmentation")
     card = state.card
-    spec = card.input
-    if pmin is not None or pmax is not None:
-        lo, hi = pmin if pmin is not None else spec.percentiles[0], pmax if pmax is not None else spec.percentiles[1]
-        if not lo < hi:
-            raise ApiError(422, "invalid_request", f"pmin ({lo}) must be below pmax ({hi})")
-        spec = spec.model_copy(update={"percentiles": (lo, hi)})
+    spec = _with_percentiles(card.input, pmin, pmax)
     blobs = await read_images(request, 1)
     img = open_image(blobs[0], settings.max_image_pixels)
     try:
