@@ -30,6 +30,8 @@ from datetime import datetime
 
 import numpy as np
 
+from modelrepo.errors import InputError
+
 NPY_MAGIC, ZIP_MAGIC, PNG_MAGIC, HDF5_MAGIC = b"\x93NUMPY", b"PK\x03\x04", b"\x89PNG", b"\x89HDF\r\n\x1a\n"
 NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 
@@ -39,12 +41,8 @@ DBZ_NAMES = ("equivalent_reflectivity_factor", "dbzh", "dbz", "reflectivity", "t
 RATE_NAMES = ("rainfall_rate", "precip_intensity", "precipitation_rate", "rate", "rr", "precip")
 
 
-class RadarInputError(ValueError):
+class RadarInputError(InputError):
     """The client's frames cannot be used; ``code`` is the API error code, the message says why."""
-
-    def __init__(self, code: str, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 @dataclass
@@ -95,9 +93,7 @@ def _unit_of(text: str | None, default: str | None = None) -> str:
 def check_array(a: np.ndarray, what: str) -> np.ndarray:
     """float32 frames from a numeric array of 2 or 3 dims; refuses other dtypes."""
     if a.dtype.kind not in "fiu":
-        raise RadarInputError(
-            "wrong_dtype", f"{what} has dtype {a.dtype}; frames must be numbers (float or integer)", 415
-        )
+        raise RadarInputError("wrong_dtype", f"{what} has dtype {a.dtype}; frames must be numbers (float or integer)")
     if a.ndim not in (2, 3) or min(a.shape[-2:]) < 1:
         raise RadarInputError("wrong_shape", f"{what} has shape {a.shape}; expected (T, H, W) or (H, W)")
     a = a.astype(np.float32)
@@ -122,7 +118,7 @@ def sniff(data: bytes) -> str:
     if data[:4] in NETCDF3_MAGIC:
         return "netcdf"
     raise RadarInputError(
-        "unsupported_format", "not a .npy, .npz, PNG, ODIM HDF5 or NetCDF file (judged by its first bytes)", 415
+        "unsupported_format", "not a .npy, .npz, PNG, ODIM HDF5 or NetCDF file (judged by its first bytes)"
     )
 
 

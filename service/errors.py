@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from modelrepo.errors import InputError
+
 log = logging.getLogger("convserve")
 
 
@@ -28,6 +30,15 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
+# InputError codes whose HTTP status is not 422 (modelrepo and the service tasks know no HTTP)
+INPUT_STATUS = {
+    "frames_too_large": 413,
+    "image_too_large": 413,
+    "unsupported_bit_depth": 415,
+    "wrong_dtype": 415,
+    "unsupported_format": 415,
+}
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "payload_too_large"}
 
 
@@ -35,6 +46,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(InputError)
+    async def _input_error(_: Request, exc: InputError) -> JSONResponse:
+        return error_response(INPUT_STATUS.get(exc.code, 422), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

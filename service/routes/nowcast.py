@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
-from modelrepo.radar_io import RadarFrames, RadarInputError, frames_from_json, read_frames
+from modelrepo.radar_io import RadarFrames, frames_from_json, read_frames
 from service.batcher import timings_ms
 from service.deps import begin
 from service.errors import ApiError
@@ -83,38 +83,35 @@ async def read_request(
     request: Request, input_unit: str, order: str | None, png: tuple[float, float, float]
 ) -> RadarFrames:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        if ctype == "multipart/form-data":
-            form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
-            uploads = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
-            if not uploads:
-                raise ApiError(400, "no_frames", "the multipart body holds no file")
-            if order:
-                wanted = [s.strip() for s in order.split(",") if s.strip()]
-                rank = {name: i for i, name in enumerate(wanted)}
-                missing = [v.filename or k for k, v in uploads if (v.filename not in rank and k not in rank)]
-                if missing:
-                    raise ApiError(422, "invalid_order", f"`order` does not name {missing}")
-                uploads.sort(key=lambda kv: rank.get(kv[1].filename or "", rank.get(kv[0], 0)))
-            else:
-                uploads.sort(key=lambda kv: task.natural_key(kv[0]))  # stable: same field names keep their order
-            files = [(v.filename or k, await v.read()) for k, v in uploads]
-            return read_frames(files, input_unit, *png)
-        if ctype == "application/json":
-            try:
-                payload = json.loads(await request.body())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
-            if not isinstance(payload, dict):
-                raise ApiError(422, "no_frames", 'JSON body must be an object with "frames"')
-            return frames_from_json(payload, input_unit)
-        if ctype in RAW_TYPES:
-            body = await request.body()
-            if not body:
-                raise ApiError(400, "no_frames", "empty request body")
-            return read_frames([("body", body)], input_unit, *png)
-    except RadarInputError as exc:
-        raise task.input_error(exc) from None
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
+        uploads = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+        if not uploads:
+            raise ApiError(400, "no_frames", "the multipart body holds no file")
+        if order:
+            wanted = [s.strip() for s in order.split(",") if s.strip()]
+            rank = {name: i for i, name in enumerate(wanted)}
+            missing = [v.filename or k for k, v in uploads if (v.filename not in rank and k not in rank)]
+            if missing:
+                raise ApiError(422, "invalid_order", f"`order` does not name {missing}")
+            uploads.sort(key=lambda kv: rank.get(kv[1].filename or "", rank.get(kv[0], 0)))
+        else:
+            uploads.sort(key=lambda kv: task.natural_key(kv[0]))  # stable: same field names keep their order
+        files = [(v.filename or k, await v.read()) for k, v in uploads]
+        return read_frames(files, input_unit, *png)
+    if ctype == "application/json":
+        try:
+            payload = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise ApiError(422, "no_frames", 'JSON body must be an object with "frames"')
+        return frames_from_json(payload, input_unit)
+    if ctype in RAW_TYPES:
+        body = await request.body()
+        if not body:
+            raise ApiError(400, "no_frames", "empty request body")
+        return read_frames([("body", body)], input_unit, *png)
     raise ApiError(
         415,
         "unsupported_media_type",

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from modelrepo.errors import InputError
 from modelrepo.noise import estimate_sigma
 from modelrepo.preprocess import pad_to_multiple
 from modelrepo.tiles import tile_origins
 from service.batcher import Timing
-from service.errors import ApiError
 from service.registry import ModelState
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
@@ -39,7 +39,7 @@ def _from_array(a: np.ndarray, fmt: str) -> Decoded:
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
-        raise ApiError(422, "unsupported_image", f"expected a gray, gray+alpha, RGB or RGBA image, got shape {a.shape}")
+        raise InputError("unsupported_image", f"expected a gray, gray+alpha, RGB or RGBA image, got shape {a.shape}")
     alpha = a[..., -1].copy() if a.shape[2] in (2, 4) else None
     colour = a[..., :-1] if alpha is not None else a
     if a.dtype == np.uint8:
@@ -49,12 +49,12 @@ def _from_array(a: np.ndarray, fmt: str) -> Decoded:
     elif a.dtype in (np.float32, np.float64):
         lo, hi = float(np.nanmin(colour)), float(np.nanmax(colour))
         if not np.isfinite([lo, hi]).all():
-            raise ApiError(422, "invalid_image", "the image contains NaN or infinite values")
+            raise InputError("invalid_image", "the image contains NaN or infinite values")
         if lo >= 0 and hi <= 1:
             lo, hi = 0.0, 1.0
         x = ((colour - lo) / max(hi - lo, 1e-12)).astype(np.float32)
     else:
-        raise ApiError(415, "unsupported_bit_depth", f"{a.dtype} images are not supported (uint8, uint16, float32)")
+        raise InputError("unsupported_bit_depth", f"{a.dtype} images are not supported (uint8, uint16, float32)")
     return Decoded(np.ascontiguousarray(x), alpha, a.dtype, lo, hi, fmt)
 
 
@@ -66,14 +66,14 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
             with tifffile.TiffFile(io.BytesIO(data)) as tf:
                 shape = tf.pages[0].shape
                 if int(np.prod(shape[:2])) > max_pixels:
-                    raise ApiError(
-                        413, "image_too_large", f"image has {shape[0]}x{shape[1]} pixels (limit {max_pixels:,})"
+                    raise InputError(
+                        "image_too_large", f"image has {shape[0]}x{shape[1]} pixels (limit {max_pixels:,})"
                     )
                 a = tf.pages[0].asarray()
-        except ApiError:
+        except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - any TIFF decoding failure is the client's file
-            raise ApiError(422, "undecodable_image", f"TIFF cannot be decoded: {exc}") from None
+            raise InputError("undecodable_image", f"TIFF cannot be decoded: {exc}") from None
         return _from_array(a, "TIFF")
     img = open_image(data, max_pixels)
     fmt = img.format or "?"
@@ -85,11 +85,11 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
         elif img.mode == "I":
             a = np.asarray(img)
             if a.min() < 0 or a.max() > 65535:
-                raise ApiError(415, "unsupported_bit_depth", "32-bit integer images are not supported")
+                raise InputError("unsupported_bit_depth", "32-bit integer images are not supported")
             return _from_array(a.astype(np.uint16), fmt)
         a = np.asarray(img)
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(422, "undecodable_image", f"image cannot be decoded: {exc}") from None
+        raise InputError("undecodable_image", f"image cannot be decoded: {exc}") from None
     if img.mode.startswith("I;16"):
         a = a.astype(np.uint16)
     return _from_array(a, fmt)

@@ -13,11 +13,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from modelrepo.card import ModelCard
+from modelrepo.errors import InputError
 from modelrepo.preprocess import pad_to_multiple
 from modelrepo.radar import colorize, dbz_to_rate, from_network, rate_to_dbz, to_network
-from modelrepo.radar_io import RadarFrames, RadarInputError, write_netcdf
+from modelrepo.radar_io import RadarFrames, write_netcdf
 from service.batcher import Timing
-from service.errors import ApiError
 from service.registry import ModelState
 
 
@@ -47,19 +47,19 @@ def prepare(
     zr_query: tuple[float | None, float | None],
     max_pixels: int,
 ) -> Prepared:
-    """Check and order the frames, take the last ``frames_in``, convert them to dBZ. ApiError 4xx otherwise."""
+    """Check and order the frames, take the last ``frames_in``, convert them to dBZ. InputError otherwise."""
     spec = card.radar
     assert spec is not None
     frames, warnings = radar.frames, []
     need = spec.frames_in
     if len(frames) < need:
-        raise ApiError(422, "too_few_frames", f"{len(frames)} frame(s) received; the model needs the last {need}")
+        raise InputError("too_few_frames", f"{len(frames)} frame(s) received; the model needs the last {need}")
     shapes = sorted({f.shape for f in frames})
     if len(shapes) > 1:
-        raise ApiError(422, "unequal_shapes", f"frames differ in shape: {[list(s) for s in shapes]}")
+        raise InputError("unequal_shapes", f"frames differ in shape: {[list(s) for s in shapes]}")
     h, w = shapes[0]
     if h * w > max_pixels:
-        raise ApiError(413, "frames_too_large", f"frames of {h}x{w} = {h * w:,} pixels (limit {max_pixels:,})")
+        raise InputError("frames_too_large", f"frames of {h}x{w} = {h * w:,} pixels (limit {max_pixels:,})")
     order = list(range(len(frames)))
     times = radar.times
     step = None
@@ -67,25 +67,24 @@ def prepare(
         order = sorted(order, key=lambda i: times[i])
         ordered = [times[i] for i in order]
         if len(set(ordered)) < len(ordered):
-            raise ApiError(422, "duplicate_times", "two frames have the same time")
+            raise InputError("duplicate_times", "two frames have the same time")
         gaps = {(b - a) / timedelta(minutes=1) for a, b in zip(ordered, ordered[1:])}
         if len(gaps) > 1:
-            raise ApiError(422, "uneven_timesteps", f"frames are not evenly spaced: {sorted(gaps)} minutes apart")
+            raise InputError("uneven_timesteps", f"frames are not evenly spaced: {sorted(gaps)} minutes apart")
         step = gaps.pop()
     elif any(t is not None for t in times):
         warnings.append("only some frames carry a time; the order received is used")
     for stated, what in ((radar.timestep_minutes, "the input"), (timestep_minutes, "timestep_minutes")):
         if stated is not None and step is not None and abs(stated - step) > 1e-6:
-            raise ApiError(
-                422, "timestep_conflict", f"{what} says {stated:g} minutes; the frames' times are {step:g} apart"
+            raise InputError(
+                "timestep_conflict", f"{what} says {stated:g} minutes; the frames' times are {step:g} apart"
             )
         step = stated if step is None and stated is not None else step
     if step is None:
         step = spec.timestep_minutes
         warnings.append(f"no time step given (timestep_minutes); assumed the model's {spec.timestep_minutes:g} minutes")
     if abs(step - spec.timestep_minutes) > 1e-6:
-        raise ApiError(
-            422,
+        raise InputError(
             "timestep_mismatch",
             f"model {card.name} forecasts in {spec.timestep_minutes:g}-minute steps and needs frames "
             f"{spec.timestep_minutes:g} minutes apart; these are {step:g} minutes apart. Resample them first.",
@@ -95,7 +94,7 @@ def prepare(
     if a is not None and b is not None:
         zr, zr_source = (a, b), "query"
     elif a is not None or b is not None:
-        raise ApiError(422, "invalid_zr", "give both zr_a and zr_b, or neither")
+        raise InputError("invalid_zr", "give both zr_a and zr_b, or neither")
     elif radar.zr is not None:
         zr, zr_source = radar.zr, "file"
     else:
@@ -107,13 +106,13 @@ def prepare(
             f[f == nodata] = np.nan
         if radar.units[i] == "mm/h":
             if np.nanmin(f, initial=0.0) < 0:
-                raise ApiError(422, "invalid_values", "negative rain rates")
+                raise InputError("invalid_values", "negative rain rates")
             f = rate_to_dbz(f, *zr, spec.zerovalue, spec.rain_threshold)
         dbz.append(f)
     stack = np.stack(dbz)
     nan = np.isnan(stack)
     if nan.all():
-        raise ApiError(422, "no_data", f"the last {need} frames hold no data at all (every pixel is NaN / nodata)")
+        raise InputError("no_data", f"the last {need} frames hold no data at all (every pixel is NaN / nodata)")
     units = {radar.units[i] for i in used}
     return Prepared(
         dbz=stack,
@@ -215,7 +214,3 @@ def gif_bytes(pics: list[Image.Image]) -> bytes:
     buf = io.BytesIO()
     pics[0].save(buf, format="GIF", save_all=True, append_images=pics[1:], duration=600, loop=0)
     return buf.getvalue()
-
-
-def input_error(exc: RadarInputError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message)

@@ -1,0 +1,13 @@
+"""Errors in the caller's terms, without any web framework: a stable code and a message.
+
+``service/errors.py`` alone turns them into HTTP answers (status by code, 422 by default)."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """What the caller sent cannot be used; ``code`` is machine-readable, ``message`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
