@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,16 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from modelrepo.preprocess import preprocess  # noqa: E402
 from modelrepo.repository import check_model_dir  # noqa: E402
+from service.launch import ServerProcess, free_port  # noqa: E402
 from service.registry import session_options  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_resnet50_repo(root: Path) -> Path:
@@ -107,7 +101,7 @@ def raw_throughput(model_dir: Path, image: bytes, batches: tuple[int, ...], budg
 class Server:
     def __init__(self, kind: str, model_dir: Path, repo: Path) -> None:
         self.port = free_port()
-        env = os.environ | {"PYTHONPATH": str(ROOT)}
+        env = {"PYTHONPATH": str(ROOT)}
         if kind == "plain":
             cmd = [sys.executable, str(ROOT / "bench" / "plain_server.py"), str(model_dir), str(self.port)]
         else:
@@ -115,30 +109,11 @@ class Server:
             env |= {"CONVSERVE_LOG_LEVEL": "warning", "CONVSERVE_MAX_QUEUE_LENGTH": "1024"}
             if kind == "nobatch":
                 env |= {"CONVSERVE_MAX_BATCH_SIZE": "1", "CONVSERVE_MAX_QUEUE_DELAY_MS": "0"}
-        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{kind}-", suffix=".log", delete=False)
-        # the log goes to a file: an unread pipe would fill up and stall the server mid-run
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{kind} server exited: {Path(self.log.name).read_text()[-1500:]}")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{kind} server not ready")
+        self.server = ServerProcess(cmd, self.port, ROOT, env)
+        self.url = self.server.url
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        os.unlink(self.log.name)
+        self.server.stop(timeout_s=10)
 
 
 def _ms(s: str) -> float:

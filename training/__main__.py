@@ -32,101 +32,35 @@ def _add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    from training.classify import ClassifyConfig
+def cmd_train(args: argparse.Namespace) -> int:
+    """Any task of the table: its config from the flags, trained (resumed) and optionally exported."""
+    from training.tasks import TASKS
 
-    _add_dataclass_args(p, ClassifyConfig)
-
-
-def cmd_classify(args: argparse.Namespace) -> int:
-    from training.classify import ClassifyConfig, train_classifier
-
-    cfg = ClassifyConfig(**{f.name: getattr(args, f.name) for f in fields(ClassifyConfig) if f.name != "model_kwargs"})
+    task = TASKS[args.cmd]
+    cls = task.config_class()
+    cfg = cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.name != "model_kwargs"})
     export_to = Path(args.export_to) if args.export_to else None
-    result = train_classifier(
-        cfg, export_to=export_to, version=args.version, overwrite=args.overwrite, resume=args.resume
-    )
-    print(json.dumps(result, indent=2))
+    r = task.run(cfg, export_to, args.version, args.overwrite, getattr(args, "resume", False))
+    print(json.dumps({k: v for k, v in r.items() if k not in ("history", "rows")}, indent=2, default=str))
+    print(f"{getattr(cfg, 'name', None) or getattr(cfg, 'model_name', '')}: {task.summary(r)}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from training.classify import train_classifier
-    from training.defaults import DEFAULT_CLASSIFIERS, DEFAULT_DENOISERS, DEFAULT_NOWCASTERS, DEFAULT_SEGMENTERS
-    from training.denoise import table, train_denoiser
-    from training.nowcast import table as nowcast_table
-    from training.nowcast import train_nowcaster
-    from training.segment import train_segmenter
+    """Retrain and export every default model of every task (or those named by --only)."""
+    from training.tasks import TASKS
 
-    names = args.only or [*DEFAULT_CLASSIFIERS, *DEFAULT_SEGMENTERS, *DEFAULT_DENOISERS, *DEFAULT_NOWCASTERS]
-    unknown = set(names) - {*DEFAULT_CLASSIFIERS, *DEFAULT_SEGMENTERS, *DEFAULT_DENOISERS, *DEFAULT_NOWCASTERS}
+    table = {name: (task, cfg) for task in TASKS.values() for name, cfg in task.default_models().items()}
+    names = args.only or list(table)
+    unknown = set(names) - set(table)
     if unknown:
         print(f"unknown default model(s): {sorted(unknown)}", file=sys.stderr)
         return 2
     for name in names:
-        if name in DEFAULT_NOWCASTERS:
-            cfg = DEFAULT_NOWCASTERS[name]
-            cfg.out = args.out
-            r = train_nowcaster(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
-            print(f"{name}:\n{nowcast_table(r['verification'])}\nplots {r['scores_plot']} {r['case_plot']}", flush=True)
-            continue
-        if name in DEFAULT_DENOISERS:
-            cfg = DEFAULT_DENOISERS[name]
-            cfg.out = args.out
-            r = train_denoiser(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
-            print(f"{name}:\n{table(r['rows'])}\npanel {r['panel']}", flush=True)
-            continue
-        if name in DEFAULT_SEGMENTERS:
-            cfg = DEFAULT_SEGMENTERS[name]
-            cfg.out = args.out
-            r = train_segmenter(cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite)
-            print(
-                f"{name}: object F1 {r['object_f1']:.3f} (baseline {r['baseline_object_f1']:.3f}); panel {r['panel']}"
-            )
-            continue
-        cfg = DEFAULT_CLASSIFIERS[name]
+        task, cfg = table[name]
         cfg.out = args.out
-        result = train_classifier(
-            cfg, export_to=Path(args.models), version=1, overwrite=args.overwrite, resume=args.resume
-        )
-        worst = min(result["robustness"].values()) if result["robustness"] else float("nan")
-        print(
-            f"{name}: test accuracy {100 * result['test_accuracy']:.2f} %, worst variant {100 * worst:.2f} %, "
-            f"{result['onnx_bytes'] / 1e6:.2f} MB, {result['train_seconds']:.0f} s",
-            flush=True,
-        )
-    return 0
-
-
-def cmd_segment(args: argparse.Namespace) -> int:
-    from training.segment import SegmentConfig, train_segmenter
-
-    cfg = SegmentConfig(**{f.name: getattr(args, f.name) for f in fields(SegmentConfig)})
-    export_to = Path(args.export_to) if args.export_to else None
-    r = train_segmenter(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite, resume=args.resume)
-    print(json.dumps({k: v for k, v in r.items() if k != "history"}, indent=2))
-    return 0
-
-
-def cmd_denoise(args: argparse.Namespace) -> int:
-    from training.denoise import DenoiseConfig, table, train_denoiser
-
-    cfg = DenoiseConfig(**{f.name: getattr(args, f.name) for f in fields(DenoiseConfig)})
-    export_to = Path(args.export_to) if args.export_to else None
-    r = train_denoiser(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite)
-    print(table(r["rows"]))
-    return 0
-
-
-def cmd_nowcast(args: argparse.Namespace) -> int:
-    from training.nowcast import NowcastConfig, table, train_nowcaster
-
-    cfg = NowcastConfig(**{f.name: getattr(args, f.name) for f in fields(NowcastConfig)})
-    export_to = Path(args.export_to) if args.export_to else None
-    r = train_nowcaster(cfg, export_to=export_to, version=args.version, overwrite=args.overwrite)
-    print(table(r["verification"]))
-    print(json.dumps(r["verification"]["targets"], indent=2))
-    print(f"plots: {r['scores_plot']} {r['case_plot']}")
+        r = task.run(cfg, Path(args.models), 1, args.overwrite, args.resume and task.resumable)
+        print(f"{name}: {task.summary(r)}", flush=True)
     return 0
 
 
@@ -216,33 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("classify", help="train one classifier (and export it with --export-to)")
-    _add_config_args(p)
-    _add_export_args(p)
-    p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (same configuration)")
-    p.set_defaults(fn=cmd_classify)
+    from training.tasks import TASKS
 
-    p = sub.add_parser("segment", help="train the segmentation U-Net on generated touching cells")
-    from training.segment import SegmentConfig
-
-    _add_dataclass_args(p, SegmentConfig)
-    _add_export_args(p)
-    p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (same configuration)")
-    p.set_defaults(fn=cmd_segment)
-
-    p = sub.add_parser("denoise", help="train the denoising autoencoders on bundled natural images")
-    from training.denoise import DenoiseConfig
-
-    _add_dataclass_args(p, DenoiseConfig)
-    _add_export_args(p)
-    p.set_defaults(fn=cmd_denoise)
-
-    p = sub.add_parser("nowcast", help="train the radar nowcaster on generated radar sequences")
-    from training.nowcast import NowcastConfig
-
-    _add_dataclass_args(p, NowcastConfig)
-    _add_export_args(p)
-    p.set_defaults(fn=cmd_nowcast)
+    for task in TASKS.values():
+        p = sub.add_parser(task.command, help=task.help)
+        _add_dataclass_args(p, task.config_class())
+        _add_export_args(p)
+        if task.resumable:
+            p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (same config)")
+        p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("radar-samples", help="write example radar frames (ODIM HDF5 + .npy) for /nowcast")
     p.add_argument("--out", default="examples/radar")

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.app import create_app
+from service.launch import ServerProcess, free_port
 from service.settings import Settings
 from tests.conftest import MODELS, ROOT
 from training.data import load_digits_splits
@@ -68,41 +65,16 @@ def _wait_ready(c, timeout_s: float = 60) -> None:
     raise AssertionError("service did not become ready")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """``python -m service ARGS`` as a real uvicorn process on 127.0.0.1; yields its base URL once ready."""
     port = free_port()
     cmd = [sys.executable, "-m", "service", "--models", str(MODELS), "--port", str(port), *args]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=os.environ | (env or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = ServerProcess(cmd, port, ROOT, env, timeout_s=90)
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited: {proc.stdout.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError("server did not become ready in 90 s")
-        yield base
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
