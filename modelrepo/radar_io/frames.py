@@ -1,0 +1,87 @@
+"""Radar frames as they were read: values, times, units, georeferencing; the checks every reader shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from modelrepo.errors import InputError
+
+DBZ_UNITS = {"dbz", "dbz(h)"}
+RATE_UNITS = {"mm/h", "mm h-1", "mm/hr", "mm hr-1", "mm.h-1", "mm h**-1"}
+DBZ_NAMES = ("equivalent_reflectivity_factor", "dbzh", "dbz", "reflectivity", "th")
+RATE_NAMES = ("rainfall_rate", "precip_intensity", "precipitation_rate", "rate", "rr", "precip")
+
+
+class RadarInputError(InputError):
+    """The client's frames cannot be used; ``code`` is the API error code, the message says why."""
+
+
+@dataclass
+class RadarFrames:
+    frames: list[np.ndarray]  # float32 (H, W), in ``units[i]``, NaN = no data
+    units: list[str]  # "dBZ" | "mm/h" per frame
+    times: list[datetime | None]
+    georef: dict = field(default_factory=dict)
+    zr: tuple[float, float] | None = None  # the file's own Z-R relation, if it states one
+    timestep_minutes: float | None = None  # stated by the input itself (JSON, npz)
+    formats: list[str] = field(default_factory=list)
+
+    def add(self, frames: list[np.ndarray], unit: str, fmt: str, times: list[datetime | None] | None = None) -> None:
+        """Append frames of one unit and format, with their times (None: unknown)."""
+        for f, t in zip(frames, times or [None] * len(frames)):
+            self.frames.append(f)
+            self.units.append(unit)
+            self.times.append(t)
+            self.formats.append(fmt)
+
+
+def _scalar(v):
+    """A JSON-safe Python value from an HDF5/NetCDF attribute."""
+    if isinstance(v, bytes | np.bytes_):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray):
+        return [_scalar(x) for x in v.tolist()] if v.ndim else _scalar(v.item())
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def _unit_of(text: str | None, default: str | None = None) -> str:
+    t = (text or "").strip().lower()
+    if t in DBZ_UNITS:
+        return "dBZ"
+    if t in RATE_UNITS:
+        return "mm/h"
+    if t in ("kg m-2 s-1", "kg m**-2 s**-1"):
+        return "kg m-2 s-1"
+    if default is not None and not t:
+        return default
+    raise RadarInputError("unsupported_unit", f"unit {text!r} is not dBZ or mm/h")
+
+
+def check_array(a: np.ndarray, what: str) -> np.ndarray:
+    """float32 frames from a numeric array of 2 or 3 dims; refuses other dtypes."""
+    if a.dtype.kind not in "fiu":
+        raise RadarInputError("wrong_dtype", f"{what} has dtype {a.dtype}; frames must be numbers (float or integer)")
+    if a.ndim not in (2, 3) or min(a.shape[-2:]) < 1:
+        raise RadarInputError("wrong_shape", f"{what} has shape {a.shape}; expected (T, H, W) or (H, W)")
+    a = a.astype(np.float32)
+    if np.isinf(a).any():
+        raise RadarInputError("invalid_values", f"{what} contains infinite values (use NaN for no data)")
+    return a
+
+
+def _frames_of(a: np.ndarray) -> list[np.ndarray]:
+    return [f for f in a] if a.ndim == 3 else [a]
+
+
+def parse_time(s: str) -> datetime:
+    try:
+        return datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise RadarInputError("invalid_timestamps", f"timestamp {s!r} is not ISO 8601") from None
