@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec
 from modelrepo.noise import estimate_sigma
 from modelrepo.preprocess import pad_to_multiple
-from training.classify import pick_device
 from training.data.natural import SOURCE, random_patches, test_images, training_images
 from training.export import export_to_repository
+from training.loop import LoopConfig, fit_task, pick_device
 from training.nets.autoencoder import ConvAutoencoder, DenoisingUNet, WithNoiseChannel
 
 SIGMAS = (15, 25, 50)
@@ -48,24 +47,52 @@ def _noisy(clean: torch.Tensor, g: torch.Generator, max_sigma: float) -> tuple[t
     return noisy, sigma.expand(-1, 1, *clean.shape[2:])
 
 
+EVALS = 10  # validation points over a run: the loop's "epochs" are steps / EVALS steps each
+
+
+def _fixed_crops(images: list[np.ndarray], cfg: DenoiseConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Monitoring set: 16 fixed noisy crops of the training images (not held out: the held-out
+    images are only used by ``evaluate``)."""
+    rng, g = np.random.default_rng([cfg.seed, 1]), torch.Generator().manual_seed(cfg.seed + 1)
+    clean = torch.from_numpy(random_patches(images, 16, cfg.patch, rng))
+    noisy, level = _noisy(clean, g, cfg.max_sigma)
+    return noisy, level, clean
+
+
 def train_net(
-    net: torch.nn.Module, images: list[np.ndarray], steps: int, cfg: DenoiseConfig, device, desc: str, progress: bool
-) -> list[float]:
-    rng, g = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
-    losses = []
-    net.train()
-    for _ in tqdm(range(steps), desc=desc, disable=not progress, unit="step"):
-        clean = torch.from_numpy(random_patches(images, cfg.batch_size, cfg.patch, rng))
-        noisy, level = _noisy(clean, g, cfg.max_sigma)
-        loss = F.mse_loss(net(noisy.to(device), level.to(device)), clean.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    return losses
+    net: torch.nn.Module,
+    images: list[np.ndarray],
+    steps: int,
+    cfg: DenoiseConfig,
+    name: str,
+    progress: bool,
+    resume: bool,
+) -> list[dict]:
+    """Train on the shared loop (``runs/<name>``: resumable); the history, one row per tenth of the steps."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    per_epoch = -(-steps // EVALS)
+    noisy_v, level_v, clean_v = _fixed_crops(images, cfg)
+    device = pick_device(cfg.device)
+
+    def batches(epoch: int, rng: np.random.Generator):
+        for _ in range(per_epoch):
+            clean = torch.from_numpy(random_patches(images, cfg.batch_size, cfg.patch, rng))
+            noisy, level = _noisy(clean, g, cfg.max_sigma)
+            yield noisy, (level, clean)
+
+    @torch.no_grad()
+    def validate(m: torch.nn.Module) -> tuple[float, float]:
+        m.eval()
+        mse = F.mse_loss(m(noisy_v.to(device), level_v.to(device)), clean_v.to(device)).item()
+        return -mse, mse
+
+    epochs = -(-steps // per_epoch)
+    loop = LoopConfig(epochs, cfg.lr, 0.0, patience=epochs, ema=None, seed=cfg.seed, device=cfg.device)
+    fr, _ = fit_task(
+        net, cfg, name, loop, per_epoch, batches, lambda m, x, lc: F.mse_loss(m(x, lc[0]), lc[1]),
+        validate, {"model_args": getattr(net, "config", None)}, resume, progress,
+    )  # fmt: skip
+    return fr.history
 
 
 @torch.no_grad()
@@ -205,30 +232,28 @@ def train_denoiser(
     version: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict:
-    torch.manual_seed(cfg.seed)
+    """Train the textbook autoencoder and the serving U-Net on the shared loop, evaluate both against
+    the classical baselines on the held-out images, write the table and panel, optionally export."""
     device = pick_device(cfg.device)
     channels = 1 if cfg.gray else 3
     images = training_images(cfg.gray, cfg.data_dir)
     out_dir = Path(cfg.out) / cfg.name
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    ae = ConvAutoencoder(channels).to(device)
-    ae_losses = train_net(ae, images, cfg.ae_steps, cfg, device, "bottleneck AE", progress)
-    net = DenoisingUNet(channels, cfg.base, cfg.depth).to(device)
-    losses = train_net(net, images, cfg.steps, cfg, device, cfg.name, progress)
+    ae = ConvAutoencoder(channels)
+    ae_losses = [h["train_loss"] for h in train_net(ae, images, cfg.ae_steps, cfg, f"{cfg.name}_ae", progress, resume)]
+    net = DenoisingUNet(channels, cfg.base, cfg.depth)
+    history = train_net(net, images, cfg.steps, cfg, cfg.name, progress, resume)
+    losses = [h["train_loss"] for h in history]
     train_seconds = time.time() - t0
     rows, panel = evaluate({"bottleneck AE (textbook)": ae, "ConvServe U-Net": net}, cfg, device)
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out_dir / "results.md").write_text(table(rows) + "\n")
     plot_panel(panel, out_dir / "panel.png")
-    k, k_ae = max(1, len(losses) // 10), max(1, len(ae_losses) // 10)  # mean of the first / last 10 % of steps
-    curve = {
-        "ae_first": float(np.mean(ae_losses[:k_ae])),
-        "ae_last": float(np.mean(ae_losses[-k_ae:])),
-        "first": float(np.mean(losses[:k])),
-        "last": float(np.mean(losses[-k:])),
-    }
+    # mean training loss over the first and the last tenth of the steps
+    curve = {"ae_first": ae_losses[0], "ae_last": ae_losses[-1], "first": losses[0], "last": losses[-1]}
     result = {
         "name": cfg.name,
         "rows": rows,

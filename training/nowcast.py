@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec, RadarSpec
 from modelrepo.radar import colorize, from_network, to_network
-from training.classify import pick_device
 from training.data.radar import RadarParams, load_frame_folder, sequence_job
 from training.export import export_to_repository
+from training.loop import LoopConfig, fit_task, pick_device
 from training.nets.nowcaster import Nowcaster, rollout
 
 THRESHOLDS = (20.0, 30.0, 40.0)  # dBZ, CSI
@@ -295,62 +295,84 @@ def plot_case(
     plt.close(fig)
 
 
+EVALS = 10  # validation points over a run: the loop's "epochs" are cfg.steps / EVALS steps each
+
+
+def _batches(cfg: NowcastConfig, train: np.ndarray, spec: RadarSpec, per_epoch: int):
+    """The loop's batches: random crops; the target covers the rollout the curriculum is at."""
+
+    def batches(epoch: int, rng: np.random.Generator):
+        for i in range(per_epoch):
+            seq = _batch(train, rng, cfg.batch_size, cfg.crop)
+            k = rollout_at(cfg, epoch * per_epoch + i) * spec.frames_out  # steps trained through now
+            yield seq[:, : spec.frames_in], seq[:, spec.frames_in : spec.frames_in + k]
+
+    return batches
+
+
 def train_nowcaster(
     cfg: NowcastConfig,
     export_to: Path | None = None,
     version: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict:
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    """Train on the shared loop (the weights with the best validation loss are kept), verify every
+    method on the held-out sequences, plot, optionally export."""
     device = pick_device(cfg.device)
     spec = radar_spec(cfg)
     t_data = time.time()
     data = datasets(cfg, spec)
     train = to_network(data["train"], spec).astype(np.float16)  # network scale, half the memory
-    val = torch.from_numpy(to_network(data["val"], spec))
+    v = torch.from_numpy(to_network(data["val"], spec)).to(device)
     data_seconds = time.time() - t_data
-    model = Nowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
+    model = Nowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth)
     n_steps = spec.frames_out * cfg.rollout
-    out_dir = Path(cfg.out) / cfg.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    v = val.to(device)
 
-    def val_loss() -> float:
-        model.eval()
-        with torch.no_grad():
-            pred = rollout(model, v[:, : spec.frames_in], n_steps)
-            return weighted_mae(pred, v[:, spec.frames_in :], cfg.heavy_weight).item()
+    @torch.no_grad()
+    def val_loss(m: torch.nn.Module) -> float:
+        m.eval()
+        return weighted_mae(
+            rollout(m, v[:, : spec.frames_in], n_steps), v[:, spec.frames_in :], cfg.heavy_weight
+        ).item()
 
-    history, losses, t0 = [{"step": 0, "train_loss": None, "val_loss": val_loss()}], [], time.time()
-    eval_every = max(1, cfg.steps // 10)
-    bar = tqdm(range(cfg.steps), desc=cfg.name, disable=not progress, unit="step")
-    for step in bar:
-        model.train()
-        seq = _batch(train, rng, cfg.batch_size, cfg.crop).to(device)
-        k = rollout_at(cfg, step) * spec.frames_out  # steps trained through now
-        x, target = seq[:, : spec.frames_in], seq[:, spec.frames_in : spec.frames_in + k]
-        loss = weighted_mae(rollout(model, x, k), target, cfg.heavy_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if (step + 1) % eval_every == 0 or step + 1 == cfg.steps:
-            vl = val_loss()
-            history.append({"step": step + 1, "train_loss": float(np.mean(losses[-eval_every:])), "val_loss": vl})
-            bar.set_postfix(loss=f"{np.mean(losses[-eval_every:]):.4f}", val=f"{vl:.4f}")
-    bar.close()
-    train_seconds = time.time() - t0
+    per_epoch = -(-cfg.steps // EVALS)
+    epochs = -(-cfg.steps // per_epoch)
+    loop = LoopConfig(epochs, cfg.lr, 1e-4, patience=epochs, ema=None, seed=cfg.seed, device=cfg.device)
+    first = {"step": 0, "train_loss": None, "val_loss": val_loss(model.to(device))}
+    fr, out_dir = fit_task(
+        model, cfg, cfg.name, loop, per_epoch, _batches(cfg, train, spec, per_epoch),
+        lambda m, x, target: weighted_mae(rollout(m, x, target.shape[1]), target, cfg.heavy_weight),
+        lambda m: (-(vl := val_loss(m)), vl), {"model_args": model.config}, resume, progress,
+    )  # fmt: skip
+    history = [first] + [
+        {"step": (h["epoch"] + 1) * per_epoch, "train_loss": h["train_loss"], "val_loss": h["val_loss"]}
+        for h in fr.history
+    ]
     torch.save(
         {"model_args": model.config, "config": asdict(cfg), "state_dict": model.state_dict()}, out_dir / "model.pt"
     )
+    verification, forecasts = _verify(cfg, model, spec, data["test"], device)
+    _write_reports(verification, forecasts, history, data["test"], spec, out_dir)
+    result = {
+        "name": cfg.name,
+        "verification": verification,
+        "history": history,
+        "out_dir": str(out_dir),
+        "scores_plot": str(out_dir / "scores.png"),
+        "case_plot": str(out_dir / "case.png"),
+        "train_seconds": round(fr.train_seconds, 1),
+        "data_seconds": round(data_seconds, 1),
+    }
+    if export_to is not None:
+        test = data["test"]
+        result["exported"] = str(export_nowcaster(model, cfg, spec, verification, test, export_to, version, overwrite))
+    return result
 
-    # verification on held-out sequences, every method on the same pixels
-    test = data["test"]
+
+def _verify(cfg: NowcastConfig, model, spec: RadarSpec, test: np.ndarray, device) -> tuple[dict, dict]:
+    """Every method on the held-out sequences, on the same pixels (where the LK extrapolation has values)."""
     obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
     steps = truth.shape[1]
     t1 = time.time()
@@ -378,26 +400,21 @@ def train_nowcaster(
         },
     }
     verification["targets"] = targets(verification, cfg.name)
+    return verification, forecasts | {"_mask": mask}
+
+
+def _write_reports(
+    verification: dict, forecasts: dict, history: list, test: np.ndarray, spec: RadarSpec, out_dir: Path
+):
     (out_dir / "verification.json").write_text(json.dumps(verification, indent=2) + "\n")
     (out_dir / "verification.md").write_text(table(verification) + "\n")
     (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     plot_scores(verification, out_dir / "scores.png")
+    obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
+    mask = forecasts["_mask"]
     case = int(np.argmax([(t >= 30).mean() for t in truth]))  # the wettest case
-    rows = {"truth": truth[case]} | {k: v[case] for k, v in forecasts.items()}
+    rows = {"truth": truth[case]} | {k: v[case] for k, v in forecasts.items() if k != "_mask"}
     plot_case(obs[case, -1], rows, mask[case], out_dir / "case.png", spec.timestep_minutes)
-    result = {
-        "name": cfg.name,
-        "verification": verification,
-        "history": history,
-        "out_dir": str(out_dir),
-        "scores_plot": str(out_dir / "scores.png"),
-        "case_plot": str(out_dir / "case.png"),
-        "train_seconds": round(train_seconds, 1),
-        "data_seconds": round(data_seconds, 1),
-    }
-    if export_to is not None:
-        result["exported"] = str(export_nowcaster(model, cfg, spec, verification, test, export_to, version, overwrite))
-    return result
 
 
 def card_metrics(verification: dict, model: str) -> dict[str, float]:

@@ -74,11 +74,11 @@ TASKS = {
         ),
         TaskEntry(
             "denoise", "train the denoising autoencoders on bundled natural images", "training.denoise",
-            "DenoiseConfig", "train_denoiser", "DEFAULT_DENOISERS", False, _denoise_line,
+            "DenoiseConfig", "train_denoiser", "DEFAULT_DENOISERS", True, _denoise_line,
         ),
         TaskEntry(
             "nowcast", "train the radar nowcaster on generated radar sequences", "training.nowcast",
-            "NowcastConfig", "train_nowcaster", "DEFAULT_NOWCASTERS", False, _nowcast_line,
+            "NowcastConfig", "train_nowcaster", "DEFAULT_NOWCASTERS", True, _nowcast_line,
         ),
     ]
 }  # fmt: skip
