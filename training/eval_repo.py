@@ -179,14 +179,8 @@ def evaluate_nowcasting(entry: ModelEntry) -> EvalResult:
     from dataclasses import fields
 
     from modelrepo.radar import from_network, rollout_numpy, to_network
-    from training.nowcast import (
-        TEST_SEED0,
-        NowcastConfig,
-        card_metrics,
-        forecast_lk,
-        generated,
-        verify,
-    )
+    from training.nowcast import TEST_SEED0, NowcastConfig, card_metrics, generated
+    from training.nowcast_verify import forecast_lk, verify
 
     card = entry.card
     assert card is not None and card.radar is not None

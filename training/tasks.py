@@ -32,7 +32,7 @@ def _denoise_line(r: dict) -> str:
 
 
 def _nowcast_line(r: dict) -> str:
-    from training.nowcast import table
+    from training.nowcast_verify import table
 
     targets = json.dumps(r["verification"]["targets"], indent=2)
     return f"\n{table(r['verification'])}\n{targets}\nplots {r['scores_plot']} {r['case_plot']}"
