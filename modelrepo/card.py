@@ -44,6 +44,9 @@ class Framing(_Strict):
     fit: int = Field(8, ge=1)
     supersample: int = Field(4, ge=1)
     center: Literal["mass", "box"] = "mass"
+    # ink thinner than this (px on the grid x supersample canvas) is thickened to it: a thin pen on a
+    # large canvas shrinks to a hairline once framed, unlike the training digits' pen strokes
+    min_stroke: float = Field(0.0, ge=0)
     domain: DomainCheck | None = None
 
     @model_validator(mode="after")

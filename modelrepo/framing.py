@@ -26,6 +26,7 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage as ndi
 
 from modelrepo.card import DomainCheck, Framing
 
@@ -167,6 +168,8 @@ def frame_digit(
     x0 = int(np.clip(round(big / 2 - cx), 0, big - nw))
     canvas = np.zeros((big, big), np.float32)
     canvas[y0 : y0 + nh, x0 : x0 + nw] = crop
+    if spec.min_stroke > 0:
+        canvas = thicken(canvas, spec.min_stroke)
     s = spec.supersample
     grid = canvas.reshape(spec.grid, s, spec.grid, s).mean(axis=(1, 3))
     peak = float(grid.max())
@@ -174,6 +177,28 @@ def frame_digit(
     if spec.domain is not None and residual(grid, spec.domain) > spec.domain.threshold:
         notes.warnings.append(UNLIKE_TRAINING)
     return grid, notes
+
+
+def stroke_width(canvas: np.ndarray) -> float:
+    """Mean stroke width of the ink (px): 2 x area / perimeter of the ink above half its peak
+    (a line of width w and length L has area wL and perimeter about 2L)."""
+    ink = canvas > 0.5 * float(canvas.max())
+    area = int(ink.sum())
+    if area == 0:
+        return 0.0
+    padded = np.pad(ink, 1).astype(np.int8)
+    perimeter = int(np.abs(np.diff(padded, axis=0)).sum() + np.abs(np.diff(padded, axis=1)).sum())
+    return 2.0 * area / max(perimeter, 1)
+
+
+def thicken(canvas: np.ndarray, min_width: float) -> np.ndarray:
+    """Grey dilation by a disc so the ink's mean stroke width reaches ``min_width`` (px)."""
+    width = stroke_width(canvas)
+    if width == 0.0 or width >= min_width:
+        return canvas
+    r = int(np.ceil((min_width - width) / 2))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return ndi.grey_dilation(canvas, footprint=(yy * yy + xx * xx) <= r * r + 0.5)
 
 
 def residual(grid: np.ndarray, check: DomainCheck) -> float:

@@ -82,6 +82,9 @@ _CARD_HYPERPARAMETERS = (
 )
 
 
+MIN_STROKE = 4.0  # px on the 32 px framing canvas: the UCI digits' strokes are 4-5 px there (5th pct / median)
+
+
 def input_spec(splits: Splits, image_size: int, framed: bool = False) -> InputSpec:
     """The card's input spec; mean/std measured on the training split after framing and resizing."""
     channels = 1 if splits.color_mode == "L" else 3
@@ -93,7 +96,7 @@ def input_spec(splits: Splits, image_size: int, framed: bool = False) -> InputSp
         mean=[0.0] * channels,
         std=[1.0] * channels,
         resize="stretch",
-        framing=Framing() if framed else None,
+        framing=Framing(min_stroke=MIN_STROKE) if framed else None,
     )
     x = preprocess(splits.train.images, probe)  # (N, C, H, W) in [0, 1]
     mean = [round(float(v), 4) for v in x.mean(axis=(0, 2, 3), dtype=np.float64)]
@@ -278,7 +281,8 @@ def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, ext
     if spec.framing is not None and cfg.augment:
         augmentation = {
             "uploads": "training/uploads.py random_upload: sizes 8-128 px with random resampling filters, "
-            "down/up round trips, rotation/shear/zoom/elastic warps, thick/thin strokes, blur, margins, "
+            "down/up round trips, rotation/shear/zoom/elastic warps, thick/thin strokes and thin-pen redraws, "
+            "blur, margins, "
             "paper tone and contrast, Gaussian noise, inverted polarity, transparent canvases, JPEG q30-95; "
             "then framed by the card's own preprocessing",
             "upload_fraction": cfg.upload_fraction,

@@ -2,8 +2,9 @@
 
 ``random_upload`` turns one 8 x 8 training digit into an upload a user might send - any size and
 resampling filter, down/up-scaling round trips, slant, rotation and elastic warp, thick or thin
-strokes, blur, paper tone and contrast, noise, either polarity, a transparent canvas, JPEG. Training
-then frames it with the card's own preprocessing, exactly as the service frames an upload.
+strokes (a thin pen: the skeleton redrawn 1-3 px wide), blur, paper tone and contrast, noise,
+either polarity, a transparent canvas, JPEG. Training then frames it with the card's own
+preprocessing, exactly as the service frames an upload.
 
 ``VARIANTS`` are the robustness suite's fixed renderings of the held-out digits (``make eval``),
 encoded as files so they go through the service's decoding too.
@@ -46,6 +47,16 @@ def _warp(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return ndimage.map_coordinates(a, src.T, order=1, mode="constant", cval=0.0).reshape(h, w)
 
 
+def _pen(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Redrawn with a thin pen: the ink's skeleton, 1-3 px wide, slightly blurred."""
+    from skimage.morphology import skeletonize
+
+    line = skeletonize(a > rng.uniform(0.3, 0.6) * a.max())
+    if rng.random() < 0.6:
+        line = ndimage.binary_dilation(line, iterations=int(rng.integers(1, 3)))
+    return ndimage.gaussian_filter(line * 255.0, rng.uniform(0.3, 0.8))
+
+
 def _stroke(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     k = max(2, round(a.shape[0] / rng.uniform(10, 20)))
     op = ndimage.grey_dilation if rng.random() < 0.5 else ndimage.grey_erosion
@@ -80,6 +91,8 @@ def random_upload(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
         a = _warp(a, rng)
     if size >= 24 and rng.random() < 0.4:
         a = _stroke(a, rng)
+    elif size >= 32 and rng.random() < 0.2 and a.max() > 0:
+        a = _pen(a, rng)
     if rng.random() < 0.3:
         a = ndimage.gaussian_filter(a, rng.uniform(0.3, 1.5) * size / 32)
     if rng.random() < 0.7:  # margins (and off-centre placement): the framing must find the ink
