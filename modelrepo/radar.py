@@ -7,9 +7,14 @@ dBZ. No data (outside radar coverage) is NaN throughout - never the same as no r
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import numpy as np
 
 from modelrepo.card import RadarSpec
+from modelrepo.errors import InputError
+from modelrepo.preprocess import pad_to_multiple
 
 MARSHALL_PALMER = (200.0, 1.6)
 
@@ -75,13 +80,86 @@ def colorize(dbz: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def rollout_numpy(run, x: np.ndarray, steps: int) -> np.ndarray:
-    """(B, frames_in, H, W) network values -> (B, steps, H, W): the same rollout as training's, for any
-    ``run`` (an ONNX Runtime session's, say) mapping (B, frames_in, H, W) to (B, frames_out, H, W)."""
+async def rollout(infer, x: np.ndarray, steps: int) -> np.ndarray:
+    """(B, frames_in, H, W) network values -> (B, steps, H, W): the network fed its own outputs, the
+    same rollout as training's. ``infer`` is a coroutine (B, frames_in, H, W) -> (B, frames_out, H, W):
+    the service's batcher, or an ONNX Runtime session through ``rollout_numpy``."""
     seq, n_in, out, have = x, x.shape[1], [], 0
     while have < steps:
-        y = run(np.ascontiguousarray(seq[:, -n_in:]))
+        y = await infer(np.ascontiguousarray(seq[:, -n_in:]))
         out.append(y)
         have += y.shape[1]
         seq = np.concatenate([seq[:, -n_in:], y], axis=1)
     return np.concatenate(out, axis=1)[:, :steps]
+
+
+def rollout_numpy(run, x: np.ndarray, steps: int) -> np.ndarray:
+    """``rollout`` for a plain function ``run`` (an ONNX Runtime session's, say)."""
+
+    async def infer(a: np.ndarray) -> np.ndarray:
+        return run(a)
+
+    return asyncio.run(rollout(infer, x, steps))
+
+
+async def forecast_dbz(
+    infer, dbz: np.ndarray, nodata: np.ndarray, spec: RadarSpec, multiple: int, steps: int
+) -> np.ndarray:
+    """(T, H, W) dBZ observations -> (steps, H, W) dBZ, NaN where there is no data. Padded with zeros
+    (no rain: the outside is unknown and must not invent echoes) to the network's multiple and cropped
+    back. With no echo anywhere there is nothing to move or grow: a dry forecast, the network not asked."""
+    h, w = dbz.shape[1:]
+    x = pad_to_multiple(to_network(dbz, spec)[None], multiple, mode="constant")
+    if not x.any():
+        out = np.full((steps, h, w), spec.zerovalue, np.float32)
+    else:
+        out = from_network((await rollout(infer, x, steps))[0, :, :h, :w], spec)
+    out[:, nodata] = np.nan
+    return out
+
+
+def order_and_step(
+    times: list, stated: tuple[float | None, float | None], spec: RadarSpec, model: str
+) -> tuple[list[int], float, list[str]]:
+    """Frame order (by time when every frame has one), the time step (from the times, or as stated by
+    the input / the caller; all must agree and match the model's) and warnings. InputError otherwise."""
+    order, step, warnings = list(range(len(times))), None, []
+    if times and all(t is not None for t in times):
+        order = sorted(order, key=lambda i: times[i])
+        ordered = [times[i] for i in order]
+        if len(set(ordered)) < len(ordered):
+            raise InputError("duplicate_times", "two frames have the same time")
+        gaps = {(b - a) / timedelta(minutes=1) for a, b in zip(ordered, ordered[1:])}
+        if len(gaps) > 1:
+            raise InputError("uneven_timesteps", f"frames are not evenly spaced: {sorted(gaps)} minutes apart")
+        step = gaps.pop() if gaps else None
+    elif any(t is not None for t in times):
+        warnings.append("only some frames carry a time; the order received is used")
+    for value, what in zip(stated, ("the input", "timestep_minutes")):
+        if value is not None and step is not None and abs(value - step) > 1e-6:
+            raise InputError(
+                "timestep_conflict", f"{what} says {value:g} minutes; the frames' times are {step:g} apart"
+            )
+        step = value if step is None and value is not None else step
+    if step is None:
+        step = spec.timestep_minutes
+        warnings.append(f"no time step given (timestep_minutes); assumed the model's {spec.timestep_minutes:g} minutes")
+    if abs(step - spec.timestep_minutes) > 1e-6:
+        raise InputError(
+            "timestep_mismatch",
+            f"model {model} forecasts in {spec.timestep_minutes:g}-minute steps and needs frames "
+            f"{spec.timestep_minutes:g} minutes apart; these are {step:g} minutes apart. Resample them first.",
+        )
+    return order, step, warnings
+
+
+def choose_zr(query: tuple[float | None, float | None], from_file: tuple[float, float] | None, spec: RadarSpec):
+    """The Z-R relation to use and where it came from: the request, the file, else the model's default."""
+    a, b = query
+    if a is not None and b is not None:
+        return (a, b), "query"
+    if a is not None or b is not None:
+        raise InputError("invalid_zr", "give both zr_a and zr_b, or neither")
+    if from_file is not None:
+        return from_file, "file"
+    return (spec.zr_a, spec.zr_b), "model default (Marshall-Palmer)"

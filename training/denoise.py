@@ -278,6 +278,35 @@ def train_denoiser(
     return result
 
 
+def _card_metrics(cfg: DenoiseConfig, rows: list[dict]) -> dict[str, float]:
+    """PSNR of the model, BM3D, NL-means and the noisy input, and the model's SSIM, per held-out image and sigma."""
+    pick = {(r["image"], r["sigma"], r["method"]): r for r in rows}
+    methods = (("ConvServe U-Net", "model"), ("BM3D", "bm3d"), ("NL-means (fast)", "nlm"), ("noisy", "noisy"))
+    metrics = {}
+    for img in test_images(cfg.gray):
+        for s in SIGMAS:
+            for method, key in methods:
+                if (img, s, method) in pick:
+                    metrics[f"psnr_{img}_s{s}_{key}"] = pick[(img, s, method)]["psnr"]
+            metrics[f"ssim_{img}_s{s}_model"] = pick[(img, s, "ConvServe U-Net")]["ssim"]
+    return metrics
+
+
+def denoiser_input_spec(cfg: DenoiseConfig) -> InputSpec:
+    channels = 1 if cfg.gray else 3
+    return InputSpec(
+        color_mode="L" if cfg.gray else "RGB",
+        channels=channels,
+        height="any",
+        width="any",
+        mean=[0.0] * channels,
+        std=[1.0] * channels,
+        resize="none",
+        pad_multiple=2**cfg.depth,
+        noise_level_channel=True,
+    )
+
+
 def export_denoiser(
     net: torch.nn.Module,
     cfg: DenoiseConfig,
@@ -292,31 +321,8 @@ def export_denoiser(
     channels = 1 if cfg.gray else 3
     images = range(n_images)  # only its length is recorded
     net = net.cpu()
-    m = 2**cfg.depth
-    pick = {(r["image"], r["sigma"], r["method"]): r for r in rows}
-    metrics = {}
-    for img in test_images(cfg.gray):
-        for s in SIGMAS:
-            for method, key in (
-                ("ConvServe U-Net", "model"),
-                ("BM3D", "bm3d"),
-                ("NL-means (fast)", "nlm"),
-                ("noisy", "noisy"),
-            ):
-                if (img, s, method) in pick:
-                    metrics[f"psnr_{img}_s{s}_{key}"] = pick[(img, s, method)]["psnr"]
-            metrics[f"ssim_{img}_s{s}_model"] = pick[(img, s, "ConvServe U-Net")]["ssim"]
-    spec = InputSpec(
-        color_mode="L" if cfg.gray else "RGB",
-        channels=channels,
-        height="any",
-        width="any",
-        mean=[0.0] * channels,
-        std=[1.0] * channels,
-        resize="none",
-        pad_multiple=m,
-        noise_level_channel=True,
-    )
+    metrics = _card_metrics(cfg, rows)
+    spec = denoiser_input_spec(cfg)
     card_fields = dict(
         name=cfg.name,
         task="denoising",
@@ -351,16 +357,7 @@ def export_denoiser(
     odd = np.concatenate(
         [rng.random((1, channels, 40, 56), np.float32), np.full((1, 1, 40, 56), 0.1, np.float32)], axis=1
     )
-    card = export_to_repository(
-        WithNoiseChannel(net, channels),
-        card_fields,
-        export_to,
-        real,
-        version=version,
-        overwrite=overwrite,
-        max_batch_size=8,
-        dynamic_spatial=True,
-        extra_inputs=[odd],
-        output_name="image",
-    )
-    return card
+    return export_to_repository(
+        WithNoiseChannel(net, channels), card_fields, export_to, real, version=version, overwrite=overwrite,
+        max_batch_size=8, dynamic_spatial=True, extra_inputs=[odd], output_name="image",
+    )  # fmt: skip

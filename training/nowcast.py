@@ -290,6 +290,21 @@ def card_metrics(verification: dict, model: str) -> dict[str, float]:
     return out
 
 
+def nowcaster_input_spec(cfg: NowcastConfig, spec: RadarSpec) -> InputSpec:
+    """Frames as channels, any size padded to the network's multiple (scaling: the card's radar block)."""
+    return InputSpec(
+        name="input",
+        color_mode=None,
+        channels=spec.frames_in,
+        height="any",
+        width="any",
+        mean=[0.0] * spec.frames_in,
+        std=[1.0] * spec.frames_in,
+        resize="none",
+        pad_multiple=2**cfg.depth,
+    )
+
+
 def export_nowcaster(
     model: torch.nn.Module,
     cfg: NowcastConfig,
@@ -301,18 +316,6 @@ def export_nowcaster(
     overwrite: bool,
 ) -> Path:
     model = model.cpu().eval()
-    multiple = 2**cfg.depth
-    input_spec = InputSpec(
-        name="input",
-        color_mode=None,
-        channels=spec.frames_in,
-        height="any",
-        width="any",
-        mean=[0.0] * spec.frames_in,
-        std=[1.0] * spec.frames_in,
-        resize="none",
-        pad_multiple=multiple,
-    )
     summary = {k: v for k, v in verification.items() if k != "boundary_short"}
     card_fields = dict(
         name=cfg.name,
@@ -327,7 +330,7 @@ def export_nowcaster(
             kwargs=dict(model.config) | {"residual": "last input frame"},
             num_parameters=sum(p.numel() for p in model.parameters()),
         ),
-        input=input_spec,
+        input=nowcaster_input_spec(cfg, spec),
         output=OutputSpec(name="forecast", kind="frames", shape=[spec.frames_out, "any", "any"]),
         training=DataProvenance(
             source="generated:radar" if cfg.data == "generated" else f"folder:{cfg.data_dir}",
@@ -351,15 +354,7 @@ def export_nowcaster(
     real = to_network(test[:2, : spec.frames_in], spec)
     odd = to_network(test[-1:, : spec.frames_in, :72, :56], spec)  # another size (multiples of 8)
     card = export_to_repository(
-        model,
-        card_fields,
-        export_to,
-        real,
-        version=version,
-        overwrite=overwrite,
-        max_batch_size=8,
-        dynamic_spatial=True,
-        extra_inputs=[odd],
-        output_name="forecast",
-    )
+        model, card_fields, export_to, real, version=version, overwrite=overwrite,
+        max_batch_size=8, dynamic_spatial=True, extra_inputs=[odd], output_name="forecast",
+    )  # fmt: skip
     return export_to / card.name

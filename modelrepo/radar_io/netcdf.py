@@ -95,6 +95,27 @@ def read_netcdf(data: bytes, name: str, out: RadarFrames) -> None:
     out.add(frames, unit, "netcdf", times)
 
 
+def _xy(georef: dict, h: int, w: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Pixel-centre coordinates from pysteps' x1/x2/y1/y2 keys (y from the top when yorigin is upper),
+    else pixel indices; and their unit."""
+    xs, ys = np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
+    if not all(isinstance(georef.get(k), int | float) for k in ("x1", "x2", "y1", "y2")):
+        return xs, ys, "1"
+    dx, dy = (georef["x2"] - georef["x1"]) / w, (georef["y2"] - georef["y1"]) / h
+    xs, ys = georef["x1"] + dx * (xs + 0.5), georef["y1"] + dy * (ys + 0.5)
+    if georef.get("yorigin", "upper") == "upper":
+        ys = ys[::-1]
+    return xs, ys, str(georef.get("cartesian_unit") or "m")
+
+
+def _write_xy(ds, georef: dict, h: int, w: int) -> None:
+    xs, ys, unit = _xy(georef, h, w)
+    xv = ds.createVariable("x", "f8", ("x",))
+    xv.standard_name, xv.units, xv[:] = "projection_x_coordinate", unit, xs
+    yv = ds.createVariable("y", "f8", ("y",))
+    yv.standard_name, yv.units, yv[:] = "projection_y_coordinate", unit, ys
+
+
 def write_netcdf(
     forecast: np.ndarray,
     lead_seconds: list[float],
@@ -132,19 +153,7 @@ def write_netcdf(
                 ref.standard_name = "forecast_reference_time"
                 ref.units = f"seconds since {reference_time:%Y-%m-%d %H:%M:%S}"
                 ref.assignValue(0.0)
-            xs, ys = np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
-            cart = "1"
-            if all(isinstance(georef.get(k), int | float) for k in ("x1", "x2", "y1", "y2")):
-                dx, dy = (georef["x2"] - georef["x1"]) / w, (georef["y2"] - georef["y1"]) / h
-                xs = georef["x1"] + dx * (xs + 0.5)
-                ys = georef["y1"] + dy * (ys + 0.5)
-                if georef.get("yorigin", "upper") == "upper":
-                    ys = ys[::-1]
-                cart = str(georef.get("cartesian_unit") or "m")
-            xv = ds.createVariable("x", "f8", ("x",))
-            xv.standard_name, xv.units, xv[:] = "projection_x_coordinate", cart, xs
-            yv = ds.createVariable("y", "f8", ("y",))
-            yv.standard_name, yv.units, yv[:] = "projection_y_coordinate", cart, ys
+            _write_xy(ds, georef, h, w)
             proj = georef.get("projection") or georef.get("projdef")
             name = "reflectivity" if unit == "dBZ" else "precip_intensity"
             v = ds.createVariable(name, "f4", ("time", "y", "x"), zlib=True, fill_value=np.float32(np.nan))

@@ -7,15 +7,14 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from modelrepo.card import ModelCard
 from modelrepo.errors import InputError
-from modelrepo.preprocess import pad_to_multiple
-from modelrepo.radar import colorize, dbz_to_rate, from_network, rate_to_dbz, to_network
+from modelrepo.radar import choose_zr, colorize, dbz_to_rate, forecast_dbz, order_and_step, rate_to_dbz
 from modelrepo.radar_io import RadarFrames, write_netcdf
 from service.batcher import Timing
 from service.registry import ModelState
@@ -60,45 +59,11 @@ def prepare(
     h, w = shapes[0]
     if h * w > max_pixels:
         raise InputError("frames_too_large", f"frames of {h}x{w} = {h * w:,} pixels (limit {max_pixels:,})")
-    order = list(range(len(frames)))
     times = radar.times
-    step = None
-    if all(t is not None for t in times):
-        order = sorted(order, key=lambda i: times[i])
-        ordered = [times[i] for i in order]
-        if len(set(ordered)) < len(ordered):
-            raise InputError("duplicate_times", "two frames have the same time")
-        gaps = {(b - a) / timedelta(minutes=1) for a, b in zip(ordered, ordered[1:])}
-        if len(gaps) > 1:
-            raise InputError("uneven_timesteps", f"frames are not evenly spaced: {sorted(gaps)} minutes apart")
-        step = gaps.pop()
-    elif any(t is not None for t in times):
-        warnings.append("only some frames carry a time; the order received is used")
-    for stated, what in ((radar.timestep_minutes, "the input"), (timestep_minutes, "timestep_minutes")):
-        if stated is not None and step is not None and abs(stated - step) > 1e-6:
-            raise InputError(
-                "timestep_conflict", f"{what} says {stated:g} minutes; the frames' times are {step:g} apart"
-            )
-        step = stated if step is None and stated is not None else step
-    if step is None:
-        step = spec.timestep_minutes
-        warnings.append(f"no time step given (timestep_minutes); assumed the model's {spec.timestep_minutes:g} minutes")
-    if abs(step - spec.timestep_minutes) > 1e-6:
-        raise InputError(
-            "timestep_mismatch",
-            f"model {card.name} forecasts in {spec.timestep_minutes:g}-minute steps and needs frames "
-            f"{spec.timestep_minutes:g} minutes apart; these are {step:g} minutes apart. Resample them first.",
-        )
+    order, step, notes = order_and_step(times, (radar.timestep_minutes, timestep_minutes), spec, card.name)
+    warnings += notes
     used = order[-need:]
-    a, b = zr_query
-    if a is not None and b is not None:
-        zr, zr_source = (a, b), "query"
-    elif a is not None or b is not None:
-        raise InputError("invalid_zr", "give both zr_a and zr_b, or neither")
-    elif radar.zr is not None:
-        zr, zr_source = radar.zr, "file"
-    else:
-        zr, zr_source = (spec.zr_a, spec.zr_b), "model default (Marshall-Palmer)"
+    zr, zr_source = choose_zr(zr_query, radar.zr, spec)
     dbz = []
     for i in used:
         f = frames[i].astype(np.float32, copy=True)
@@ -128,27 +93,18 @@ def prepare(
 
 
 async def forecast(state: ModelState, p: Prepared, steps: int, timeout_s: float) -> tuple[np.ndarray, Timing]:
-    """(steps, H, W) dBZ with NaN where there is no data; the rollout runs through the model's batcher."""
+    """(steps, H, W) dBZ with NaN where there is no data; the shared rollout (``modelrepo/radar.py``)
+    runs through the model's batcher, timings added up over its calls."""
     assert state.batcher is not None and state.card is not None and state.card.radar is not None
-    spec = state.card.radar
-    h, w = p.dbz.shape[1:]
-    x = pad_to_multiple(to_network(p.dbz, spec)[None], state.card.input.pad_multiple, mode="constant")
-    if not x.any():  # no echo anywhere: nothing to move or grow - a dry forecast, without asking the network
-        dry = np.full((steps, h, w), spec.zerovalue, np.float32)
-        dry[:, p.nodata] = np.nan
-        return dry, Timing(0.0, 0.0, 0)
-    seq, out, have = x, [], 0
-    queue_s = infer_s = 0.0
-    rows = 0
-    while have < steps:
-        y, t = await state.batcher.infer(np.ascontiguousarray(seq[:, -spec.frames_in :]), timeout_s)
-        queue_s, infer_s, rows = queue_s + t.queue_s, infer_s + t.inference_s, max(rows, t.batch_rows)
-        out.append(y)
-        have += y.shape[1]
-        seq = np.concatenate([seq[:, -spec.frames_in :], y], axis=1)
-    dbz = from_network(np.concatenate(out, axis=1)[0, :steps, :h, :w], spec)
-    dbz[:, p.nodata] = np.nan
-    return dbz, Timing(queue_s, infer_s, rows)
+    totals = [0.0, 0.0, 0]
+
+    async def infer(x: np.ndarray) -> np.ndarray:
+        y, t = await state.batcher.infer(x, timeout_s)
+        totals[0], totals[1], totals[2] = totals[0] + t.queue_s, totals[1] + t.inference_s, max(totals[2], t.batch_rows)
+        return y
+
+    dbz = await forecast_dbz(infer, p.dbz, p.nodata, state.card.radar, state.card.input.pad_multiple, steps)
+    return dbz, Timing(totals[0], totals[1], int(totals[2]))
 
 
 def in_unit(dbz: np.ndarray, unit: str, zr: tuple[float, float], threshold: float) -> np.ndarray:
