@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 from typing import Literal
 
+import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
@@ -120,6 +121,28 @@ async def read_request(
     )
 
 
+def _json_body(state, card, p, radar, fc: np.ndarray, leads: list[int], unit: str) -> dict:
+    spec = card.radar
+    ref = p.reference_time
+    return {
+        "model": {"name": state.name, "version": state.version, "provider": state.provider},
+        "unit": unit,
+        "lead_times_minutes": leads,
+        "timestep_minutes": p.timestep_minutes,
+        "reference_time": ref.isoformat() if ref else None,
+        "valid_times": [(ref + timedelta(minutes=m)).isoformat() for m in leads] if ref else None,
+        "shape": list(fc.shape[1:]),
+        "frames": task.json_frames(fc),
+        "nodata_mask": p.nodata.astype(int).tolist() if p.nodata.any() else None,
+        "no_rain_value": spec.zerovalue if unit == "dBZ" else 0.0,
+        "zr": {"a": p.zr[0], "b": p.zr[1], "source": p.zr_source},
+        "georef": radar.georef,
+        "input": {"frames_received": p.frames_received, "frames_used": spec.frames_in, "formats": radar.formats},
+        "verification": card.verification,
+        "warnings": p.warnings,
+    }
+
+
 @router.post(
     "/nowcast",
     responses=ERROR_RESPONSES
@@ -188,23 +211,5 @@ async def nowcast(
         pics = task.picture_frames(last, fc_dbz, leads)
         data = task.png_strip(pics) if output == "png" else task.gif_bytes(pics)
         return Response(data, media_type=MEDIA[output], headers=headers)
-    ref = p.reference_time
-    body = {
-        "model": {"name": state.name, "version": state.version, "provider": state.provider},
-        "unit": unit,
-        "lead_times_minutes": leads,
-        "timestep_minutes": p.timestep_minutes,
-        "reference_time": ref.isoformat() if ref else None,
-        "valid_times": [(ref + timedelta(minutes=m)).isoformat() for m in leads] if ref else None,
-        "shape": list(fc.shape[1:]),
-        "frames": task.json_frames(fc),
-        "nodata_mask": p.nodata.astype(int).tolist() if p.nodata.any() else None,
-        "no_rain_value": spec.zerovalue if unit == "dBZ" else 0.0,
-        "zr": {"a": p.zr[0], "b": p.zr[1], "source": p.zr_source},
-        "georef": georef,
-        "input": {"frames_received": p.frames_received, "frames_used": spec.frames_in, "formats": radar.formats},
-        "verification": card.verification,
-        "warnings": p.warnings,
-        "timings": timings_ms(t0, t1, timing),
-    }
+    body = _json_body(state, card, p, radar, fc, leads, unit) | {"timings": timings_ms(t0, t1, timing)}
     return JSONResponse(body, headers=headers)
