@@ -106,3 +106,20 @@ def test_domain_check_flags_photos_not_digits(digits) -> None:
     for name in ("coins", "camera", "checkerboard"):
         _, notes = frame_digit(np.asarray(getattr(skimage.data, name)()), spec)
         assert UNLIKE_TRAINING in notes.warnings, name
+
+
+def test_hairline_strokes_are_thickened_to_the_training_pen() -> None:
+    from modelrepo.framing import stroke_width, thicken
+
+    canvas = np.zeros((32, 32), np.float32)
+    canvas[4:28, 15] = 1.0  # a one-pixel line, what a thin pen on a big canvas becomes once framed
+    assert stroke_width(canvas) == pytest.approx(1.0, abs=0.1)
+    assert stroke_width(thicken(canvas, 4.0)) >= 3.5
+    thick = np.zeros((32, 32), np.float32)
+    thick[4:28, 13:18] = 1.0
+    np.testing.assert_array_equal(thicken(thick, 4.0), thick)  # already wide enough: untouched
+    spec = SPEC.model_copy(update={"min_stroke": 4.0})
+    line = np.zeros((200, 200), np.uint8)
+    line[20:180, 99:101] = 255  # a "1" drawn with a 2 px pen on a 200 px canvas
+    g, _ = frame_digit(line, spec)
+    assert (g > 0.5).sum() >= 8  # a full column of the 8 x 8 grid, not a faint trace
