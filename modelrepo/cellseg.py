@@ -24,6 +24,8 @@ from modelrepo.tiles import tile_origins
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 MOSTLY_CELL = "most of the image was classed as cell: it may not be fluorescence cells on a dark background"
+UNSURE = "the model is unsure about {f:.0%} of the pixels (confidence below 0.7): it may not be fluorescence cells"
+BRIGHT = "the image is mostly bright (median at {m:.0%} of its range): fluorescence cells sit on a dark background"
 SIZE_OUTSIDE = (
     "objects are far outside the sizes this model was trained on (diameter {d:.0f} px, trained {lo:.0f}-{hi:.0f})"
 )
@@ -116,14 +118,22 @@ async def segment(
             probs = await at_scale(scale)
             inst = instances_from_probabilities(probs, out.object_class or 1, out.border_class, size, method)
     result.scale, result.classes, result.instances = scale, probs.argmax(0).astype(np.uint8), inst
-    _warn(result, out)
+    _warn(result, out, probs, x)
     return result
 
 
-def _warn(result: Segmentation, out: OutputSpec) -> None:
+def _warn(result: Segmentation, out: OutputSpec, probs: np.ndarray, x: np.ndarray) -> None:
+    """Out-of-domain signs (thresholds set on the generated cells and on scikit-image's natural
+    images): mostly cell, an unsure network, a bright background, sizes outside the trained range."""
     fg = float((result.classes != 0).mean())
     if fg > 0.85:
         result.warnings.append(MOSTLY_CELL)
+    unsure = float((probs.max(axis=0) < 0.7).mean())
+    if unsure > 0.25:
+        result.warnings.append(UNSURE.format(f=unsure))
+    median = float(np.median(x))  # the normalised image: 0 at its 1st percentile, 1 at its 99.8th
+    if median > 0.4:
+        result.warnings.append(BRIGHT.format(m=median))
     if out.diameter_range:
         d = median_diameter(result.instances)
         lo, hi = out.diameter_range

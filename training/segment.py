@@ -204,8 +204,10 @@ def score_sets(logits_of, sets: dict[str, list[CellImage]], spec: InputSpec, out
 
 
 def output_spec(cfg: SegmentConfig, train: list[CellImage], instances: str = "components") -> OutputSpec:
-    """Classes, instance method and the object sizes trained on (equivalent diameters of train cells)."""
-    d = np.concatenate([equivalent_diameters(c.instances) for c in train])
+    """Classes, instance method and the object sizes trained on: per training image the median
+    equivalent diameter of its cells; the card keeps the median of those and their 5-95 % range
+    (per image, not pooled over cells: crowded images of small cells would swamp a pooled median)."""
+    d = np.array([np.median(equivalent_diameters(c.instances)) for c in train if c.instances.max() > 0])
     return OutputSpec(
         name="logits",
         kind="class_scores",

@@ -165,9 +165,16 @@ def test_diameter_rescales_to_the_trained_size_and_maps_back(client, cells) -> N
     assert auto["diameter"]["used"] == pytest.approx(d, rel=0.5)
 
 
-def test_non_cell_images_are_warned_about(client) -> None:
+def test_non_cell_images_are_warned_about_and_cells_are_not(client, cells) -> None:
     import skimage.data
 
-    r = post(client, png16(skimage.data.camera().astype(np.uint16) * 257))
-    assert r.status_code == 200
-    assert r.json()["warnings"] and r.headers.get("x-warning")
+    from training.data.cells_alt import make_alt_cell_dataset
+
+    for name in ("camera", "astronaut", "page"):
+        img = np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("L"))
+        r = post(client, png16(img.astype(np.uint16) * 257))
+        assert r.status_code == 200
+        assert r.json()["warnings"] and r.headers.get("x-warning"), name
+    for c in [*cells, *make_alt_cell_dataset(3, seed=4242)]:
+        r = post(client, png16(c.image))
+        assert r.json()["warnings"] == [] and "x-warning" not in r.headers
