@@ -181,8 +181,11 @@ class VersionFile(_Strict):
     bytes: int = Field(gt=0)
 
 
-class ModelCard(_Strict):
-    schema_version: int = CARD_SCHEMA_VERSION
+class CardDraft(_Strict):
+    """What training knows of a model before export: every card field but the export record, the
+    versions' files, the creation time and the commit (``training.export.export_to_repository``
+    adds those and writes the ``ModelCard``)."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     task: Task
     description: str = ""
@@ -201,20 +204,9 @@ class ModelCard(_Strict):
     # nowcasters: scores per lead time for the model and its baselines on the held-out sequences
     verification: dict[str, Any] | None = None
     metrics_split: str = "test"
-    export: ExportInfo
-    versions: dict[int, VersionFile]
-    created_at: datetime
-    git_commit: str | None = None
-
-    @field_validator("schema_version")
-    @classmethod
-    def _known_schema(cls, v: int) -> int:
-        if v != CARD_SCHEMA_VERSION:
-            raise ValueError(f"unsupported card schema_version {v} (this code reads {CARD_SCHEMA_VERSION})")
-        return v
 
     @model_validator(mode="after")
-    def _check_labels(self) -> ModelCard:
+    def _check_task(self) -> CardDraft:
         if self.task == "segmentation":
             if not self.labels or self.output.shape[0] != len(self.labels):
                 raise ValueError("a segmentation card needs one label per output channel")
@@ -228,10 +220,33 @@ class ModelCard(_Strict):
                 raise ValueError("a nowcasting card needs a radar block")
             if self.input.channels != self.radar.frames_in or self.output.shape[0] != self.radar.frames_out:
                 raise ValueError("input channels / output frames differ from the radar block")
-        if not self.versions:
-            raise ValueError("a card lists at least one version")
         if self.headline_metric is not None and self.headline_metric not in self.metrics:
             raise ValueError(f"headline metric {self.headline_metric} is not among the card's metrics")
+        return self
+
+    def fields(self) -> dict[str, Any]:
+        """The draft's fields as they are (nested models kept), to build the ModelCard from."""
+        return {k: getattr(self, k) for k in type(self).model_fields}
+
+
+class ModelCard(CardDraft):
+    schema_version: int = CARD_SCHEMA_VERSION
+    export: ExportInfo
+    versions: dict[int, VersionFile]
+    created_at: datetime
+    git_commit: str | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, v: int) -> int:
+        if v != CARD_SCHEMA_VERSION:
+            raise ValueError(f"unsupported card schema_version {v} (this code reads {CARD_SCHEMA_VERSION})")
+        return v
+
+    @model_validator(mode="after")
+    def _check_versions(self) -> ModelCard:
+        if not self.versions:
+            raise ValueError("a card lists at least one version")
         return self
 
     @property

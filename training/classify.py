@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from modelrepo.card import Architecture, DataProvenance, DomainCheck, Framing, InputSpec, OutputSpec
+from modelrepo.card import Architecture, CardDraft, DataProvenance, DomainCheck, Framing, InputSpec, OutputSpec
 from modelrepo.framing import fit_domain_check, frame_image
 from modelrepo.preprocess import preprocess
 from training import robustness
@@ -273,7 +273,7 @@ def _domain(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> DomainCheck
     return fit_domain_check(grids(train + _uploads(train, rng, 1.0)), held_out)
 
 
-def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra) -> dict:
+def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra) -> CardDraft:
     metrics = {"accuracy": round(report["accuracy"], 6), "val_accuracy": round(fr.best_score, 6)}
     if robust:
         metrics[robustness.HEADLINE] = min(robust.values())
@@ -297,7 +297,7 @@ def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, ext
             "count": len(extra[1]),
             "use": "training only, always as random uploads; never in validation, test or the robustness suite",
         }
-    return dict(
+    return CardDraft(
         name=cfg.model_name,
         task="classification",
         description=f"{cfg.arch} ({cfg.preset} preset) trained on {splits.description}",

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec
+from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec
 from modelrepo.noise import estimate_sigma
 from modelrepo.preprocess import pad_to_multiple
 from training.data.natural import SOURCE, random_patches, test_images, training_images
@@ -323,7 +323,7 @@ def export_denoiser(
     net = net.cpu()
     metrics = _card_metrics(cfg, rows)
     spec = denoiser_input_spec(cfg)
-    card_fields = dict(
+    card_fields = CardDraft(
         name=cfg.name,
         task="denoising",
         description="Residual U-Net denoiser (predicts and subtracts the noise) with a noise-level input map; "

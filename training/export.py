@@ -20,7 +20,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from modelrepo.card import ExportInfo, ModelCard, VersionFile
+from modelrepo.card import CardDraft, ExportInfo, ModelCard, VersionFile
 from modelrepo.repository import CARD_FILE, MODEL_FILE, sha256_file, write_repository_files
 
 OPSET = 17
@@ -103,7 +103,7 @@ def next_version(model_dir: Path) -> int:
 
 def export_to_repository(
     model: nn.Module,
-    card_fields: dict,
+    draft: CardDraft,
     repo_root: Path,
     real_inputs: np.ndarray,
     version: int | None = None,
@@ -115,13 +115,13 @@ def export_to_repository(
 ) -> ModelCard:
     """Export, check and publish ``model`` as ``repo_root/<name>/<version>/model.onnx`` with its card.
 
-    ``card_fields`` holds every card field but ``export``, ``versions``, ``created_at`` and
-    ``git_commit``. Refuses to replace an existing version unless ``overwrite`` is set.
+    ``draft`` holds every card field but ``export``, ``versions``, ``created_at`` and ``git_commit``.
+    Refuses to replace an existing version unless ``overwrite`` is set.
     Parity is checked on ``real_inputs``, a random batch of another size, and ``extra_inputs``
     (e.g. a second image size for a model with dynamic height and width).
     """
     model = model.cpu().eval()
-    name = card_fields["name"]
+    name = draft.name
     model_dir = repo_root / name
     version = next_version(model_dir) if version is None else version
     vdir = model_dir / str(version)
@@ -143,7 +143,7 @@ def export_to_repository(
     f = vdir / MODEL_FILE
     versions[version] = VersionFile(path=f"{version}/{MODEL_FILE}", sha256=sha256_file(f), bytes=f.stat().st_size)
     card = ModelCard(
-        **card_fields,
+        **draft.fields(),
         export=ExportInfo(
             exporter="torch.onnx.export(dynamo=False)",
             torch_version=torch.__version__,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec, RadarSpec
+from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec, RadarSpec
 from modelrepo.radar import from_network, to_network
 from training.data.radar import RadarParams, load_frame_folder, sequence_job
 from training.export import export_to_repository
@@ -317,7 +317,7 @@ def export_nowcaster(
 ) -> Path:
     model = model.cpu().eval()
     summary = {k: v for k, v in verification.items() if k != "boundary_short"}
-    card_fields = dict(
+    card_fields = CardDraft(
         name=cfg.name,
         task="nowcasting",
         description="Radar precipitation nowcaster: a U-Net takes the last 3 reflectivity frames (6-minute steps) "

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec
+from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec
 from modelrepo.cellseg import segment
 from modelrepo.preprocess import preprocess
 from modelrepo.segmentation import equivalent_diameters
@@ -316,7 +316,7 @@ def card_metrics(scores: dict, method: str) -> dict[str, float]:
 def _export(cfg, model, spec, out, data, scores, fr, export_to, version, overwrite):
     model = model.cpu()
     metrics = card_metrics(scores, out.instances)
-    card_fields = dict(
+    card_fields = CardDraft(
         name=cfg.name,
         task="segmentation",
         description="U-Net for fluorescence cells: background / cell / border-between-cells; instances by "

@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from modelrepo.card import ModelCard
+from modelrepo.card import CardDraft, ModelCard
 from modelrepo.repository import check_model_dir
 from training.export import export_to_repository, onnx_export, parity_check
 from training.nets import build, get_arch, list_archs
@@ -45,11 +45,10 @@ def test_parity_check_catches_a_different_model(tmp_path: Path) -> None:
         parity_check(model, tmp_path / "m.onnx", [np.zeros((2, 1, 32, 32), np.float32)])
 
 
-def _card_fields(name: str) -> dict:
+def _card_fields(name: str) -> CardDraft:
     committed = ModelCard.load(Path(__file__).resolve().parents[2] / "models" / "lenet5_digits" / "card.json")
-    fields = committed.model_dump(exclude={"export", "versions", "created_at", "git_commit"})
-    fields["name"] = name
-    return fields
+    fields = committed.model_dump(exclude={"export", "versions", "created_at", "git_commit", "schema_version"})
+    return CardDraft(**(fields | {"name": name}))
 
 
 def test_export_to_repository_writes_triton_layout_and_refuses_overwrite(tmp_path: Path) -> None:
