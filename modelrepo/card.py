@@ -91,6 +91,11 @@ class InputSpec(_Strict):
     # digit-like classifiers: find the ink, fix polarity and alpha, crop, scale and centre it first
     framing: Framing | None = None
 
+    @property
+    def tensor_channels(self) -> int:
+        """Channels of the network's input tensor: the image's, plus the noise-level map if any."""
+        return self.channels + int(self.noise_level_channel)
+
     @model_validator(mode="after")
     def _check(self) -> InputSpec:
         if self.color_mode == "L" and self.channels != 1 or self.color_mode == "RGB" and self.channels != 3:

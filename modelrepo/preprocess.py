@@ -151,3 +151,10 @@ def pad_to_multiple(x: np.ndarray, multiple: int, mode: str = "reflect") -> np.n
     if mode == "reflect" and min(h, w) <= max(ph, pw):
         mode = "edge"
     return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode=mode)
+
+
+def with_noise_level(x: np.ndarray, sigma_255: float) -> np.ndarray:
+    """(N, C, H, W) images in [0, 1] -> (N, C + 1, H, W): the denoisers' noise-level map (sigma / 255
+    at every pixel, sigma on the 0-255 scale) as the last channel."""
+    n, _, h, w = x.shape
+    return np.concatenate([x, np.full((n, 1, h, w), np.float32(sigma_255 / 255), np.float32)], axis=1)

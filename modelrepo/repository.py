@@ -29,7 +29,7 @@ def _dims(dims: list[Dim]) -> str:
 def config_pbtxt(card: ModelCard, max_batch_size: int) -> str:
     """Triton's model configuration for this card (dims exclude the batch axis)."""
     spec = card.input
-    in_dims = _dims([spec.channels + int(spec.noise_level_channel), spec.height, spec.width])
+    in_dims = _dims([spec.tensor_channels, spec.height, spec.width])
     label_line = f'\n    label_filename: "{LABELS_FILE}"' if card.labels else ""
     return f"""name: "{card.name}"
 platform: "onnxruntime_onnx"

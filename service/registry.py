@@ -225,9 +225,7 @@ class ModelRegistry(RegistryBase):
             t0 = time.perf_counter()
             try:
                 for n in sorted({1, min(8, state.batcher.max_batch_size)}):
-                    state.batcher.run_chunked(
-                        np.zeros((n, spec.channels + int(spec.noise_level_channel), h, w), np.float32)
-                    )
+                    state.batcher.run_chunked(np.zeros((n, spec.tensor_channels, h, w), np.float32))
             except Exception as exc:
                 state.status, state.reason = "unavailable", f"warm-up failed: {exc}"
                 log.warning("model %s is unavailable: %s", state.name, state.reason)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from modelrepo.preprocess import pad_to_multiple, preprocess
+from modelrepo.preprocess import pad_to_multiple, preprocess, with_noise_level
 from modelrepo.repository import ModelEntry, scan_repository
 from training.data import load_splits
 
@@ -161,9 +161,8 @@ def evaluate_denoising(entry: ModelEntry) -> EvalResult:
     m = card.input.pad_multiple
     h, w = noisy.shape
     x = pad_to_multiple(noisy, m)[None, None]
-    level = np.full_like(x, estimate_sigma(noisy))
     sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {card.input.name: np.concatenate([x, level], axis=1)})[0][0, 0, :h, :w]
+    out = sess.run(None, {card.input.name: with_noise_level(x, estimate_sigma(noisy) * 255)})[0][0, 0, :h, :w]
     measured = psnr(out, clean)
     ok = measured >= claimed - PSNR_TOLERANCE
     msg = f"camera sigma 25: {measured:.2f} dB vs card {claimed:.2f} dB" + ("" if ok else " (below)")

@@ -15,7 +15,7 @@ from PIL import Image
 
 from modelrepo.errors import InputError
 from modelrepo.noise import estimate_sigma
-from modelrepo.preprocess import pad_to_multiple
+from modelrepo.preprocess import pad_to_multiple, with_noise_level
 from modelrepo.tiles import tile_origins
 from service.batcher import Timing
 from service.registry import ModelState
@@ -118,13 +118,12 @@ async def predict(
     th, tw = min(tile, H), min(tile, W)
     out = np.zeros(planes.shape, np.float32)
     weight = np.zeros((H, W), np.float32)
-    level = np.float32(sigma_255 / 255)
     queue_s = infer_s = 0.0
     rows = 0
     for y in tile_origins(H, th, tile - overlap):  # neighbours share `overlap` px, blended
         for x0 in tile_origins(W, tw, tile - overlap):
             crop = planes[:, :, y : y + th, x0 : x0 + tw]
-            inp = np.concatenate([crop, np.full((crop.shape[0], 1, th, tw), level, np.float32)], axis=1)
+            inp = with_noise_level(crop, sigma_255)
             y_hat, timing = await state.batcher.infer(np.ascontiguousarray(inp), timeout_s)
             queue_s, infer_s, rows = (
                 queue_s + timing.queue_s,
