@@ -10,10 +10,10 @@ from training.segment import SegmentConfig
 DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
     c.model_name: c
     for c in [
-        ClassifyConfig(arch="lenet5", name="lenet5_digits", epochs=80, lr=3e-3, patience=15),
-        ClassifyConfig(arch="alexnet", name="alexnet_digits", epochs=50, lr=1e-3, patience=15),
-        ClassifyConfig(arch="vgg11_bn", name="vgg11_bn_digits", epochs=50, lr=2e-3, patience=15),
-        ClassifyConfig(arch="googlenet", name="googlenet_digits", epochs=40, lr=2e-3, patience=15),
+        ClassifyConfig(arch="lenet5", name="lenet5_digits", epochs=50, lr=3e-3, patience=15),
+        ClassifyConfig(arch="alexnet", name="alexnet_digits", epochs=30, lr=1e-3, patience=15),
+        ClassifyConfig(arch="vgg11_bn", name="vgg11_bn_digits", epochs=30, lr=2e-3, patience=15),
+        ClassifyConfig(arch="googlenet", name="googlenet_digits", epochs=25, lr=2e-3, patience=15),
         ClassifyConfig(arch="resnet20", name="resnet20_digits", epochs=50, lr=2e-3, patience=15),
     ]
 }
