@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.nets.unet_parts import DoubleConv, Down, OutConv, Up
+from training.nets.unet import UNet
 
 
 class ConvAutoencoder(nn.Module):
@@ -47,26 +47,18 @@ class ConvAutoencoder(nn.Module):
 
 
 class DenoisingUNet(nn.Module):
-    """Residual U-Net denoiser: clean = x - U([x, sigma_map]). Any size (pad to a multiple of 2^depth)."""
+    """Residual U-Net denoiser: clean = x - U([x, sigma_map]), U the lecture's U-Net (``unet.py``) with
+    one more input channel (the noise-level map) and the image's channels out. Any size (pad to a
+    multiple of 2^depth)."""
 
     def __init__(self, channels: int = 1, base: int = 32, depth: int = 3) -> None:
         super().__init__()
-        widths = [base * 2**i for i in range(depth + 1)]
-        self.inc = DoubleConv(channels + 1, widths[0])  # + 1: the noise-level map
-        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1]) for i in range(depth))
-        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], widths[i]) for i in reversed(range(depth)))
-        self.outc = OutConv(widths[0], channels)
+        self.unet = UNet(in_channels=channels + 1, num_classes=channels, base=base, depth=depth)
         self.config = {"kind": "residual_unet", "channels": channels, "base": base, "depth": depth}
 
     def forward(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) in [0, 1]; noise_level: (B, 1, H, W), sigma / 255 at every pixel."""
-        skips = [self.inc(torch.cat([x, noise_level], dim=1))]
-        for down in self.downs:
-            skips.append(down(skips[-1]))
-        h = skips.pop()
-        for up in self.ups:
-            h = up(h, skips.pop())
-        return x - self.outc(h)  # (B, C, H, W): subtract the predicted noise
+        return x - self.unet(torch.cat([x, noise_level], dim=1))  # subtract the predicted noise
 
 
 class WithNoiseChannel(nn.Module):
