@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from training.classify import ClassifyConfig
-from training.denoise import DenoiseConfig
-from training.nowcast import NowcastConfig
-from training.segment import SegmentConfig
+from training.tasks.classify import ClassifyConfig
+from training.tasks.denoise import DenoiseConfig
+from training.tasks.nowcast import NowcastConfig
+from training.tasks.segment import SegmentConfig
 
 DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
     c.model_name: c

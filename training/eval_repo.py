@@ -112,7 +112,15 @@ def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
     re-measure every object F1 the card holds (both instance methods and the baseline)."""
     from dataclasses import fields
 
-    from training.segment import SOURCES, SegmentConfig, card_metrics, data_source, held_out_sets, score_sets, splits
+    from training.tasks.segment import (
+        SOURCES,
+        SegmentConfig,
+        card_metrics,
+        data_source,
+        held_out_sets,
+        score_sets,
+        splits,
+    )
 
     card = entry.card
     assert card is not None
@@ -149,7 +157,7 @@ def evaluate_denoising(entry: ModelEntry) -> EvalResult:
     """Re-measure the card's camera / sigma 25 PSNR from the ONNX file (blind: sigma estimated, as served)."""
     from modelrepo.noise import estimate_sigma
     from training.data.natural import test_images
-    from training.denoise import psnr
+    from training.tasks.denoise import psnr
 
     card = entry.card
     assert card is not None
@@ -178,8 +186,8 @@ def evaluate_nowcasting(entry: ModelEntry) -> EvalResult:
     from dataclasses import fields
 
     from modelrepo.radar import from_network, rollout_numpy, to_network
-    from training.nowcast import TEST_SEED0, NowcastConfig, card_metrics, generated
-    from training.nowcast_verify import forecast_lk, verify
+    from training.tasks.nowcast import TEST_SEED0, NowcastConfig, card_metrics, generated
+    from training.tasks.nowcast_verify import forecast_lk, verify
 
     card = entry.card
     assert card is not None and card.radar is not None

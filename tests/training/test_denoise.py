@@ -11,8 +11,8 @@ import torch
 from modelrepo.noise import estimate_sigma
 from modelrepo.repository import check_model_dir
 from training.data.natural import random_patches, test_images, training_images
-from training.denoise import DenoiseConfig, baselines, psnr, train_denoiser
 from training.nets.autoencoder import ConvAutoencoder, DenoisingUNet, WithNoiseChannel
+from training.tasks.denoise import DenoiseConfig, baselines, psnr, train_denoiser
 
 
 @pytest.mark.parametrize("channels", [1, 3])

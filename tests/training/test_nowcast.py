@@ -15,8 +15,8 @@ from modelrepo.card import ModelCard
 from modelrepo.radar import from_network, rollout_numpy, to_network
 from training.data.radar import RadarParams, generate_sequence, load_frame_folder, time_from_name
 from training.nets.nowcaster import Nowcaster, rollout
-from training.nowcast import NowcastConfig, radar_spec, train_nowcaster
-from training.nowcast_verify import forecast_lk, forecast_persistence, verify
+from training.tasks.nowcast import NowcastConfig, radar_spec, train_nowcaster
+from training.tasks.nowcast_verify import forecast_lk, forecast_persistence, verify
 
 P = RadarParams()
 SPEC = radar_spec(NowcastConfig())

@@ -13,7 +13,7 @@ from modelrepo.repository import check_model_dir
 from training.data.cells import classes_from_instances, elastic_deform, make_cell_dataset
 from training.nets.unet import UNet
 from training.seg_metrics import match_objects, object_f1, pixel_scores
-from training.segment import SegmentConfig, baseline_instances, train_segmenter
+from training.tasks.segment import SegmentConfig, baseline_instances, train_segmenter
 from training.weight_map import border_term, class_balance_weights, unet_weight_map
 
 

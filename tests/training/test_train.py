@@ -9,9 +9,9 @@ import torch
 
 from modelrepo.repository import check_model_dir
 from training.__main__ import main
-from training.classify import ClassifyConfig, train_classifier
 from training.eval_repo import evaluate_repository
 from training.nets import build
+from training.tasks.classify import ClassifyConfig, train_classifier
 from training.weights import load_weights
 
 

@@ -1,5 +1,5 @@
 """The radar nowcaster: training with rolled-out steps (on the shared loop) and export; the baselines
-and the verification are in ``training/nowcast_verify.py``."""
+and the verification are in ``training/tasks/nowcast_verify.py``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from training.data.radar import RadarParams, load_frame_folder, sequence_job
 from training.export import export_to_repository
 from training.loop import LoopConfig, fit_task, pick_device
 from training.nets.nowcaster import Nowcaster, rollout
-from training.nowcast_verify import (
+from training.tasks.nowcast_verify import (
     BOUNDARY,
     forecast_lk,
     forecast_persistence,

@@ -26,13 +26,13 @@ def _segment_line(r: dict) -> str:
 
 
 def _denoise_line(r: dict) -> str:
-    from training.denoise import table
+    from training.tasks.denoise import table
 
     return f"\n{table(r['rows'])}\npanel {r['panel']}"
 
 
 def _nowcast_line(r: dict) -> str:
-    from training.nowcast_verify import table
+    from training.tasks.nowcast_verify import table
 
     targets = json.dumps(r["verification"]["targets"], indent=2)
     return f"\n{table(r['verification'])}\n{targets}\nplots {r['scores_plot']} {r['case_plot']}"
@@ -65,19 +65,19 @@ TASKS = {
     t.command: t
     for t in [
         TaskEntry(
-            "classify", "train one classifier (and export it with --export-to)", "training.classify",
+            "classify", "train one classifier (and export it with --export-to)", "training.tasks.classify",
             "ClassifyConfig", "train_classifier", "DEFAULT_CLASSIFIERS", True, _classify_line,
         ),
         TaskEntry(
-            "segment", "train the segmentation U-Net on generated cells", "training.segment",
+            "segment", "train the segmentation U-Net on generated cells", "training.tasks.segment",
             "SegmentConfig", "train_segmenter", "DEFAULT_SEGMENTERS", True, _segment_line,
         ),
         TaskEntry(
-            "denoise", "train the denoising autoencoders on bundled natural images", "training.denoise",
+            "denoise", "train the denoising autoencoders on bundled natural images", "training.tasks.denoise",
             "DenoiseConfig", "train_denoiser", "DEFAULT_DENOISERS", True, _denoise_line,
         ),
         TaskEntry(
-            "nowcast", "train the radar nowcaster on generated radar sequences", "training.nowcast",
+            "nowcast", "train the radar nowcaster on generated radar sequences", "training.tasks.nowcast",
             "NowcastConfig", "train_nowcaster", "DEFAULT_NOWCASTERS", True, _nowcast_line,
         ),
     ]
