@@ -40,7 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cls = task.config_class()
     cfg = cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.name != "model_kwargs"})
     export_to = Path(args.export_to) if args.export_to else None
-    r = task.run(cfg, export_to, args.version, args.overwrite, getattr(args, "resume", False))
+    r = task.run(cfg, export_to, args.version, args.overwrite, args.resume)
     print(json.dumps({k: v for k, v in r.items() if k not in ("history", "rows")}, indent=2, default=str))
     print(f"{getattr(cfg, 'name', None) or getattr(cfg, 'model_name', '')}: {task.summary(r)}")
     return 0
@@ -59,7 +59,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in names:
         task, cfg = table[name]
         cfg.out = args.out
-        r = task.run(cfg, Path(args.models), 1, args.overwrite, args.resume and task.resumable)
+        r = task.run(cfg, Path(args.models), 1, args.overwrite, args.resume)
         print(f"{name}: {task.summary(r)}", flush=True)
     return 0
 
@@ -156,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(task.command, help=task.help)
         _add_dataclass_args(p, task.config_class())
         _add_export_args(p)
-        if task.resumable:
-            p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (same config)")
+        p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (same config)")
         p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("radar-samples", help="write example radar frames (ODIM HDF5 + .npy) for /nowcast")

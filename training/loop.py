@@ -76,6 +76,17 @@ class EMA:
                 e.copy_(p)
 
 
+@dataclass(frozen=True)
+class Run:
+    """How a task's training is run and where its model goes: every trainer takes one."""
+
+    export_to: Path | None = None  # model repository to export into; None: train and report only
+    version: int | None = None  # version to write (None: the next free one)
+    overwrite: bool = False  # replace an existing version
+    progress: bool = True  # progress bars
+    resume: bool = False  # continue from runs/<name>/last.pt
+
+
 @dataclass
 class FitResult:
     best_score: float

@@ -11,6 +11,7 @@ import torch
 from modelrepo.noise import estimate_sigma
 from modelrepo.repository import check_model_dir
 from training.data.natural import random_patches, test_images, training_images
+from training.loop import Run
 from training.nets.autoencoder import ConvAutoencoder, DenoisingUNet, WithNoiseChannel
 from training.tasks.denoise import DenoiseConfig, baselines, psnr, train_denoiser
 
@@ -61,7 +62,7 @@ def test_tiny_training_lowers_loss_and_exports_with_parity(tmp_path: Path) -> No
     cfg = DenoiseConfig(
         base=8, depth=2, steps=40, ae_steps=20, batch_size=8, patch=32, bm3d=False, out=str(tmp_path / "runs")
     )
-    r = train_denoiser(cfg, export_to=tmp_path / "models", progress=False)
+    r = train_denoiser(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert r["losses"]["last"] < r["losses"]["first"]
     entry = check_model_dir(tmp_path / "models" / "unet_denoise_gray")
     assert entry.ok, entry.problems

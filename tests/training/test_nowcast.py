@@ -14,6 +14,7 @@ import torch
 from modelrepo.card import ModelCard
 from modelrepo.radar import from_network, rollout_numpy, to_network
 from training.data.radar import RadarParams, generate_sequence, load_frame_folder, time_from_name
+from training.loop import Run
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast import NowcastConfig, radar_spec, train_nowcaster
 from training.tasks.nowcast_verify import forecast_lk, forecast_persistence, verify
@@ -168,7 +169,7 @@ def test_tiny_training_lowers_the_loss_and_exports_with_parity(tmp_path) -> None
         workers=1,
         out=str(tmp_path / "runs"),
     )
-    r = train_nowcaster(cfg, export_to=tmp_path / "models", progress=False)
+    r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     hist = r["history"]
     assert hist[0]["step"] == 0 and hist[-1]["val_loss"] < 0.9 * hist[0]["val_loss"]
     v = r["verification"]

@@ -11,6 +11,7 @@ import torch
 
 from modelrepo.repository import check_model_dir
 from training.data.cells import classes_from_instances, elastic_deform, make_cell_dataset
+from training.loop import Run
 from training.nets.unet import UNet
 from training.seg_metrics import match_objects, object_f1, pixel_scores
 from training.tasks.segment import SegmentConfig, baseline_instances, train_segmenter
@@ -96,12 +97,14 @@ def test_tiny_training_lowers_loss_and_exports_with_parity_at_two_sizes(tmp_path
         n_train=8, n_val=2, n_test=3, n_cross=2, size=64, base=4, depth=3, epochs=3, batch_size=4,
         out=str(tmp_path / "runs"), ema=None,
     )  # fmt: skip
-    r = train_segmenter(cfg, export_to=tmp_path / "models", progress=False)
+    r = train_segmenter(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert r["history"][-1]["train_loss"] < r["history"][0]["train_loss"]
     assert set(r["scores"]) == {"own", "cross", "first"}  # every held-out set, both methods and the baseline
     assert set(r["scores"]["cross"]) == {"components", "watershed", "baseline"}
     # the resumable checkpoint: a second call with --resume continues (here: nothing left) and re-exports
-    r2 = train_segmenter(cfg, export_to=tmp_path / "models", progress=False, resume=True, overwrite=True, version=1)
+    r2 = train_segmenter(
+        cfg, run=Run(export_to=tmp_path / "models", progress=False, resume=True, overwrite=True, version=1)
+    )
     assert r2["history"] == r["history"]
     entry = check_model_dir(tmp_path / "models" / "unet_cells")
     assert entry.ok, entry.problems
@@ -135,7 +138,7 @@ def test_user_mask_folder_with_instance_and_class_masks(tmp_path: Path) -> None:
     cfg = SegmentConfig(
         data="folder", data_dir=str(tmp_path), base=4, depth=2, epochs=1, batch_size=4, out=str(tmp_path / "runs")
     )
-    r = train_segmenter(cfg, export_to=tmp_path / "models", progress=False)
+    r = train_segmenter(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     from training.eval_repo import evaluate_repository
 
     (res,) = evaluate_repository(tmp_path / "models")

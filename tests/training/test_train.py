@@ -10,6 +10,7 @@ import torch
 from modelrepo.repository import check_model_dir
 from training.__main__ import main
 from training.eval_repo import evaluate_repository
+from training.loop import Run
 from training.nets import build
 from training.tasks.classify import ClassifyConfig, train_classifier
 from training.weights import load_weights
@@ -26,7 +27,7 @@ def test_tiny_training_lowers_loss_checkpoints_and_exports(bars_folder: Path, tm
         out=str(tmp_path / "runs"),
         patience=100,
     )
-    result = train_classifier(cfg, export_to=tmp_path / "models", progress=False)
+    result = train_classifier(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     hist = json.loads((tmp_path / "runs" / "resnet_seed_folder" / "history.json").read_text())["history"]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert result["test_accuracy"] > 0.5  # three classes: chance is 1/3

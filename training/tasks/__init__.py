@@ -46,16 +46,16 @@ class TaskEntry:
     config: str
     train: str
     defaults: str  # the dict of default models in training.defaults
-    resumable: bool  # the trainer runs on the shared loop and takes resume=
     summary: Callable[[dict], str]
 
     def config_class(self):
         return getattr(importlib.import_module(self.module), self.config)
 
     def run(self, cfg, export_to: Path | None, version: int | None, overwrite: bool, resume: bool) -> dict:
+        from training.loop import Run
+
         train = getattr(importlib.import_module(self.module), self.train)
-        kwargs = {"resume": resume} if self.resumable else {}
-        return train(cfg, export_to=export_to, version=version, overwrite=overwrite, **kwargs)
+        return train(cfg, run=Run(export_to, version, overwrite, resume=resume))
 
     def default_models(self) -> dict:
         return getattr(importlib.import_module("training.defaults"), self.defaults)
@@ -66,19 +66,19 @@ TASKS = {
     for t in [
         TaskEntry(
             "classify", "train one classifier (and export it with --export-to)", "training.tasks.classify",
-            "ClassifyConfig", "train_classifier", "DEFAULT_CLASSIFIERS", True, _classify_line,
+            "ClassifyConfig", "train_classifier", "DEFAULT_CLASSIFIERS", _classify_line,
         ),
         TaskEntry(
             "segment", "train the segmentation U-Net on generated cells", "training.tasks.segment",
-            "SegmentConfig", "train_segmenter", "DEFAULT_SEGMENTERS", True, _segment_line,
+            "SegmentConfig", "train_segmenter", "DEFAULT_SEGMENTERS", _segment_line,
         ),
         TaskEntry(
             "denoise", "train the denoising autoencoders on bundled natural images", "training.tasks.denoise",
-            "DenoiseConfig", "train_denoiser", "DEFAULT_DENOISERS", True, _denoise_line,
+            "DenoiseConfig", "train_denoiser", "DEFAULT_DENOISERS", _denoise_line,
         ),
         TaskEntry(
             "nowcast", "train the radar nowcaster on generated radar sequences", "training.tasks.nowcast",
-            "NowcastConfig", "train_nowcaster", "DEFAULT_NOWCASTERS", True, _nowcast_line,
+            "NowcastConfig", "train_nowcaster", "DEFAULT_NOWCASTERS", _nowcast_line,
         ),
     ]
 }  # fmt: skip

@@ -22,7 +22,7 @@ from training.augment import random_affine
 from training.data import Splits, load_splits
 from training.evaluate import classification_report, write_report
 from training.export import export_to_repository
-from training.loop import LoopConfig, fit_task, pick_device
+from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets import PRESETS, build, get_arch
 from training.uploads import random_upload
 from training.weights import load_weights
@@ -205,11 +205,7 @@ def _evaluate(model: nn.Module, cfg: ClassifyConfig, splits: Splits, spec: Input
 def train_classifier(
     cfg: ClassifyConfig,
     splits: Splits | None = None,
-    export_to: Path | None = None,
-    version: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    resume: bool = False,
+    run: Run = Run(),
 ) -> dict:
     """Train on the shared loop, keep the best validation epoch, evaluate on test (and, framed data,
     the robustness suite), write reports, optionally export."""
@@ -230,7 +226,7 @@ def train_classifier(
     saved = {"model_args": model_args, "classes": splits.classes, "input_spec": spec.model_dump()}
     fr, out_dir = fit_task(
         model, cfg, cfg.model_name, loop, steps, _batches(cfg, splits, spec, steps),
-        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing), validate, saved, resume, progress,
+        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing), validate, saved, run.resume, run.progress,
     )  # fmt: skip
     report, robust = _evaluate(model, cfg, splits, spec, out_dir)
     result = {
@@ -244,14 +240,16 @@ def train_classifier(
         "out_dir": str(out_dir),
     }
     (out_dir / "history.json").write_text(json.dumps({"result": result, "history": fr.history}, indent=2) + "\n")
-    if export_to is not None:
+    if run.export_to is not None:
         if spec.framing is not None:
             domain = _domain(cfg, splits, spec)
             spec = spec.model_copy(update={"framing": spec.framing.model_copy(update={"domain": domain})})
         fields_ = _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra)
         x_parity = torch.from_numpy(preprocess(splits.test.images[:8], spec)).numpy()
-        card = export_to_repository(model.cpu(), fields_, export_to, x_parity, version=version, overwrite=overwrite)
-        result["exported"] = str(export_to / card.name)
+        card = export_to_repository(
+            model.cpu(), fields_, run.export_to, x_parity, version=run.version, overwrite=run.overwrite
+        )
+        result["exported"] = str(run.export_to / card.name)
         result["onnx_bytes"] = card.versions[card.latest_version].bytes
     return result
 

@@ -16,7 +16,7 @@ from modelrepo.noise import estimate_sigma
 from modelrepo.preprocess import pad_to_multiple
 from training.data.natural import SOURCE, random_patches, test_images, training_images
 from training.export import export_to_repository
-from training.loop import LoopConfig, fit_task, pick_device
+from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.autoencoder import ConvAutoencoder, DenoisingUNet, WithNoiseChannel
 
 SIGMAS = (15, 25, 50)
@@ -228,11 +228,7 @@ def plot_panel(panel: dict, path: Path) -> None:
 
 def train_denoiser(
     cfg: DenoiseConfig,
-    export_to: Path | None = None,
-    version: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    resume: bool = False,
+    run: Run = Run(),
 ) -> dict:
     """Train the textbook autoencoder and the serving U-Net on the shared loop, evaluate both against
     the classical baselines on the held-out images, write the table and panel, optionally export."""
@@ -243,9 +239,11 @@ def train_denoiser(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     ae = ConvAutoencoder(channels)
-    ae_losses = [h["train_loss"] for h in train_net(ae, images, cfg.ae_steps, cfg, f"{cfg.name}_ae", progress, resume)]
+    ae_losses = [
+        h["train_loss"] for h in train_net(ae, images, cfg.ae_steps, cfg, f"{cfg.name}_ae", run.progress, run.resume)
+    ]
     net = DenoisingUNet(channels, cfg.base, cfg.depth)
-    history = train_net(net, images, cfg.steps, cfg, cfg.name, progress, resume)
+    history = train_net(net, images, cfg.steps, cfg, cfg.name, run.progress, run.resume)
     losses = [h["train_loss"] for h in history]
     train_seconds = time.time() - t0
     rows, panel = evaluate({"bottleneck AE (textbook)": ae, "ConvServe U-Net": net}, cfg, device)
@@ -272,9 +270,9 @@ def train_denoiser(
         },
         out_dir / "checkpoint.pt",
     )
-    if export_to is not None:
-        card = export_denoiser(net, cfg, rows, len(images), train_seconds, export_to, version, overwrite)
-        result["exported"] = str(export_to / card.name)
+    if run.export_to is not None:
+        card = export_denoiser(net, cfg, rows, len(images), train_seconds, run.export_to, run.version, run.overwrite)
+        result["exported"] = str(run.export_to / card.name)
     return result
 
 

@@ -17,7 +17,7 @@ from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, O
 from modelrepo.radar import from_network, to_network
 from training.data.radar import RadarParams, load_frame_folder, sequence_job
 from training.export import export_to_repository
-from training.loop import LoopConfig, fit_task, pick_device
+from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast_verify import (
     BOUNDARY,
@@ -174,11 +174,7 @@ def _batches(cfg: NowcastConfig, train: np.ndarray, spec: RadarSpec, per_epoch: 
 
 def train_nowcaster(
     cfg: NowcastConfig,
-    export_to: Path | None = None,
-    version: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    resume: bool = False,
+    run: Run = Run(),
 ) -> dict:
     """Train on the shared loop (the weights with the best validation loss are kept), verify every
     method on the held-out sequences, plot, optionally export."""
@@ -206,7 +202,7 @@ def train_nowcaster(
     fr, out_dir = fit_task(
         model, cfg, cfg.name, loop, per_epoch, _batches(cfg, train, spec, per_epoch),
         lambda m, x, target: weighted_mae(rollout(m, x, target.shape[1]), target, cfg.heavy_weight),
-        lambda m: (-(vl := val_loss(m)), vl), {"model_args": model.config}, resume, progress,
+        lambda m: (-(vl := val_loss(m)), vl), {"model_args": model.config}, run.resume, run.progress,
     )  # fmt: skip
     history = [first] + [
         {"step": (h["epoch"] + 1) * per_epoch, "train_loss": h["train_loss"], "val_loss": h["val_loss"]}
@@ -227,9 +223,11 @@ def train_nowcaster(
         "train_seconds": round(fr.train_seconds, 1),
         "data_seconds": round(data_seconds, 1),
     }
-    if export_to is not None:
+    if run.export_to is not None:
         test = data["test"]
-        result["exported"] = str(export_nowcaster(model, cfg, spec, verification, test, export_to, version, overwrite))
+        result["exported"] = str(
+            export_nowcaster(model, cfg, spec, verification, test, run.export_to, run.version, run.overwrite)
+        )
     return result
 
 

@@ -19,7 +19,7 @@ from training.data.cells import CLASSES, CellImage, classes_from_instances, elas
 from training.data.cells_alt import make_alt_cell_dataset
 from training.data.cells_random import make_random_cell_dataset
 from training.export import export_to_repository
-from training.loop import LoopConfig, fit_task, pick_device
+from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.unet import UNet
 from training.seg_metrics import object_f1
 from training.weight_map import unet_weight_map
@@ -245,11 +245,7 @@ def plot_panel(data: list[CellImage], ours: list[np.ndarray], base: list[np.ndar
 
 def train_segmenter(
     cfg: SegmentConfig,
-    export_to: Path | None = None,
-    version: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    resume: bool = False,
+    run: Run = Run(),
 ) -> dict:
     """Train on the shared loop (best validation object F1), score every held-out set with both
     instance methods, keep the better method (by validation), write reports, optionally export."""
@@ -270,7 +266,7 @@ def train_segmenter(
     saved = {"model_args": model.config, "input_spec": spec.model_dump()}
     fr, out_dir = fit_task(
         model, cfg, cfg.name, loop, steps, _batches(cfg, data["train"], spec, steps),
-        lambda m, x, yw: weighted_ce(m(x), yw[0], yw[1]), validate, saved, resume, progress,
+        lambda m, x, yw: weighted_ce(m(x), yw[0], yw[1]), validate, saved, run.resume, run.progress,
     )  # fmt: skip
     logits_of = torch_logits(model, device)
     val = score_sets(logits_of, {"val": data["val"]}, spec, out)["val"]
@@ -295,9 +291,9 @@ def train_segmenter(
         "out_dir": str(out_dir),
         "panel": str(out_dir / "panel.png"),
     }
-    if export_to is not None:
-        card = _export(cfg, model, spec, out, data, scores, fr, export_to, version, overwrite)
-        result["exported"] = str(export_to / card.name)
+    if run.export_to is not None:
+        card = _export(cfg, model, spec, out, data, scores, fr, run.export_to, run.version, run.overwrite)
+        result["exported"] = str(run.export_to / card.name)
     return result
 
 
