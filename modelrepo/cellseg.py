@@ -17,8 +17,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from modelrepo.card import InputSpec, OutputSpec
-from modelrepo.preprocess import normalize_percentile, pad_to_multiple
-from modelrepo.segmentation import equivalent_diameters, instances_from_probabilities, softmax
+from modelrepo.preprocess import normalize_percentile, pad_to_multiple, softmax
+from modelrepo.segmentation import equivalent_diameters, instances_from_probabilities
 from modelrepo.tiles import tile_origins
 
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -50,7 +50,7 @@ async def class_probabilities(
     H, W = chw.shape[1:]
     tile = max(multiple, tile - tile % multiple)
     if H <= tile and W <= tile:
-        return softmax((await infer(np.ascontiguousarray(chw[None])))[0, :, :h, :w]).astype(np.float32)
+        return softmax((await infer(np.ascontiguousarray(chw[None])))[0, :, :h, :w], axis=0).astype(np.float32)
     th, tw = min(tile, H), min(tile, W)
     step = tile - 2 * overlap  # each tile keeps its centre: neighbours share 2 x overlap
     boxes = [(y, x0) for y in tile_origins(H, th, step) for x0 in tile_origins(W, tw, step)]
@@ -64,7 +64,7 @@ async def class_probabilities(
             top, left = (0 if y == 0 else overlap), (0 if x0 == 0 else overlap)
             bottom = th if y + th == H else th - overlap
             right = tw if x0 + tw == W else tw - overlap
-            out[:, y + top : y + bottom, x0 + left : x0 + right] = softmax(lg)[:, top:bottom, left:right]
+            out[:, y + top : y + bottom, x0 + left : x0 + right] = softmax(lg, axis=0)[:, top:bottom, left:right]
     assert out is not None
     return out[:, :h, :w]
 

@@ -158,3 +158,10 @@ def with_noise_level(x: np.ndarray, sigma_255: float) -> np.ndarray:
     at every pixel, sigma on the 0-255 scale) as the last channel."""
     n, _, h, w = x.shape
     return np.concatenate([x, np.full((n, 1, h, w), np.float32(sigma_255 / 255), np.float32)], axis=1)
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Probabilities from logits along ``axis`` (numerically stable)."""
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)

@@ -70,12 +70,6 @@ def measure(labels: np.ndarray, intensity: np.ndarray) -> list[dict]:
     return rows
 
 
-def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
 def instances_from_probabilities(
     probs: np.ndarray, object_class: int, border_class: int | None, min_size: int = 0, method: str = "watershed"
 ) -> np.ndarray:

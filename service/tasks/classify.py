@@ -10,7 +10,7 @@ from PIL import Image
 
 from modelrepo.card import ModelCard
 from modelrepo.framing import FrameNotes, Invert
-from modelrepo.preprocess import to_batch
+from modelrepo.preprocess import softmax, to_batch
 from service.batcher import Timing
 from service.images import open_image, prepare
 from service.registry import ModelState
@@ -39,12 +39,6 @@ def result(predictions: list[dict], notes: FrameNotes, framed: bool) -> dict:
 async def predict(state: ModelState, x: np.ndarray, timeout_s: float) -> tuple[np.ndarray, Timing]:
     assert state.batcher is not None
     return await state.batcher.infer(x, timeout_s)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def encode(logits: np.ndarray, card: ModelCard, top_k: int) -> list[list[dict]]:
