@@ -46,12 +46,19 @@ def plot_confusion(report: dict, path: Path, title: str) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{title}\naccuracy {100 * report['accuracy']:.2f} % (n={report['n']})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def write_report(report: dict, out_dir: Path, title: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "test_report.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_confusion(report, out_dir / "confusion_matrix.png", title)
+
+
+def save_figure(fig, path, dpi: int = 90) -> None:
+    """Lay out, write (PNG) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

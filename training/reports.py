@@ -9,6 +9,7 @@ import numpy as np
 
 from modelrepo.card import ModelCard
 from modelrepo.repository import scan_repository
+from training.evaluate import save_figure
 
 
 def _cards(models: Path, task: str) -> list[ModelCard]:
@@ -48,9 +49,7 @@ def plot_robustness(cards: list[ModelCard], path: Path) -> None:
     ax.set_ylabel("accuracy on held-out digits (%)")
     ax.set_title("Digit classifiers: robustness suite (make eval)")
     ax.legend(fontsize=8, ncol=3, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 SETS = {"": "own generator (held out)", "first_": "first generator", "cross_": "independent generator"}
@@ -92,9 +91,7 @@ def plot_segmentation(card: ModelCard, path: Path) -> None:
     ax.set_ylabel("object F1 at IoU >= 0.5")
     ax.set_title(f"{card.name}: held-out sets (served instances: {card.output.instances})")
     ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def write_reports(models: Path, out: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, O
 from modelrepo.noise import estimate_sigma
 from modelrepo.preprocess import pad_to_multiple
 from training.data.natural import SOURCE, random_patches, test_images, training_images
+from training.evaluate import save_figure
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.autoencoder import ConvAutoencoder, DenoisingUNet, WithNoiseChannel
@@ -221,9 +222,7 @@ def plot_panel(panel: dict, path: Path) -> None:
             axes[r][c].set_title(title, fontsize=8)
             axes[r][c].axis("off")
     fig.suptitle("sigma = 25 (centre crops)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def train_denoiser(

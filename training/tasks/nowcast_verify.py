@@ -17,6 +17,7 @@ import numpy as np
 
 from modelrepo.card import RadarSpec
 from modelrepo.radar import colorize
+from training.evaluate import save_figure
 
 BOUNDARY = __doc__.split("Boundary: ")[1].strip().replace("\n", " ")
 THRESHOLDS = (20.0, 30.0, 40.0)  # dBZ, CSI
@@ -128,9 +129,7 @@ def plot_scores(verification: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{verification['cases']} held-out sequences; {verification['boundary_short']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_case(
@@ -156,6 +155,4 @@ def plot_case(
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)

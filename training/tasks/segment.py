@@ -18,6 +18,7 @@ from modelrepo.segmentation import equivalent_diameters
 from training.data.cells import CLASSES, CellImage, classes_from_instances, elastic_deform, make_cell_dataset
 from training.data.cells_alt import make_alt_cell_dataset
 from training.data.cells_random import make_random_cell_dataset
+from training.evaluate import save_figure
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.unet import UNet
@@ -238,9 +239,7 @@ def plot_panel(data: list[CellImage], ours: list[np.ndarray], base: list[np.ndar
             ax.imshow(im if title.startswith("image") else label2rgb(im, bg_label=0), cmap="gray")
             ax.set_title(f"{title}" + ("" if title.startswith("image") else f" ({int(im.max())} objects)"), fontsize=9)
             ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def train_segmenter(
