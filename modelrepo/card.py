@@ -170,6 +170,9 @@ class DataProvenance(_Strict):
     sizes: dict[str, int]
     seed: int
     augmentation: dict[str, Any] = Field(default_factory=dict, description="train-time augmentation; {} if none")
+    images: dict[str, Any] = Field(
+        default_factory=dict, description="where the training, validation and test images come from, by name"
+    )
 
 
 class ExportInfo(_Strict):

@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from modelrepo.denoising import OVERLAP as DENOISE_OVERLAP
+from modelrepo.denoising import TILE as DENOISE_TILE
+
 Provider = Literal["auto", "cuda", "tensorrt", "cpu"]
 
 
@@ -44,8 +47,10 @@ class Settings(BaseSettings):
     )
     segment_tile_size: int = Field(512, ge=32, le=8192, description="larger images are segmented in tiles")
     segment_tile_overlap: int = Field(32, ge=0, le=1024, description="pixels each tile shares with its neighbours")
-    denoise_tile_size: int = Field(512, ge=32, le=8192, description="larger images are denoised in tiles")
-    denoise_tile_overlap: int = Field(32, ge=0, le=1024, description="pixels blended between neighbouring tiles")
+    denoise_tile_size: int = Field(DENOISE_TILE, ge=32, le=8192, description="larger images are denoised in tiles")
+    denoise_tile_overlap: int = Field(
+        DENOISE_OVERLAP, ge=0, le=1024, description="pixels blended between neighbouring tiles"
+    )
     workers: int = Field(1, ge=1, le=64, description="HTTP worker processes (1: single process)")
     # multi-process mode: set by the supervisor for its workers, not by users
     engine_socket: str | None = Field(None, description="Unix socket of the inference engine (internal)")

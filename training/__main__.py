@@ -40,7 +40,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cls = task.config_class()
     cfg = cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.name != "model_kwargs"})
     export_to = Path(args.export_to) if args.export_to else None
-    r = task.run(cfg, export_to, args.version, args.overwrite, args.resume)
+    budget = args.budget_min * 60 if args.budget_min is not None else None
+    r = task.run(cfg, export_to, args.version, args.overwrite, args.resume, budget)
     print(json.dumps({k: v for k, v in r.items() if k not in ("history", "rows")}, indent=2, default=str))
     print(f"{getattr(cfg, 'name', None) or getattr(cfg, 'model_name', '')}: {task.summary(r)}")
     return 0
@@ -157,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         _add_dataclass_args(p, task.config_class())
         _add_export_args(p)
         p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (same config)")
+        p.add_argument(
+            "--budget-min", type=float, default=None, help="stop training after this many minutes (then --resume)"
+        )
         p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("radar-samples", help="write example radar frames (ODIM HDF5 + .npy) for /nowcast")

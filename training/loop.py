@@ -39,6 +39,8 @@ class LoopConfig:
     seed: int = 0
     device: str = "auto"
     save_every_s: float = 120.0  # last.pt at least this often (and at every epoch end that passes it)
+    schedule: str = "onecycle"  # or "warmup_constant": linear warm-up, then constant (long, open-ended runs)
+    warmup_steps: int = 500  # warmup_constant only
 
 
 def pick_device(name: str) -> torch.device:
@@ -85,6 +87,7 @@ class Run:
     overwrite: bool = False  # replace an existing version
     progress: bool = True  # progress bars
     resume: bool = False  # continue from runs/<name>/last.pt
+    budget_s: float | None = None  # stop training after this long in this call (resume later); None: no limit
 
 
 @dataclass
@@ -98,6 +101,12 @@ class FitResult:
     resumed_from_epoch: int | None
 
 
+def _differences(saved: dict, now: dict) -> list[str]:
+    """Settings that differ between a checkpoint's configuration and this one. Fields added to a
+    config since the checkpoint was written are not differences (old runs stay resumable)."""
+    return [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in sorted(saved.keys() & now.keys()) if saved[k] != now[k]]
+
+
 class _Run:
     """One call of ``fit``: the optimiser, schedule, EMA, RNG and bookkeeping that ``last.pt`` holds."""
 
@@ -108,7 +117,13 @@ class _Run:
         self.model = model.to(self.device)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = max(1, cfg.epochs * steps_per_epoch)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=total)
+        if cfg.schedule == "onecycle":
+            self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=total)
+        elif cfg.schedule == "warmup_constant":
+            warm = max(1, cfg.warmup_steps)
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: min(1.0, (step + 1) / warm))
+        else:
+            raise ValueError(f"unknown schedule {cfg.schedule!r}")
         self.ema = EMA(model, cfg.ema) if cfg.ema else None
         self.best = {"score": -float("inf"), "loss": float("inf"), "epoch": -1}
         self.history: list[dict] = []
@@ -126,8 +141,14 @@ class _Run:
             print(f"nothing to resume in {self.out_dir}: starting afresh")
             return None
         state = torch.load(self.last, map_location=self.device, weights_only=False)
-        if state["loop_config"] != asdict(self.cfg) or state["task_config"] != self.task_config:
-            raise ValueError(f"{self.last} was written by another configuration; start a new run (or another --out)")
+        differ = _differences(state["loop_config"], asdict(self.cfg)) + _differences(
+            state["task_config"], self.task_config
+        )
+        if differ:
+            raise ValueError(
+                f"{self.last} was written by another configuration ({', '.join(differ)}); "
+                "start a new run (or another --out)"
+            )
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -192,10 +213,12 @@ def fit(
     progress: bool = True,
     desc: str = "train",
     stop_after: int | None = None,
+    budget_s: float | None = None,
 ) -> FitResult:
     """Train ``model`` in place; on return it holds the best weights. ``best_extra`` is stored beside
     them in ``checkpoint.pt`` (what export needs: model args, classes, input spec...). ``stop_after``
-    ends this call after that many epochs (a session's budget); ``resume=True`` later continues."""
+    ends this call after that many epochs, ``budget_s`` at the first epoch end after that many seconds
+    (a session's budget); ``resume=True`` later continues."""
     run = _Run(model, cfg, steps_per_epoch, out_dir, task_config)
     resumed = run.restore() if resume else None
     last_save, stopped = time.time(), False
@@ -206,6 +229,8 @@ def fit(
             stopped = True
             break
         if stop_after is not None and epoch - run.start >= stop_after:
+            break
+        if budget_s is not None and time.time() - run.t0 >= budget_s:
             break
         train_loss = run.train_epoch(epoch, batches, loss)
         score, val_loss = validate(run.judged)
@@ -240,11 +265,14 @@ def fit_task(
     saved: dict,
     resume: bool,
     progress: bool,
+    budget_s: float | None = None,
 ) -> tuple[FitResult, Path]:
-    """``fit`` for a task's config dataclass: runs/<name> under its ``out``, the config minus where it
-    runs (``out``, ``device``) as the resume key, the config itself saved beside the best weights."""
+    """``fit`` for a task's config dataclass: runs/<name> under its ``out``; the resume key is the
+    config minus where it runs (``out``, ``device``) and what the task lists in ``RUN_ONLY``; the
+    config itself is saved beside the best weights."""
     out_dir = Path(task_cfg.out) / name
-    task_config = {k: v for k, v in asdict(task_cfg).items() if k not in ("out", "device")}
+    run_only = ("out", "device", *getattr(task_cfg, "RUN_ONLY", ()))  # settings that do not change training
+    task_config = {k: v for k, v in asdict(task_cfg).items() if k not in run_only}
     saved = saved | {"config": asdict(task_cfg)}
     result = fit(
         model,
@@ -259,5 +287,6 @@ def fit_task(
         resume=resume,
         progress=progress,
         desc=name,
+        budget_s=budget_s,
     )
     return result, out_dir

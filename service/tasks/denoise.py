@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from modelrepo.denoising import denoise
 from modelrepo.errors import InputError
 from modelrepo.noise import estimate_sigma
-from modelrepo.preprocess import pad_to_multiple, with_noise_level
-from modelrepo.tiles import tile_origins
 from service.batcher import Timing
 from service.registry import ModelState
 
@@ -95,49 +94,22 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
     return _from_array(a, fmt)
 
 
-def feather(n: int, overlap: int) -> np.ndarray:
-    """1-D blending weights: ramps over ``overlap`` px at both ends, never zero."""
-    i = np.arange(n, dtype=np.float32)
-    return np.minimum(1.0, np.minimum(i + 1, n - i) / (overlap + 1))
-
-
 async def predict(
     state: ModelState, x: np.ndarray, sigma_255: float, timeout_s: float, tile: int, overlap: int
 ) -> tuple[np.ndarray, Timing]:
-    """Denoise x (H, W, C) in [0, 1]; C may differ from the model's (a gray model runs each colour channel)."""
+    """The shared path (``modelrepo/denoising.py``) with the model's batcher as the network; a gray
+    model runs each colour plane. Timings add up over every call."""
     assert state.batcher is not None and state.card is not None
-    spec = state.card.input
-    h, w, c = x.shape
-    planes = x.transpose(2, 0, 1)[:, None] if spec.channels == 1 else x.transpose(2, 0, 1)[None]  # (n, C', H, W)
-    if spec.channels == 3 and c == 1:
-        planes = np.repeat(planes, 3, axis=1)
-    m = spec.pad_multiple
-    planes = pad_to_multiple(planes, m)
-    H, W = planes.shape[2:]  # padded sizes
-    tile = max(m, tile - tile % m)
-    th, tw = min(tile, H), min(tile, W)
-    out = np.zeros(planes.shape, np.float32)
-    weight = np.zeros((H, W), np.float32)
-    queue_s = infer_s = 0.0
-    rows = 0
-    for y in tile_origins(H, th, tile - overlap):  # neighbours share `overlap` px, blended
-        for x0 in tile_origins(W, tw, tile - overlap):
-            crop = planes[:, :, y : y + th, x0 : x0 + tw]
-            inp = with_noise_level(crop, sigma_255)
-            y_hat, timing = await state.batcher.infer(np.ascontiguousarray(inp), timeout_s)
-            queue_s, infer_s, rows = (
-                queue_s + timing.queue_s,
-                infer_s + timing.inference_s,
-                max(rows, timing.batch_rows),
-            )
-            wgt = np.outer(feather(th, overlap if th < H else 0), feather(tw, overlap if tw < W else 0))
-            out[:, :, y : y + th, x0 : x0 + tw] += y_hat * wgt
-            weight[y : y + th, x0 : x0 + tw] += wgt
-    out = out / weight
-    result = out[:, 0] if spec.channels == 1 else out[0]  # (C, H, W)
-    if spec.channels == 3 and c == 1:
-        result = result.mean(axis=0, keepdims=True)
-    return result[:, :h, :w].transpose(1, 2, 0), Timing(queue_s, infer_s, rows)
+    totals = [0.0, 0.0, 0]
+    group = max(1, state.batcher.max_batch_size // (x.shape[2] if state.card.input.channels == 1 else 1))
+
+    async def infer(batch: np.ndarray) -> np.ndarray:
+        y, t = await state.batcher.infer(batch, timeout_s)
+        totals[0], totals[1], totals[2] = totals[0] + t.queue_s, totals[1] + t.inference_s, max(totals[2], t.batch_rows)
+        return y
+
+    y = await denoise(infer, x, state.card.input, sigma_255, tile, overlap, group)
+    return y, Timing(totals[0], totals[1], int(totals[2]))
 
 
 def restore(y: np.ndarray, d: Decoded) -> np.ndarray:

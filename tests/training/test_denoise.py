@@ -1,4 +1,5 @@
-"""Denoising training pieces: network shapes, noise estimate, baselines on a crop, a tiny run + export."""
+"""Denoising training pieces: network shapes, dead leaves, noise estimate, baselines on a crop, the
+shared tiled path, a tiny run + export + make eval."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import torch
 
 from modelrepo.noise import estimate_sigma
 from modelrepo.repository import check_model_dir
-from training.data.natural import random_patches, test_images, training_images
+from training.data.dead_leaves import LeavesConfig, dead_leaves, dead_leaves_pool
+from training.data.natural import random_patches, test_images, training_images, validation_images
+from training.eval_repo import evaluate_entry
 from training.loop import Run
-from training.nets.autoencoder import ConvAutoencoder, DenoisingUNet, WithNoiseChannel
-from training.tasks.denoise import DenoiseConfig, baselines, psnr, train_denoiser
+from training.nets.autoencoder import ConvAutoencoder, WithNoiseChannel
+from training.nets.drunet import ResUNetDenoiser
+from training.tasks.denoise import DenoiseConfig, train_denoiser
+from training.tasks.denoise_eval import baselines, psnr
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -21,12 +26,39 @@ def test_network_shapes(channels: int) -> None:
     x = torch.rand(2, channels, 64, 48)
     level = torch.full((2, 1, 64, 48), 0.1)
     assert ConvAutoencoder(channels)(x).shape == x.shape
-    net = DenoisingUNet(channels, base=8, depth=3).eval()
+    net = ResUNetDenoiser(channels, base=8, depth=3).eval()
+    assert net.multiple == 16
     with torch.no_grad():
         assert net(x, level).shape == x.shape
-        odd = torch.rand(1, channels, 37, 53)
-        assert net(odd, torch.zeros(1, 1, 37, 53)).shape == odd.shape
+        wide = torch.rand(1, channels, 32, 80)
+        assert net(wide, torch.zeros(1, 1, 32, 80)).shape == wide.shape
         assert WithNoiseChannel(net, channels)(torch.cat([x, level], 1)).shape == x.shape
+        # bias-free: a zero image at zero noise maps to exactly zero
+        zero = torch.zeros(1, channels, 32, 32)
+        assert net(zero, zero[:, :1]).abs().max() == 0
+
+
+def test_dead_leaves_cover_the_canvas_with_many_sizes() -> None:
+    im = dead_leaves(np.random.default_rng(0), LeavesConfig(size=96, max_leaves=1500))
+    assert im.shape == (96, 96, 3) and im.dtype == np.float32 and 0 <= im.min() and im.max() <= 1
+    assert im.std() > 0.05  # not a flat canvas
+    # edges at many scales: a high-pass response both in the fine and the coarse band
+    from scipy.ndimage import gaussian_filter
+
+    gray = im.mean(axis=2)
+    assert np.abs(gray - gaussian_filter(gray, 1)).mean() > 0.005
+    assert np.abs(gaussian_filter(gray, 2) - gaussian_filter(gray, 8)).mean() > 0.01
+
+
+def test_dead_leaves_pool_is_deterministic_and_cached(tmp_path: Path) -> None:
+    a = dead_leaves_pool(3, gray=True, seed=5, size=64, cache=str(tmp_path), progress=False)
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npy"
+    b = dead_leaves_pool(3, gray=True, seed=5, size=64, cache=str(tmp_path), progress=False)  # from the cache
+    c = dead_leaves_pool(3, gray=False, seed=5, size=64, cache=None, progress=False)  # recomputed
+    assert a[0].shape == (64, 64) and c[0].shape == (64, 64, 3)
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_allclose(a[1], c[1] @ np.array([0.2125, 0.7154, 0.0721], np.float32), atol=1e-6)
 
 
 @pytest.mark.parametrize("sigma", [5, 15, 25, 50])
@@ -41,9 +73,13 @@ def test_noise_estimate_agrees_with_scikit_image(sigma: int) -> None:
 
 
 def test_held_out_images_are_not_in_training() -> None:
-    train = training_images(gray=True)
-    held = test_images(gray=True)
-    assert all(t.shape != held["camera"].shape or not np.allclose(t, held["camera"]) for t in train)
+    train = training_images(gray=True) + validation_images(gray=True)
+    held = test_images(gray=True, second_set=True)
+    assert len(held) >= 8  # camera, astronaut and a second set of at least six
+    for name, h in held.items():
+        for t in train:  # no held-out image is (a crop of) a training image
+            if t.shape[0] >= h.shape[0] and t.shape[1] >= h.shape[1]:
+                assert not np.allclose(t[: h.shape[0], : h.shape[1]], h), name
     patches = random_patches(train, 5, 32, np.random.default_rng(0))
     assert patches.shape == (5, 1, 32, 32) and 0 <= patches.min() and patches.max() <= 1
 
@@ -58,17 +94,32 @@ def test_baselines_run_on_a_small_crop_and_help() -> None:
         assert psnr(out, clean) > psnr(noisy, clean) + 2, name
 
 
-def test_tiny_training_lowers_loss_and_exports_with_parity(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gray", [True, False])
+def test_tiny_training_lowers_loss_exports_and_make_eval_confirms(tmp_path: Path, gray: bool) -> None:
     cfg = DenoiseConfig(
-        base=8, depth=2, steps=40, ae_steps=20, batch_size=8, patch=32, bm3d=False, out=str(tmp_path / "runs")
-    )
+        name="tiny", gray=gray, base=8, depth=2, max_width=16, steps=40, eval_every=20, ae_steps=16, batch_size=8,
+        patch=32, leaves_pool=8, bm3d=False, second_set=False, out=str(tmp_path / "runs"),
+    )  # fmt: skip
     r = train_denoiser(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert r["losses"]["last"] < r["losses"]["first"]
-    entry = check_model_dir(tmp_path / "models" / "unet_denoise_gray")
+    assert r["steps_done"] == 40 and r["training_mix"] == {"natural_images": 10, "dead_leaves_images": 8}
+    entry = check_model_dir(tmp_path / "models" / "tiny")
     assert entry.ok, entry.problems
     card = entry.card
-    assert card.task == "denoising" and card.input.noise_level_channel and card.input.pad_multiple == 4
-    assert "dims: [ 2, -1, -1 ]" in (entry.path / "config.pbtxt").read_text()
+    assert card.task == "denoising" and card.input.noise_level_channel and card.input.pad_multiple == 8
+    assert card.input.channels == (1 if gray else 3)
+    assert f"dims: [ {card.input.channels + 1}, -1, -1 ]" in (entry.path / "config.pbtxt").read_text()
+    assert card.training.images["test"] == (["camera", "astronaut_gray"] if gray else ["astronaut"])
+    assert "dead_leaves" in card.training.source and card.hyperparameters["steps_done"] == 40
     methods = {row["method"] for row in r["rows"]}
-    assert {"noisy", "NL-means (fast)", "ConvServe U-Net", "bottleneck AE (textbook)"} <= methods
-    assert (tmp_path / "runs" / "unet_denoise_gray" / "panel.png").stat().st_size > 10_000
+    assert {"noisy", "NL-means (fast)", "ConvServe U-Net", "ConvServe U-Net (true sigma)"} <= methods
+    assert "bottleneck AE (textbook)" in methods
+    assert (tmp_path / "runs" / "tiny" / "panel.png").stat().st_size > 10_000
+    assert (tmp_path / "runs" / "tiny" / "validation.png").stat().st_size > 5_000
+    # make eval re-measures the card's figures from the ONNX file through the tiled path: they agree
+    result = evaluate_entry(entry)
+    assert result.ok, result.message
+    # and it can fail: a card that claims 1 dB more than the file delivers is caught
+    head = card.headline_metric
+    card.metrics[head] += 1.0
+    assert not evaluate_entry(entry).ok

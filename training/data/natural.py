@@ -1,6 +1,8 @@
 """Natural images that ship inside packages, for denoising: scikit-image's ``skimage.data`` and
-scikit-learn's sample images. ``camera`` (grayscale) and ``astronaut`` (colour) are held out for
-testing only. Users can pass a folder of clean images instead."""
+scikit-learn's sample images. The held-out images never enter training: ``camera`` and ``astronaut``
+(the headline pair) and a second set of six natural and medical images; images larger than 512 px
+are evaluated on their central 512 x 512 crop. Users can pass a folder of clean images instead.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +11,43 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-TRAIN_NAMES = [
-    "brick",
-    "cat",
-    "cell",
-    "chelsea",
-    "clock",
-    "coffee",
-    "coins",
-    "grass",
-    "gravel",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "moon",
-    "page",
-    "retina",
-    "rocket",
-    "text",
-]
-HELD_OUT = {"camera": "camera", "colour": "astronaut"}
+# training: natural photos, textures, text and microscopy (``cat`` is ``chelsea``: listed once)
+TRAIN_NAMES = ["brick", "cell", "chelsea", "clock", "grass", "gravel", "page", "text"]
+SKLEARN_TRAIN = ["china", "flower"]  # sklearn.datasets.load_sample_images
+HEADLINE = ["camera", "astronaut"]
+SECOND_SET = ["coffee", "rocket", "immunohistochemistry", "retina", "hubble_deep_field", "motorcycle", "coins", "moon"]
+VALIDATION = ["microaneurysms", "shepp_logan_phantom", "colorwheel"]  # monitoring during training only
+COLOUR_TEST = ["astronaut", "coffee", "rocket", "immunohistochemistry", "retina", "hubble_deep_field", "motorcycle"]
 SOURCE = "skimage.data + sklearn.datasets.load_sample_images"
 
 
 def _to_float(im: np.ndarray, gray: bool) -> np.ndarray:
-    x = im.astype(np.float32) / 255.0
+    x = im.astype(np.float32) / (255.0 if im.dtype == np.uint8 else max(1.0, float(im.max())))
     if x.ndim == 3:
         x = x[..., :3]
         if gray:
             x = x @ np.array([0.2125, 0.7154, 0.0721], np.float32)  # as skimage.color.rgb2gray
     elif not gray:
         x = np.repeat(x[..., None], 3, axis=2)
-    return x
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def bundled(name: str) -> np.ndarray:
+    """One bundled image by name, as shipped (``motorcycle``: the left view of ``stereo_motorcycle``)."""
+    from skimage import data
+
+    if name == "motorcycle":
+        return data.stereo_motorcycle()[0]
+    if name in SKLEARN_TRAIN:
+        from sklearn.datasets import load_sample_images
+
+        return load_sample_images().images[SKLEARN_TRAIN.index(name)]
+    return getattr(data, name)()
+
+
+def _centre(x: np.ndarray, size: int = 512) -> np.ndarray:
+    y0, x0 = max(0, (x.shape[0] - size) // 2), max(0, (x.shape[1] - size) // 2)
+    return np.ascontiguousarray(x[y0 : y0 + size, x0 : x0 + size])
 
 
 def training_images(gray: bool = True, folder: str | None = None) -> list[np.ndarray]:
@@ -51,20 +59,24 @@ def training_images(gray: bool = True, folder: str | None = None) -> list[np.nda
         if not files:
             raise ValueError(f"no images in {folder}")
         return [_to_float(np.asarray(Image.open(f).convert("L" if gray else "RGB")), gray) for f in files]
-    from skimage import data
-    from sklearn.datasets import load_sample_images
-
-    images = [getattr(data, n)() for n in TRAIN_NAMES]
-    images += list(load_sample_images().images)  # china, flower
-    return [_to_float(im, gray) for im in images]
+    return [_to_float(bundled(n), gray) for n in TRAIN_NAMES + SKLEARN_TRAIN]
 
 
-def test_images(gray: bool = True) -> dict[str, np.ndarray]:
-    from skimage import data
+def validation_images(gray: bool = True) -> list[np.ndarray]:
+    return [_to_float(bundled(n), gray) for n in VALIDATION]
 
-    out = {"camera": _to_float(data.camera(), True)}
-    colour = _to_float(data.astronaut(), gray)
-    out["astronaut" + ("_gray" if gray else "")] = colour
+
+def test_images(gray: bool = True, second_set: bool = False) -> dict[str, np.ndarray]:
+    """Held-out images by name (gray: every image in luminance, suffixed ``_gray`` when it was colour;
+    colour: only the colour ones). ``second_set=False``: the headline pair only."""
+    names = HEADLINE + (SECOND_SET if second_set else [])
+    out = {}
+    for n in names:
+        im = bundled(n)
+        if gray:
+            out[n + ("_gray" if im.ndim == 3 else "")] = _centre(_to_float(im, True))
+        elif n in COLOUR_TEST:
+            out[n] = _centre(_to_float(im, False))
     return out
 
 

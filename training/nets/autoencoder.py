@@ -4,18 +4,14 @@ The lecture: encode x into a small latent space h = f(x), decode r = g(h); as a 
 learns from x~ = x + noise to reconstruct x. ``ConvAutoencoder`` is that textbook model (strided
 convs down to a latent map of ``latent_channels`` at 1/8 size, transposed convs back up).
 
-``DenoisingUNet`` is the serving model: a U-Net (shared parts) that predicts the *noise* and
-subtracts it (residual learning, as DnCNN), with a noise-level map as an extra input channel
-(as FFDNet). The service fills that map from the user's ``sigma`` or, when absent, from a
-wavelet estimate of the noise, so in use it is blind to sigma in [0, 50] (0-255 scale).
+The serving model is ``drunet.py``'s residual U-Net with a noise-level map input; ``WithNoiseChannel``
+is the export wrapper both share (one input tensor, the map as its last channel).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-
-from training.nets.unet import UNet
 
 
 class ConvAutoencoder(nn.Module):
@@ -44,21 +40,6 @@ class ConvAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor, noise_level: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, C, H, W) with H, W multiples of 8; the noise level is ignored (the lecture's model is blind)."""
         return self.decoder(self.encoder(x))
-
-
-class DenoisingUNet(nn.Module):
-    """Residual U-Net denoiser: clean = x - U([x, sigma_map]), U the lecture's U-Net (``unet.py``) with
-    one more input channel (the noise-level map) and the image's channels out. Any size (pad to a
-    multiple of 2^depth)."""
-
-    def __init__(self, channels: int = 1, base: int = 32, depth: int = 3) -> None:
-        super().__init__()
-        self.unet = UNet(in_channels=channels + 1, num_classes=channels, base=base, depth=depth)
-        self.config = {"kind": "residual_unet", "channels": channels, "base": base, "depth": depth}
-
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, H, W) in [0, 1]; noise_level: (B, 1, H, W), sigma / 255 at every pixel."""
-        return x - self.unet(torch.cat([x, noise_level], dim=1))  # subtract the predicted noise
 
 
 class WithNoiseChannel(nn.Module):

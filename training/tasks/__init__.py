@@ -28,7 +28,10 @@ def _segment_line(r: dict) -> str:
 def _denoise_line(r: dict) -> str:
     from training.tasks.denoise import table
 
-    return f"\n{table(r['rows'])}\npanel {r['panel']}"
+    trained = f"validation PSNR {r['val_psnr']:.2f} dB after {r['steps_done']} steps, {r['train_seconds']:.0f} s"
+    if "rows" not in r:
+        return trained + " (not evaluated: --no-evaluate)"
+    return f"{trained}\n{table(r['rows'])}\npanel {r['panel']}"
 
 
 def _nowcast_line(r: dict) -> str:
@@ -51,11 +54,19 @@ class TaskEntry:
     def config_class(self):
         return getattr(importlib.import_module(self.module), self.config)
 
-    def run(self, cfg, export_to: Path | None, version: int | None, overwrite: bool, resume: bool) -> dict:
+    def run(
+        self,
+        cfg,
+        export_to: Path | None,
+        version: int | None,
+        overwrite: bool,
+        resume: bool,
+        budget_s: float | None = None,
+    ) -> dict:
         from training.loop import Run
 
         train = getattr(importlib.import_module(self.module), self.train)
-        return train(cfg, run=Run(export_to, version, overwrite, resume=resume))
+        return train(cfg, run=Run(export_to, version, overwrite, resume=resume, budget_s=budget_s))
 
     def default_models(self) -> dict:
         return getattr(importlib.import_module("training.defaults"), self.defaults)

@@ -226,7 +226,7 @@ def train_classifier(
     saved = {"model_args": model_args, "classes": splits.classes, "input_spec": spec.model_dump()}
     fr, out_dir = fit_task(
         model, cfg, cfg.model_name, loop, steps, _batches(cfg, splits, spec, steps),
-        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing), validate, saved, run.resume, run.progress,
+        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing), validate, saved, run.resume, run.progress, run.budget_s,
     )  # fmt: skip
     report, robust = _evaluate(model, cfg, splits, spec, out_dir)
     result = {
