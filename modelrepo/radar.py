@@ -118,6 +118,19 @@ async def forecast_dbz(
     return out
 
 
+def time_order(times: list) -> tuple[list[int], float | None]:
+    """Indices that sort frames by time, and the time step in minutes (None for one frame);
+    InputError when two frames share a time or the steps are uneven."""
+    order = sorted(range(len(times)), key=lambda i: times[i])
+    ordered = [times[i] for i in order]
+    if len(set(ordered)) < len(ordered):
+        raise InputError("duplicate_times", "two frames have the same time")
+    gaps = {(b - a) / timedelta(minutes=1) for a, b in zip(ordered, ordered[1:])}
+    if len(gaps) > 1:
+        raise InputError("uneven_timesteps", f"frames are not evenly spaced: {sorted(gaps)} minutes apart")
+    return order, (gaps.pop() if gaps else None)
+
+
 def order_and_step(
     times: list, stated: tuple[float | None, float | None], spec: RadarSpec, model: str
 ) -> tuple[list[int], float, list[str]]:
@@ -125,14 +138,7 @@ def order_and_step(
     the input / the caller; all must agree and match the model's) and warnings. InputError otherwise."""
     order, step, warnings = list(range(len(times))), None, []
     if times and all(t is not None for t in times):
-        order = sorted(order, key=lambda i: times[i])
-        ordered = [times[i] for i in order]
-        if len(set(ordered)) < len(ordered):
-            raise InputError("duplicate_times", "two frames have the same time")
-        gaps = {(b - a) / timedelta(minutes=1) for a, b in zip(ordered, ordered[1:])}
-        if len(gaps) > 1:
-            raise InputError("uneven_timesteps", f"frames are not evenly spaced: {sorted(gaps)} minutes apart")
-        step = gaps.pop() if gaps else None
+        order, step = time_order(times)
     elif any(t is not None for t in times):
         warnings.append("only some frames carry a time; the order received is used")
     for value, what in zip(stated, ("the input", "timestep_minutes")):

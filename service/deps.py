@@ -46,12 +46,15 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
     check_api_key(request, settings)
 
 
-def resolve_model(request: Request, registry: ModelRegistry, name: str | None, task: str) -> ModelState:
-    """The named model (or the task's default), ready to serve; 404/400/503 otherwise."""
+def resolve_model(
+    request: Request, registry: ModelRegistry, name: str | None, task: str, channels: int | None = None
+) -> ModelState:
+    """The named model (or the task's default, preferring ``channels`` input channels), ready to serve;
+    404/400/503 otherwise."""
     if name is None and task == "classification":
         name = request.app.state.settings.default_classifier  # None: the best by the cards' headline metric
     if name is None:
-        state = registry.default_model(task)
+        state = registry.default_model(task, channels)
         if state is None:
             raise ApiError(503, "no_model", f"no {task} model is ready", {"Retry-After": "5"})
     else:

@@ -124,11 +124,14 @@ class RegistryBase:
     async def aclose(self) -> None:
         raise NotImplementedError
 
-    def default_model(self, task: str) -> ModelState | None:
+    def default_model(self, task: str, channels: int | None = None) -> ModelState | None:
         """The ready model of ``task`` that scores best on its card's headline metric (classifiers:
         ``robust_accuracy``, the worst variant of the robustness suite); ties: the smaller network.
-        A card without the metric ranks below every card with it."""
+        A card without the metric ranks below every card with it. ``channels``: prefer the models
+        whose input has that many (a colour denoiser for a colour image), else any of the task."""
         candidates = [s for s in self.models.values() if s.ready and s.card and s.card.task == task]
+        if channels is not None:
+            candidates = [s for s in candidates if s.card.input.channels == channels] or candidates
         if not candidates:
             return None
         return max(candidates, key=lambda s: (*headline(s.card), -s.card.architecture.num_parameters))

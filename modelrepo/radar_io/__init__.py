@@ -6,7 +6,7 @@ Formats, told apart by their first bytes (not by name):
   are refused). An ``.npz`` holds ``frames`` (or one array), optionally ``timestep_minutes``,
   ``timestamps`` (ISO strings) and ``metadata`` (a JSON string, echoed back).
 * PNG - one frame per file, 8-bit or 16-bit gray: dBZ = ``png_gain`` * v + ``png_offset``
-  (defaults 0.5 and -32: the OPERA/ODIM 8-bit DBZH scaling, 0..255 -> -32..95.5 dBZ), with
+  (defaults ``OPERA_GAIN`` 0.5 and ``OPERA_OFFSET`` -32: the OPERA/ODIM 8-bit DBZH scaling), with
   v = ``png_nodata`` (255) meaning no data.
 * ODIM HDF5 (the OPERA standard, as pysteps' ``import_odim_hdf5`` reads it) - quantity DBZH/TH
   (dBZ) or RATE (mm/h) from ``datasetN/dataN``, decoded with gain/offset; ``nodata`` -> NaN,
@@ -22,6 +22,10 @@ from modelrepo.radar_io.arrays import read_npy, read_npz, read_png
 from modelrepo.radar_io.frames import (
     DBZ_NAMES,
     DBZ_UNITS,
+    OPERA_GAIN,
+    OPERA_NODATA,
+    OPERA_OFFSET,
+    OPERA_UNDETECT,
     RATE_NAMES,
     RATE_UNITS,
     RadarFrames,
@@ -34,7 +38,8 @@ from modelrepo.radar_io.odim import EXAMPLE_CORNERS, EXAMPLE_PROJDEF, is_odim, r
 from modelrepo.radar_io.read import frames_from_json, read_file, read_frames, sniff
 
 __all__ = [
-    "DBZ_NAMES", "DBZ_UNITS", "EXAMPLE_CORNERS", "EXAMPLE_PROJDEF", "RATE_NAMES", "RATE_UNITS", "RadarFrames",
-    "RadarInputError", "check_array", "frames_from_json", "is_odim", "parse_time", "read_file", "read_frames",
-    "read_netcdf", "read_npy", "read_npz", "read_odim", "read_png", "sniff", "write_netcdf", "write_odim",
+    "DBZ_NAMES", "DBZ_UNITS", "EXAMPLE_CORNERS", "EXAMPLE_PROJDEF", "OPERA_GAIN", "OPERA_NODATA", "OPERA_OFFSET",
+    "OPERA_UNDETECT", "RATE_NAMES", "RATE_UNITS", "RadarFrames", "RadarInputError", "check_array",
+    "frames_from_json", "is_odim", "parse_time", "read_file", "read_frames", "read_netcdf", "read_npy", "read_npz",
+    "read_odim", "read_png", "sniff", "write_netcdf", "write_odim",
 ]  # fmt: skip

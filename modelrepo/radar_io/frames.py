@@ -9,6 +9,10 @@ import numpy as np
 
 from modelrepo.errors import InputError
 
+# the OPERA/ODIM 8-bit DBZH scaling: dBZ = GAIN * v + OFFSET (0..255 -> -32..95.5 dBZ), v = NODATA: no
+# data, v = UNDETECT: measured, no echo. The default for PNG frames in and 8-bit ODIM out.
+OPERA_GAIN, OPERA_OFFSET, OPERA_NODATA, OPERA_UNDETECT = 0.5, -32.0, 255, 0
+
 DBZ_UNITS = {"dbz", "dbz(h)"}
 RATE_UNITS = {"mm/h", "mm h-1", "mm/hr", "mm hr-1", "mm.h-1", "mm h**-1"}
 DBZ_NAMES = ("equivalent_reflectivity_factor", "dbzh", "dbz", "reflectivity", "th")

@@ -7,7 +7,15 @@ from datetime import datetime
 
 import numpy as np
 
-from modelrepo.radar_io.frames import RadarFrames, RadarInputError, _scalar
+from modelrepo.radar_io.frames import (
+    OPERA_GAIN,
+    OPERA_NODATA,
+    OPERA_OFFSET,
+    OPERA_UNDETECT,
+    RadarFrames,
+    RadarInputError,
+    _scalar,
+)
 
 
 def _open_h5(data: bytes):
@@ -46,7 +54,7 @@ def read_odim(data: bytes, name: str, out: RadarFrames) -> None:
         nodata, undetect = what.get("nodata", np.nan), what.get("undetect", np.nan)
         values = raw.astype(np.float64) * gain + offset
         unit = "mm/h" if qty == "RATE" else "dBZ"
-        values[raw == undetect] = 0.0 if unit == "mm/h" else -32.0  # no echo: no rain
+        values[raw == undetect] = 0.0 if unit == "mm/h" else OPERA_OFFSET  # no echo: no rain
         values[raw == nodata] = np.nan
         date, time = _scalar(f["what"].attrs.get("date", "")), _scalar(f["what"].attrs.get("time", ""))
         try:
@@ -82,8 +90,8 @@ def write_odim(
     values: np.ndarray,
     when: datetime,
     quantity: str = "DBZH",
-    gain: float = 0.5,
-    offset: float = -32.0,
+    gain: float = OPERA_GAIN,
+    offset: float = OPERA_OFFSET,
     zr: tuple[float, float] | None = None,
     projdef: str = EXAMPLE_PROJDEF,
     corners: dict[str, float] | None = None,
@@ -94,8 +102,8 @@ def write_odim(
     import h5py
 
     raw = np.clip(np.round((np.nan_to_num(values, nan=offset) - offset) / gain), 1, 254).astype(np.uint8)
-    raw[values <= offset] = 0
-    raw[np.isnan(values)] = 255
+    raw[values <= offset] = OPERA_UNDETECT
+    raw[np.isnan(values)] = OPERA_NODATA
     h, w = values.shape
     with h5py.File(path, "w") as f:
         f.attrs["Conventions"] = np.bytes_("ODIM_H5/V2_3")
@@ -121,6 +129,12 @@ def write_odim(
         d = ds.create_group("data1")
         d.create_dataset("data", data=raw, compression="gzip")
         d.create_group("what").attrs.update(
-            {"quantity": np.bytes_(quantity), "gain": gain, "offset": offset, "nodata": 255.0, "undetect": 0.0}
+            {
+                "quantity": np.bytes_(quantity),
+                "gain": gain,
+                "offset": offset,
+                "nodata": float(OPERA_NODATA),
+                "undetect": float(OPERA_UNDETECT),
+            }
         )
     return path

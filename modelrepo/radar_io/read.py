@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from modelrepo.radar_io.arrays import read_npy, read_npz, read_png
-from modelrepo.radar_io.frames import RadarFrames, RadarInputError, _frames_of, _unit_of, check_array, parse_time
+from modelrepo.radar_io.frames import (
+    OPERA_GAIN,
+    OPERA_NODATA,
+    OPERA_OFFSET,
+    RadarFrames,
+    RadarInputError,
+    _frames_of,
+    _unit_of,
+    check_array,
+    parse_time,
+)
 from modelrepo.radar_io.netcdf import read_netcdf
 from modelrepo.radar_io.odim import is_odim, read_odim
 
@@ -54,9 +64,9 @@ def read_file(data: bytes, name: str, out: RadarFrames, unit: str, png: tuple[fl
 def read_frames(
     files: list[tuple[str, bytes]],
     input_unit: str = "dBZ",
-    png_gain: float = 0.5,
-    png_offset: float = -32.0,
-    png_nodata: float = 255,
+    png_gain: float = OPERA_GAIN,
+    png_offset: float = OPERA_OFFSET,
+    png_nodata: float = OPERA_NODATA,
 ) -> RadarFrames:
     """Frames of every file, in the given order (files with times are sorted by them later)."""
     out = RadarFrames([], [], [])

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from service.batcher import timings_ms
-from service.deps import begin
+from service.deps import begin, resolve_model
 from service.errors import ApiError
 from service.images import open_image
 from service.inputs import read_images
@@ -37,7 +37,9 @@ JPEG_WARNING = "JPEG input: its block artefacts are not Gaussian noise; expect t
 )
 async def denoise_image(
     request: Request,
-    model: str | None = Query(None, description="model name; default: the ready denoiser"),
+    model: str | None = Query(
+        None, description="model name; default: the best ready denoiser for the image (colour or gray)"
+    ),
     sigma: float | None = Query(None, ge=0, le=255, description="noise level on the 0-255 scale; estimated if absent"),
     output: Literal["png", "tiff", "json"] = Query("png", description="png | tiff | json"),
 ) -> Response:
@@ -46,6 +48,8 @@ async def denoise_image(
     settings, state = begin(request, model, "denoising")
     blobs = await read_images(request, 1)
     d = task.decode(blobs[0], settings.max_image_pixels, open_image)
+    if model is None:  # the default for this image: a colour model for colour, a gray one for gray
+        state = resolve_model(request, request.app.state.registry, None, "denoising", 3 if d.x.shape[2] == 3 else 1)
     warnings = [JPEG_WARNING] if d.fmt in ("JPEG", "MPO") else []
     estimated = task.noise_255(d.x) if sigma is None else None
     used = sigma if sigma is not None else estimated

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import timedelta
 from typing import Literal
@@ -10,12 +9,12 @@ from typing import Literal
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.datastructures import UploadFile
 
-from modelrepo.radar_io import RadarFrames, frames_from_json, read_frames
+from modelrepo.radar_io import OPERA_GAIN, OPERA_NODATA, OPERA_OFFSET, RadarFrames, frames_from_json, read_frames
 from service.batcher import timings_ms
 from service.deps import begin
 from service.errors import ApiError
+from service.inputs import read_body
 from service.routes.classify import guarded
 from service.schemas import ERROR_RESPONSES
 from service.tasks import nowcast as task
@@ -83,10 +82,12 @@ BODY = {
 async def read_request(
     request: Request, input_unit: str, order: str | None, png: tuple[float, float, float]
 ) -> RadarFrames:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "multipart/form-data":
-        form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
-        uploads = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
+    body = await read_body(
+        request, MAX_FILES, RAW_TYPES.__contains__,
+        'multipart/form-data (files), application/json ({"frames": ...}) or one file as application/octet-stream',
+    )  # fmt: skip
+    if body.kind == "multipart":
+        uploads = body.files
         if not uploads:
             raise ApiError(400, "no_frames", "the multipart body holds no file")
         if order:
@@ -100,25 +101,13 @@ async def read_request(
             uploads.sort(key=lambda kv: task.natural_key(kv[0]))  # stable: same field names keep their order
         files = [(v.filename or k, await v.read()) for k, v in uploads]
         return read_frames(files, input_unit, *png)
-    if ctype == "application/json":
-        try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
-        if not isinstance(payload, dict):
+    if body.kind == "json":
+        if not isinstance(body.payload, dict):
             raise ApiError(422, "no_frames", 'JSON body must be an object with "frames"')
-        return frames_from_json(payload, input_unit)
-    if ctype in RAW_TYPES:
-        body = await request.body()
-        if not body:
-            raise ApiError(400, "no_frames", "empty request body")
-        return read_frames([("body", body)], input_unit, *png)
-    raise ApiError(
-        415,
-        "unsupported_media_type",
-        f"content type {ctype or '(none)'} is not supported: send multipart/form-data (files), application/json "
-        '({"frames": ...}) or one file as application/octet-stream',
-    )
+        return frames_from_json(body.payload, input_unit)
+    if not body.raw:
+        raise ApiError(400, "no_frames", "empty request body")
+    return read_frames([("body", body.raw)], input_unit, *png)
 
 
 def _json_body(state, card, p, radar, fc: np.ndarray, leads: list[int], unit: str) -> dict:
@@ -167,9 +156,9 @@ async def nowcast(
     nodata: float | None = Query(None, description="value marking pixels without data (NaN always does)"),
     timestep_minutes: float | None = Query(None, gt=0, description="minutes between frames, if the input lacks times"),
     order: str | None = Query(None, description="comma-separated file (or field) names, oldest first"),
-    png_gain: float = Query(0.5, description="PNG frames: dBZ = png_gain * value + png_offset"),
-    png_offset: float = Query(-32.0),
-    png_nodata: float = Query(255, description="PNG value meaning no data"),
+    png_gain: float = Query(OPERA_GAIN, description="PNG frames: dBZ = png_gain * value + png_offset"),
+    png_offset: float = Query(OPERA_OFFSET),
+    png_nodata: float = Query(OPERA_NODATA, description="PNG value meaning no data"),
 ) -> Response:
     """Forecast radar reflectivity (or rain rate) for the next hour from the latest three frames."""
     t0 = time.perf_counter()

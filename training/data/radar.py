@@ -28,11 +28,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from modelrepo.radar_io.frames import OPERA_GAIN, OPERA_OFFSET
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ class FrameFolder:
     timestep_minutes: float
 
 
-def load_frame_folder(root: str | Path, png_gain: float = 0.5, png_offset: float = -32.0) -> FrameFolder:
+def load_frame_folder(root: str | Path, png_gain: float = OPERA_GAIN, png_offset: float = OPERA_OFFSET) -> FrameFolder:
     """Frames from ``root`` (``.npy``/``.npz``/``.png``/ODIM ``.h5``/NetCDF ``.nc``), one per file, ordered by time.
 
     Times come from ``manifest.json`` (``{"file name": "ISO time", ...}``) when present, else from
@@ -201,7 +203,8 @@ def load_frame_folder(root: str | Path, png_gain: float = 0.5, png_offset: float
     dBZ = png_gain * v + png_offset (255 = no data) - the service's scaling. mm/h files become dBZ
     with Marshall-Palmer.
     """
-    from modelrepo.radar import MARSHALL_PALMER, rate_to_dbz
+    from modelrepo.errors import InputError
+    from modelrepo.radar import MARSHALL_PALMER, rate_to_dbz, time_order
     from modelrepo.radar_io import read_frames
 
     p = RadarParams()
@@ -227,13 +230,12 @@ def load_frame_folder(root: str | Path, png_gain: float = 0.5, png_offset: float
     missing = [f.name for f, t in zip(files, times) if t is None]
     if missing:
         raise ValueError(f"no time for {missing[:3]}: put YYYYMMDDHHMM in the names or add manifest.json")
-    order = np.argsort(np.array(times, dtype="datetime64[s]"), kind="stable")
+    try:
+        order, step = time_order(times)  # the service's own check
+    except InputError as exc:
+        raise ValueError(f"{root}: {exc.message}") from None
     frames, times = [frames[i] for i in order], [times[i] for i in order]
     shapes = {fr.shape for fr in frames}
     if len(shapes) != 1:
         raise ValueError(f"frames differ in shape: {sorted(shapes)}")
-    steps = {(b - a) / timedelta(minutes=1) for a, b in zip(times, times[1:])}
-    if len(steps) > 1:
-        raise ValueError(f"time steps are not even: {sorted(steps)} minutes")
-    step = steps.pop() if steps else float("nan")
-    return FrameFolder(np.stack(frames).astype(np.float32), times, step)
+    return FrameFolder(np.stack(frames).astype(np.float32), times, step if step is not None else float("nan"))
