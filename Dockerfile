@@ -8,5 +8,6 @@ COPY service ./service
 COPY training ./training
 RUN pip install --no-cache-dir .
 COPY models ./models
+COPY examples ./examples
 EXPOSE 8000
 CMD ["python", "-m", "service", "--models", "/app/models", "--host", "0.0.0.0", "--port", "8000"]

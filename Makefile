@@ -23,7 +23,9 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.serve-installed
 	$(BIN)/python -m service --models $(MODELS) --host 127.0.0.1 --port 8000
 
+# The browser tests drive Debian's chromium (installed here when missing and root; skipped otherwise).
 test: $(VENV)/.dev-installed
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || true
 	$(BIN)/ruff check modelrepo service training tests bench
 	$(BIN)/ruff format --check modelrepo service training tests bench
 	$(BIN)/python -m pytest

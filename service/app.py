@@ -13,6 +13,7 @@ from service.middleware import RequestContextMiddleware
 from service.registry import ModelRegistry
 from service.remote import RemoteRegistry
 from service.routes import classify, denoise, health, metrics, models, nowcast, segment
+from service.routes.pages import install_pages
 from service.settings import Settings
 
 log = logging.getLogger("convserve")
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
         finally:
             await registry.aclose()
 
-    app = FastAPI(title="ConvServe", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="ConvServe", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = service_metrics
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
         metrics.router,
     ):
         app.include_router(r)
+    install_pages(app, settings.examples_dir)
     app.add_middleware(RequestContextMiddleware, metrics=service_metrics, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVSERVE_", extra="forbid")
 
     models_dir: Path = Path("models")
+    examples_dir: Path | None = Field(
+        None, description="sample inputs the web page offers (default: the repository's examples/, when present)"
+    )
     providers: Annotated[list[Provider], NoDecode] = Field(
         default_factory=lambda: ["auto"],
         description="ordered execution providers: auto (CUDA if it works, else CPU, with a warning) "

@@ -147,6 +147,15 @@ def cmd_digit_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_denoise_samples(args: argparse.Namespace) -> int:
+    """Example uploads for /denoise: 256 px crops of held-out images with Gaussian noise, sigma 25."""
+    from training.tasks.denoise_eval import write_examples
+
+    for p in write_examples(Path(args.out)):
+        print(p)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -183,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("digit-samples", help="write example digit uploads (PNG) for /classify")
     p.add_argument("--out", default="examples/digits")
     p.set_defaults(fn=cmd_digit_samples)
+
+    p = sub.add_parser("denoise-samples", help="write example noisy images (PNG) for /denoise")
+    p.add_argument("--out", default="examples/denoise")
+    p.set_defaults(fn=cmd_denoise_samples)
 
     p = sub.add_parser("models", help="retrain and export every default model")
     p.add_argument("--models", default="models")

@@ -19,6 +19,16 @@ from service.tasks import classify as task
 # LeNet-5 inference. Settings and registry come straight from app.state.
 router = APIRouter(tags=["classify"])
 
+EXAMPLE_PNG = (  # a 28 x 28 white-on-black "7" (examples/digits, resized): a real, working request body
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAB0UlEQVR42jWSvYrWZxTEf3PmPK9ZjZAFJQiCUbuECMHONngPsbC3"
+    "3MLCRi/Ci1hIkzKkSmcTUgSbkCAmgSwKZuMHu7rq+z5j8V9PO2dmGGbkiAg0BYqYRVIAqRQpCSRBETGpTAJegMnySwkEQUJNVEFI"
+    "izzZKKqEYzTFZvLxTmyiKaTZAEW2rlw8e/rkKuPR7v8DFiu6q73iXjLfHfz37FX+vsEou+2m3d1d3/x898Ln26dPbe+s989rDJdt"
+    "erTdvdgJ2M0OK4+23YHpqCsiUb3/PZeRgqIWcoBMoRC+0J4UBalhSkscmIFzPEwUQnpqQWENn3y6dfnrt9/++Zc3AmHbru4TXPvl"
+    "4b8v3h69PsgdVrbLLVKzyNT7w2e/Pt2/den2T/948cTubrtsAL46/OMUPdpld6MoINJiHN06+cPh1nqjpaVuu6tt26POPH5zlTHs"
+    "0cOjArCUlprXLz74rWaUyVSKQGaAaFPf8f1mCEoAuLvbbY8afPl875yGbbe7XMc0kRI3P/vxyZiAwixsCpACyuuX959rloIUSaYm"
+    "aGGvwYQCTZReJBEoWdV6ioJAVOqAmKWpKBGgKCkSl+JlA1K0xFakoCoogjJhJmEZRBDJB1KR1gmBZoKrAAAAAElFTkSuQmCC"
+)
+
 BODY = {
     "requestBody": {
         "required": True,
@@ -45,7 +55,7 @@ BODY = {
                         "images": {"type": "array", "items": {"type": "string"}},
                     },
                 },
-                "example": {"image": "iVBORw0KGgoAAAANSUhEUgAA..."},
+                "example": {"image": EXAMPLE_PNG},
             },
         },
     }

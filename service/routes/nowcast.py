@@ -159,6 +159,7 @@ async def nowcast(
     png_gain: float = Query(OPERA_GAIN, description="PNG frames: dBZ = png_gain * value + png_offset"),
     png_offset: float = Query(OPERA_OFFSET),
     png_nodata: float = Query(OPERA_NODATA, description="PNG value meaning no data"),
+    observed: bool = Query(False, description="json: also return the frames used as input (oldest first)"),
 ) -> Response:
     """Forecast radar reflectivity (or rain rate) for the next hour from the latest three frames."""
     t0 = time.perf_counter()
@@ -201,4 +202,10 @@ async def nowcast(
         data = task.png_strip(pics) if output == "png" else task.gif_bytes(pics)
         return Response(data, media_type=MEDIA[output], headers=headers)
     body = _json_body(state, card, p, radar, fc, leads, unit) | {"timings": timings_ms(t0, t1, timing)}
+    if observed:
+        obs = task.in_unit(p.dbz, unit, p.zr, spec.rain_threshold)
+        body["observed"] = {
+            "lead_times_minutes": [-round(spec.timestep_minutes * i) for i in reversed(range(len(obs)))],
+            "frames": task.json_frames(obs),
+        }
     return JSONResponse(body, headers=headers)

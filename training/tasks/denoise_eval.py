@@ -228,3 +228,20 @@ def plot_panel(panel: dict, path: Path) -> None:
             axes[r][c].axis("off")
     fig.suptitle("sigma = 25 (centre crops)", fontsize=10)
     save_figure(fig, path, dpi=90)
+
+
+def write_examples(out: Path) -> list[Path]:
+    """Noisy 256 x 256 crops (sigma 25, 8-bit PNG) of two held-out images, gray and colour."""
+    from PIL import Image
+
+    from training.data.natural import test_images
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, clean in (("camera", test_images(True)["camera"]), ("astronaut", test_images(False)["astronaut"])):
+        crop = clean[64:320, 128:384]
+        noisy = np.clip(noisy_version(crop, 25), 0, 1)
+        path = out / f"noisy_{name}_s25.png"
+        Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(path)
+        written.append(path)
+    return written
