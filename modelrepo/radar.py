@@ -118,6 +118,38 @@ async def forecast_dbz(
     return out
 
 
+def detect_no_rain(dbz: np.ndarray, threshold: float) -> float | None:
+    """The value an input uses for "no rain": among its finite values below the rain ``threshold``,
+    the most common one when it holds at least half of them (0, -10, -15, -32 ... as conventions
+    go), else the lowest; None when every pixel is rain or no data."""
+    low = dbz[np.isfinite(dbz) & (dbz < threshold)]
+    if low.size == 0:
+        return None
+    values, counts = np.unique(np.round(low, 4), return_counts=True)
+    top = int(np.argmax(counts))
+    return float(values[top]) if counts[top] >= low.size / 2 else float(low.min())
+
+
+def choose_no_rain(query: float | None, from_file: float | None, detected: float | None, spec: RadarSpec):
+    """(value, source): the caller's ``no_rain`` first, then the file's, then the input's own, else
+    the model's ``zerovalue``. InputError when the chosen value is not below the rain threshold."""
+    for value, source in ((query, "query"), (from_file, "file"), (detected, "detected")):
+        if value is not None:
+            if value >= spec.rain_threshold:
+                raise InputError(
+                    "invalid_no_rain",
+                    f"no_rain = {value:g} dBZ from the {source} is not below the rain threshold "
+                    f"({spec.rain_threshold:g} dBZ)",
+                )
+            return float(value), source
+    return float(spec.zerovalue), "model"
+
+
+def keep_no_rain(dbz: np.ndarray, no_rain: float, threshold: float) -> np.ndarray:
+    """Every finite value below the rain threshold becomes ``no_rain``; NaN (no data) stays."""
+    return np.where(np.isfinite(dbz) & (dbz < threshold), np.float32(no_rain), dbz).astype(np.float32)
+
+
 def time_order(times: list) -> tuple[list[int], float | None]:
     """Indices that sort frames by time, and the time step in minutes (None for one frame);
     InputError when two frames share a time or the steps are uneven."""

@@ -39,7 +39,7 @@ def read_npz(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
         raise RadarInputError("invalid_npz", f"{name}: not a readable .npz archive: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise RadarInputError("invalid_npz", f"{name}: not a readable .npz archive: {exc}") from None
-    known = {"frames", "timestep_minutes", "timestamps", "metadata", "unit"}
+    known = {"frames", "timestep_minutes", "timestamps", "metadata", "unit", "no_rain"}
     data_keys = ["frames"] if "frames" in arrays else [k for k in keys if k not in known]
     if len(data_keys) != 1:
         raise RadarInputError("invalid_npz", f"{name}: put the frames under 'frames' (found {keys})")
@@ -48,6 +48,8 @@ def read_npz(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
         unit = _unit_of(str(arrays["unit"]))
     if "timestep_minutes" in arrays:
         out.timestep_minutes = float(arrays["timestep_minutes"])
+    if "no_rain" in arrays:
+        out.no_rain = float(arrays["no_rain"])
     if "metadata" in arrays:
         try:
             meta = json.loads(str(arrays["metadata"]))

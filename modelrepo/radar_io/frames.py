@@ -31,6 +31,7 @@ class RadarFrames:
     georef: dict = field(default_factory=dict)
     zr: tuple[float, float] | None = None  # the file's own Z-R relation, if it states one
     timestep_minutes: float | None = None  # stated by the input itself (JSON, npz)
+    no_rain: float | None = None  # dBZ the file says means "no rain" (ODIM undetect, npz/JSON ``no_rain``)
     formats: list[str] = field(default_factory=list)
 
     def add(self, frames: list[np.ndarray], unit: str, fmt: str, times: list[datetime | None] | None = None) -> None:

@@ -54,7 +54,9 @@ def read_odim(data: bytes, name: str, out: RadarFrames) -> None:
         nodata, undetect = what.get("nodata", np.nan), what.get("undetect", np.nan)
         values = raw.astype(np.float64) * gain + offset
         unit = "mm/h" if qty == "RATE" else "dBZ"
-        values[raw == undetect] = 0.0 if unit == "mm/h" else OPERA_OFFSET  # no echo: no rain
+        values[raw == undetect] = 0.0 if unit == "mm/h" else offset  # no echo: no rain (the lowest dBZ code)
+        if unit == "dBZ" and (raw == undetect).any():  # the file's own "no echo", where it uses it
+            out.no_rain = offset
         values[raw == nodata] = np.nan
         date, time = _scalar(f["what"].attrs.get("date", "")), _scalar(f["what"].attrs.get("time", ""))
         try:

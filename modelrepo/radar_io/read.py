@@ -102,6 +102,11 @@ def frames_from_json(payload: dict, input_unit: str) -> RadarFrames:
         if not isinstance(step, int | float) or isinstance(step, bool) or step <= 0:
             raise RadarInputError("invalid_timestep", '"timestep_minutes" must be a positive number')
         out.timestep_minutes = float(step)
+    no_rain = payload.get("no_rain")
+    if no_rain is not None:
+        if not isinstance(no_rain, int | float) or isinstance(no_rain, bool):
+            raise RadarInputError("invalid_no_rain", '"no_rain" must be a number (dBZ)')
+        out.no_rain = float(no_rain)
     meta = payload.get("metadata")
     if meta is not None:
         if not isinstance(meta, dict):

@@ -123,7 +123,8 @@ def _json_body(state, card, p, radar, fc: np.ndarray, leads: list[int], unit: st
         "shape": list(fc.shape[1:]),
         "frames": task.json_frames(fc),
         "nodata_mask": p.nodata.astype(int).tolist() if p.nodata.any() else None,
-        "no_rain_value": spec.zerovalue if unit == "dBZ" else 0.0,
+        "no_rain_value": task.no_rain_value(p, unit),
+        "no_rain_source": p.no_rain_source,
         "zr": {"a": p.zr[0], "b": p.zr[1], "source": p.zr_source},
         "georef": radar.georef,
         "input": {"frames_received": p.frames_received, "frames_used": spec.frames_in, "formats": radar.formats},
@@ -160,6 +161,11 @@ async def nowcast(
     png_offset: float = Query(OPERA_OFFSET),
     png_nodata: float = Query(OPERA_NODATA, description="PNG value meaning no data"),
     observed: bool = Query(False, description="json: also return the frames used as input (oldest first)"),
+    no_rain: float | None = Query(
+        None,
+        description="dBZ meaning no rain in the input, kept in the forecast (default: the file's own, e.g. ODIM "
+        "undetect, else the input's most common value below the rain threshold)",
+    ),
 ) -> Response:
     """Forecast radar reflectivity (or rain rate) for the next hour from the latest three frames."""
     t0 = time.perf_counter()
@@ -176,7 +182,7 @@ async def nowcast(
         )
     n_steps = steps or spec.max_steps
     radar = await read_request(request, input_unit, order, (png_gain, png_offset, png_nodata))
-    p = task.prepare(radar, card, nodata, timestep_minutes, (zr_a, zr_b), settings.max_image_pixels)
+    p = task.prepare(radar, card, nodata, timestep_minutes, (zr_a, zr_b), settings.max_image_pixels, no_rain)
     t1 = time.perf_counter()
     fc_dbz, timing = await guarded(
         task.forecast(state, p, n_steps, settings.request_timeout_s), settings.request_timeout_s
@@ -184,13 +190,21 @@ async def nowcast(
     unit = output_unit or p.unit_in
     fc = task.in_unit(fc_dbz, unit, p.zr, spec.rain_threshold)
     leads = [round(spec.timestep_minutes * (i + 1)) for i in range(n_steps)]
-    headers = {"X-Model": f"{state.name}/{state.version}", "X-Lead-Times-Minutes": ",".join(map(str, leads))}
+    headers = {
+        "X-Model": f"{state.name}/{state.version}",
+        "X-Lead-Times-Minutes": ",".join(map(str, leads)),
+        "X-No-Rain-Value": f"{task.no_rain_value(p, unit):g}",
+    }
     if p.warnings:
         headers["X-Warning"] = p.warnings[0]
     georef = radar.georef
     if output == "npz":
         meta = {"georef": georef, "verification": card.verification, "zr": list(p.zr), "model": card.name}
-        return Response(task.npz_bytes(fc, leads, p.nodata, unit, meta), media_type=MEDIA["npz"], headers=headers)
+        return Response(
+            task.npz_bytes(fc, leads, p.nodata, unit, meta, task.no_rain_value(p, unit)),
+            media_type=MEDIA["npz"],
+            headers=headers,
+        )
     if output == "netcdf":
         return Response(
             task.netcdf_bytes(fc, leads, unit, p, georef, card), media_type=MEDIA["netcdf"], headers=headers

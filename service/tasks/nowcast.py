@@ -14,7 +14,17 @@ from PIL import Image, ImageDraw
 
 from modelrepo.card import ModelCard
 from modelrepo.errors import InputError
-from modelrepo.radar import choose_zr, colorize, dbz_to_rate, forecast_dbz, order_and_step, rate_to_dbz
+from modelrepo.radar import (
+    choose_no_rain,
+    choose_zr,
+    colorize,
+    dbz_to_rate,
+    detect_no_rain,
+    forecast_dbz,
+    keep_no_rain,
+    order_and_step,
+    rate_to_dbz,
+)
 from modelrepo.radar_io import RadarFrames, write_netcdf
 from service.batcher import Timing
 from service.registry import ModelState
@@ -35,6 +45,8 @@ class Prepared:
     zr_source: str
     unit_in: str
     frames_received: int
+    no_rain: float = 0.0  # dBZ the forecast uses for no rain: the input's own convention
+    no_rain_source: str = "model"  # query | file | detected | model
     warnings: list[str] = field(default_factory=list)
 
 
@@ -45,6 +57,7 @@ def prepare(
     timestep_minutes: float | None,
     zr_query: tuple[float | None, float | None],
     max_pixels: int,
+    no_rain: float | None = None,
 ) -> Prepared:
     """Check and order the frames, take the last ``frames_in``, convert them to dBZ. InputError otherwise."""
     spec = card.radar
@@ -79,6 +92,9 @@ def prepare(
     if nan.all():
         raise InputError("no_data", f"the last {need} frames hold no data at all (every pixel is NaN / nodata)")
     units = {radar.units[i] for i in used}
+    dbz_frames = [f for i, f in zip(used, dbz) if radar.units[i] != "mm/h"]
+    detected = detect_no_rain(np.stack(dbz_frames), spec.rain_threshold) if dbz_frames else None
+    value, source = choose_no_rain(no_rain, radar.no_rain, detected, spec)
     return Prepared(
         dbz=stack,
         nodata=nan.any(axis=0),
@@ -88,6 +104,8 @@ def prepare(
         zr_source=zr_source,
         unit_in=units.pop() if len(units) == 1 else "dBZ",
         frames_received=len(frames),
+        no_rain=value,
+        no_rain_source=source,
         warnings=warnings,
     )
 
@@ -103,8 +121,9 @@ async def forecast(state: ModelState, p: Prepared, steps: int, timeout_s: float)
         totals[0], totals[1], totals[2] = totals[0] + t.queue_s, totals[1] + t.inference_s, max(totals[2], t.batch_rows)
         return y
 
-    dbz = await forecast_dbz(infer, p.dbz, p.nodata, state.card.radar, state.card.input.pad_multiple, steps)
-    return dbz, Timing(totals[0], totals[1], int(totals[2]))
+    spec = state.card.radar
+    dbz = await forecast_dbz(infer, p.dbz, p.nodata, spec, state.card.input.pad_multiple, steps)
+    return keep_no_rain(dbz, p.no_rain, spec.rain_threshold), Timing(totals[0], totals[1], int(totals[2]))
 
 
 def in_unit(dbz: np.ndarray, unit: str, zr: tuple[float, float], threshold: float) -> np.ndarray:
@@ -117,11 +136,17 @@ def json_frames(a: np.ndarray) -> list:
     return np.where(np.isnan(r), None, r).tolist()
 
 
-def npz_bytes(fc: np.ndarray, leads: list[int], mask: np.ndarray, unit: str, meta: dict) -> bytes:
+def no_rain_value(p: Prepared, unit: str) -> float:
+    """What the forecast holds where there is no rain: the input's convention in dBZ, 0 in mm/h."""
+    return p.no_rain if unit == "dBZ" else 0.0
+
+
+def npz_bytes(fc: np.ndarray, leads: list[int], mask: np.ndarray, unit: str, meta: dict, no_rain: float) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(
         buf,
         forecast=fc.astype(np.float32),
+        no_rain_value=np.float32(no_rain),
         lead_times_minutes=np.asarray(leads, np.int32),
         nodata_mask=mask,
         unit=np.str_(unit),
@@ -134,6 +159,8 @@ def netcdf_bytes(fc: np.ndarray, leads: list[int], unit: str, p: Prepared, geore
     attrs = {
         "source": f"ConvServe {card.name}",
         "zr_relation": f"Z = {p.zr[0]:g} R^{p.zr[1]:g}",
+        "no_rain_value": no_rain_value(p, unit),
+        "no_rain_source": p.no_rain_source,
         "verification": json.dumps(card.verification or {}),
     }
     return write_netcdf(fc, [60.0 * m for m in leads], unit, georef, p.reference_time, attrs)

@@ -257,3 +257,34 @@ def test_nowcast_over_a_real_http_server(server, frames, tmp_path) -> None:
     assert r.status_code == 200, r.text
     assert np.array(r.json()["frames"], dtype=float).shape == (2, 48, 56)
     assert "unet_nowcast" in [m["name"] for m in httpx.get(f"{server}/models").json()["models"]]
+
+
+@pytest.mark.parametrize("value", [0.0, -15.0, -32.0])
+def test_the_inputs_no_rain_value_is_kept_in_every_format(client, frames, value: float) -> None:
+    dry = frames < SPEC.rain_threshold
+    theirs = np.where(dry, value, frames)  # the same radar data in another no-rain convention
+    reference = forecast(as_json(client, frames))
+    r = as_json(client, theirs)
+    fc, body = forecast(r), r.json()
+    assert body["no_rain_value"] == value and body["no_rain_source"] == "detected"
+    assert r.headers["x-no-rain-value"] == f"{value:g}"
+    rain = fc >= SPEC.rain_threshold
+    assert np.all(fc[~rain] == value) and (~rain).any()  # exactly the caller's value where it is dry
+    np.testing.assert_array_equal(fc[rain], reference[rain])  # and the convention changes nothing else
+    assert np.array_equal(rain, reference >= SPEC.rain_threshold)
+    z = np.load(io.BytesIO(as_json(client, theirs, "?output=npz").content), allow_pickle=False)
+    assert float(z["no_rain_value"]) == value and np.all(z["forecast"][~rain] == value)
+    nc = as_json(client, theirs, "?output=netcdf")
+    with netCDF4.Dataset("f.nc", memory=nc.content) as ds:
+        v = np.ma.filled(ds["reflectivity"][:], np.nan)
+        assert np.all(v[~rain] == value) and float(ds.no_rain_value) == value
+
+
+def test_no_rain_from_the_query_and_from_odim_undetect(client, frames, tmp_path) -> None:
+    r = as_json(client, frames, "?no_rain=-10")
+    assert r.json()["no_rain_source"] == "query" and np.all(forecast(r)[forecast(r) < SPEC.rain_threshold] == -10)
+    odim = np.where(frames < SPEC.rain_threshold, -32.0, frames)  # written as ODIM undetect (raw 0)
+    r = client.post("/nowcast", files=odim_files(tmp_path, odim))
+    body = r.json()
+    assert body["no_rain_source"] == "file" and body["no_rain_value"] == -32.0
+    assert as_json(client, frames, "?no_rain=20").status_code == 422  # not below the rain threshold
