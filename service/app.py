@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service import __version__
 from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.registry import ModelRegistry
 from service.remote import RemoteRegistry
-from service.routes import classify, denoise, health, metrics, models, nowcast, segment
+from service.routes import classify, denoise, health, metrics, models, nowcast, segment, v2
 from service.routes.pages import install_pages
 from service.settings import Settings
 
@@ -38,9 +39,9 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
         finally:
             await registry.aclose()
 
-    app = FastAPI(
-        title="ConvServe", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
-    )
+    # docs_url / redoc_url: served by routes/pages.py with local assets instead of a CDN
+    offline_docs = {"docs_url": None, "redoc_url": None}
+    app = FastAPI(title="ConvServe", version=__version__, description=DESCRIPTION, lifespan=lifespan, **offline_docs)
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = service_metrics
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
         models.router,
         health.router,
         metrics.router,
+        v2.router,
     ):
         app.include_router(r)
     install_pages(app, settings.examples_dir)

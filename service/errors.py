@@ -1,4 +1,5 @@
-"""One error shape for every failure: ``{"error": {"code": ..., "message": ...}}``."""
+"""One error shape for every failure: ``{"error": {"code": ..., "message": ...}}`` - except on the
+Open Inference Protocol routes (``/v2/...``), which answer ``{"error": "..."}`` as that protocol says."""
 
 from __future__ import annotations
 
@@ -42,30 +43,37 @@ INPUT_STATUS = {
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "payload_too_large"}
 
 
+V2_PREFIX = "/v2"
+
+
+def respond(request: Request, status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    """The error answer in the shape the route's protocol uses."""
+    if request.url.path == V2_PREFIX or request.url.path.startswith(V2_PREFIX + "/"):
+        # the protocol answers a malformed request with 400 (Triton does); 422 is ours elsewhere
+        return JSONResponse({"error": message}, status_code=400 if status == 422 else status, headers=headers)
+    return error_response(status, code, message, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return respond(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(InputError)
-    async def _input_error(_: Request, exc: InputError) -> JSONResponse:
-        return error_response(INPUT_STATUS.get(exc.code, 422), exc.code, exc.message)
+    async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+        return respond(request, INPUT_STATUS.get(exc.code, 422), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+        return respond(request, 422, "invalid_request", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(
-            exc.status_code,
-            _HTTP_CODES.get(exc.status_code, "http_error"),
-            str(exc.detail),
-            getattr(exc, "headers", None),
-        )
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return respond(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", f"internal error ({type(exc).__name__}); see the server log")
+        return respond(request, 500, "internal_error", f"internal error ({type(exc).__name__}); see the server log")
