@@ -38,6 +38,18 @@ def requested_providers(settings: Settings) -> list[str]:
     return [ORT_NAMES[p] for p in settings.providers]
 
 
+def nvidia_driver_present() -> bool:
+    """Whether this host has an NVIDIA driver (its ``libcuda.so.1``): without one, asking ONNX Runtime
+    for CUDA only prints a loader error before it falls back to the CPU."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
 def session_options(settings: Settings) -> ort.SessionOptions:
     """Full graph optimisation; intra-op threads and thread spinning as set. Spinning (ORT's default)
     measured 850 vs 390 req/s for LeNet-5 at one client here; turn it off when the HTTP work needs
@@ -145,6 +157,7 @@ class ModelRegistry(RegistryBase):
         self.settings = settings
         self.metrics = metrics
         self.warmed = False
+        self._no_driver = False
         self._warm_task: asyncio.Task | None = None
 
     async def start(self, warmup: bool = True) -> None:
@@ -156,7 +169,13 @@ class ModelRegistry(RegistryBase):
     def load(self) -> None:
         """Scan, validate and open every model (raises ProviderUnavailableError on an explicit miss)."""
         requested = requested_providers(self.settings)
+        self._no_driver = (
+            self.settings.providers == ["auto"] and "CUDAExecutionProvider" in requested and not nvidia_driver_present()
+        )
         effective = requested  # after one CUDA failure under auto, the rest skip straight to what works
+        if self._no_driver:
+            effective = [p for p in requested if p != "CUDAExecutionProvider"]
+            log.info("no NVIDIA driver on this host (libcuda.so.1): CUDA not tried, models run on %s", effective[0])
         for entry in scan_repository(self.settings.models_dir):
             state = ModelState(entry.name, entry.card, requested=requested)
             self.models[entry.name] = state
@@ -195,6 +214,9 @@ class ModelRegistry(RegistryBase):
                 f"{','.join(self.settings.providers)}) but ONNX Runtime runs it on {actual}. Install the CUDA 13 / "
                 "cuDNN 9 runtime for onnxruntime-gpu, or set CONVSERVE_PROVIDERS=auto or cpu."
             )
+        if self._no_driver:
+            state.fallback = f"no NVIDIA driver on this host: {wanted} not tried; running on {actual[0]}"
+            return  # said once at start-up
         state.fallback = f"{wanted} could not be initialised; running on {actual[0]}"
         log.warning("model %s: %s", state.name, state.fallback)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import onnxruntime as ort
 import pytest
 
@@ -154,3 +155,28 @@ def test_the_service_never_imports_torch() -> None:
 
     code = "import sys, service.app, service.engine, service.__main__; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_a_cpu_host_starts_without_an_error_line() -> None:
+    """With providers=auto and no NVIDIA driver, CUDA is not even asked for: no loader error (ONNX
+    Runtime prints one in red otherwise), one INFO line, and the models say why they run on CPU."""
+    import sys
+    from pathlib import Path
+
+    from service.launch import ServerProcess, free_port
+    from service.registry import nvidia_driver_present
+
+    if nvidia_driver_present():
+        pytest.skip("this host has an NVIDIA driver")
+    port = free_port()
+    cmd = [sys.executable, "-m", "service", "--models", str(MODELS), "--port", str(port)]
+    server = ServerProcess(cmd, port, MODELS.parent, timeout_s=90)
+    try:
+        body = httpx.get(f"{server.url}/models/resnet20_digits").json()
+    finally:
+        server.stop(keep_log=True)
+    log = server.log_text()
+    Path(server.log.name).unlink()
+    assert "error" not in log.lower(), log[-2000:]
+    assert log.count("no NVIDIA driver on this host") == 1
+    assert body["provider"] == "CPUExecutionProvider" and "no NVIDIA driver" in (body["fallback"] or "")
