@@ -58,7 +58,12 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
     ):
         app.include_router(r)
     install_pages(app, settings.examples_dir)
-    app.add_middleware(RequestContextMiddleware, metrics=service_metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=service_metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -13,6 +14,11 @@ from modelrepo.preprocess import prepare_image_noted
 from service.errors import ApiError
 
 
+def plain(exc: Exception) -> str:
+    """An exception's message without Python object reprs (``<_io.BytesIO object at 0x...>``)."""
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc)).strip() or type(exc).__name__
+
+
 def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
     """Open (lazily) and check the header: 422 if it is no image, 413 if it has too many pixels."""
     if not data:
@@ -21,8 +27,12 @@ def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
         img = Image.open(io.BytesIO(data))  # reads the header only
     except Image.DecompressionBombError as exc:  # Pillow's own guard (its limit, if ours is set higher)
         raise ApiError(413, "image_too_large", f"image {index}: {exc}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {exc}") from None
+    except UnidentifiedImageError:
+        raise ApiError(
+            422, "undecodable_image", f"image {index} is not an image format we read (PNG, JPEG, TIFF, BMP, GIF, WebP)"
+        ) from None
+    except OSError as exc:
+        raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {plain(exc)}") from None
     w, h = img.size
     if w * h > max_pixels:
         raise ApiError(413, "image_too_large", f"image {index} has {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
@@ -38,5 +48,5 @@ def prepare(
         img, notes = prepare_image_noted(img, spec, invert)
         px = np.asarray(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {exc}") from None
+        raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {plain(exc)}") from None
     return (px[..., None] if px.ndim == 2 else px), notes

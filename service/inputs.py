@@ -51,6 +51,8 @@ async def read_body(request: Request, max_files: int, raw: Callable[[str], bool]
             return Body("json", payload=json.loads(await request.body()))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+        except RecursionError:
+            raise ApiError(400, "invalid_json", "request body is JSON nested too deeply") from None
     if raw(ctype):
         return Body("raw", raw=await request.body())
     raise ApiError(415, "unsupported_media_type", f"content type {ctype or '(none)'} is not supported: send {accepted}")
@@ -80,7 +82,7 @@ async def read_images(request: Request, max_images: int) -> list[bytes]:
         if not isinstance(items, list):
             raise ApiError(422, "no_image", '"images" must be a list of base64 strings')
         blobs = [_b64(s, i) for i, s in enumerate(items)]
-    if not blobs or blobs == [b""]:
+    if not blobs:
         raise ApiError(400, "no_image", "no image in the request")
     if len(blobs) > max_images:
         raise ApiError(413, "too_many_images", f"{len(blobs)} images in one request (limit {max_images})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -15,10 +16,11 @@ log = logging.getLogger("convserve.access")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    def __init__(self, app, metrics: ServiceMetrics, max_body_bytes: int, body_timeout_s: float = 10.0) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -72,12 +74,22 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     def _limited(self, receive):
-        """Count streamed (chunked) body bytes too: past the limit the handler hears a 413."""
+        """Count streamed (chunked) body bytes too: past the limit the handler hears a 413. A body that
+        stops arriving (a Content-Length longer than what is sent) gets a 408 instead of holding on."""
         seen = 0
 
         async def wrapped():
             nonlocal seen
-            message = await receive()
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise ApiError(
+                    408,
+                    "body_timeout",
+                    f"the request body stopped arriving for {self.body_timeout_s:g} s "
+                    f"({seen:,} bytes received; is Content-Length larger than the body?)",
+                ) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_queue_length: int = Field(256, ge=1, le=100_000, description="queued images per model before 503")
     request_timeout_s: float = Field(30.0, gt=0, le=3600)
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=2 * 1024**3)
+    body_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="a request body that stops arriving for this long gets a 408"
+    )
     max_image_pixels: int = Field(40_000_000, ge=64, le=1_000_000_000)
     max_images_per_request: int = Field(64, ge=1, le=4096)
     api_key: str | None = Field(None, min_length=8, description="if set, every route but health needs X-API-Key")

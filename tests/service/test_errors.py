@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -160,3 +161,43 @@ def test_16_bit_images_are_scaled_not_clipped(client) -> None:
     a = client.post(q, content=eight.getvalue(), headers={"content-type": "image/png"}).json()["results"]
     b = client.post(q, content=sixteen.getvalue(), headers={"content-type": "image/png"}).json()["results"]
     assert a == b
+
+
+@pytest.mark.parametrize("path", ["/classify", "/nowcast", "/segment"])
+def test_deeply_nested_json_is_a_400_not_a_500(client, path: str) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_messages_carry_no_python_internals(client) -> None:
+    for data in (b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 40):
+        r = client.post("/classify", content=data, headers={"content-type": "image/png"})
+        assert r.status_code == 422
+        message = r.json()["error"]["message"]
+        assert "0x" not in message and "<" not in message and "BytesIO" not in message, message
+
+
+def test_a_body_shorter_than_its_content_length_gets_a_408_not_a_hang() -> None:
+    import socket
+    import time
+
+    from tests.service.conftest import running_server
+
+    with running_server(env={"CONVSERVE_BODY_TIMEOUT_S": "1"}) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            t0 = time.time()
+            s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n")
+            s.sendall(b"\x89PNG" + b"\0" * 100)  # then nothing more
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+            took = time.time() - t0
+        assert reply.startswith(b"HTTP/1.1 408") and b'"body_timeout"' in reply, reply[:300]
+        assert took < 5
+        assert httpx.get(f"{base}/health/ready").status_code == 200
