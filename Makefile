@@ -26,8 +26,8 @@ serve: $(VENV)/.serve-installed
 # The browser tests drive Debian's chromium (installed here when missing and root; skipped otherwise).
 test: $(VENV)/.dev-installed
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || true
-	$(BIN)/ruff check modelrepo service training tests bench
-	$(BIN)/ruff format --check modelrepo service training tests bench
+	$(BIN)/ruff check convserve modelrepo service training tests bench
+	$(BIN)/ruff format --check convserve modelrepo service training tests bench
 	$(BIN)/python -m pytest
 
 models: $(VENV)/.dev-installed
@@ -46,8 +46,8 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/run.py
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check modelrepo service training tests bench
-	$(BIN)/ruff format --check modelrepo service training tests bench
+	$(BIN)/ruff check convserve modelrepo service training tests bench
+	$(BIN)/ruff format --check convserve modelrepo service training tests bench
 
 clean:
 	rm -rf $(VENV) runs build .pytest_cache

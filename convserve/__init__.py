@@ -1,0 +1,1 @@
+"""ConvServe for its users: ``convserve.client`` talks to a running service."""
