@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 import uvicorn
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    # uvicorn drains requests in flight on SIGTERM, then re-raises the signal to the handler it found:
+    # this one makes that a clean exit (status 0), as orchestrators expect of a graceful stop
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers > 1:
         return serve_multiprocess(settings, args.host, args.port)
     from service.app import create_app
@@ -52,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         log_level=settings.log_level,
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
     return 0
+
+
+def _exit_cleanly(signum: int, frame) -> None:
+    raise SystemExit(0)
 
 
 def serve_multiprocess(settings, host: str, port: int) -> int:
@@ -97,7 +105,7 @@ def serve_multiprocess(settings, host: str, port: int) -> int:
             workers=settings.workers,
             log_level=settings.log_level,
             access_log=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,
         )
         return 0
     finally:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_queue_length: int = Field(256, ge=1, le=100_000, description="queued images per model before 503")
     request_timeout_s: float = Field(30.0, gt=0, le=3600)
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=2 * 1024**3)
+    shutdown_timeout_s: float = Field(
+        25.0, gt=0, le=3600, description="on SIGTERM, how long requests in flight may take to finish"
+    )
     body_timeout_s: float = Field(
         10.0, gt=0, le=600, description="a request body that stops arriving for this long gets a 408"
     )

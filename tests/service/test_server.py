@@ -8,6 +8,7 @@ import io
 import httpx
 import numpy as np
 import onnxruntime as ort
+import pytest
 from PIL import Image
 
 from modelrepo.preprocess import preprocess
@@ -85,3 +86,42 @@ def test_full_queue_answers_503_with_retry_after_and_recovers(digits) -> None:
         assert refused.json()["error"]["code"] == "queue_full" and refused.headers["retry-after"] == "1"
         ok = httpx.post(f"{base}/classify", content=digits[0][0], headers={"content-type": "image/png"})
         assert ok.status_code == 200  # nothing stuck: the queue drained
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(workers: int) -> None:
+    """Graceful shutdown: a request already being served when SIGTERM arrives still gets its 200;
+    new connections are refused; the server exits 0 within the bound (single and --workers)."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    from service.launch import ServerProcess, free_port
+    from tests.conftest import MODELS
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "service", "--models", str(MODELS), "--port", str(port), "--workers", str(workers)]
+    server = ServerProcess(cmd, port, MODELS.parent, timeout_s=120)
+    big = (np.random.default_rng(0).random((1200, 1200)) * 255).astype(np.uint8)  # slow: many denoising tiles
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, format="PNG")
+    result: dict = {}
+
+    def post() -> None:
+        r = httpx.post(
+            f"{server.url}/denoise?sigma=20", content=buf.getvalue(), headers={"content-type": "image/png"}, timeout=120
+        )
+        result["status"] = r.status_code
+
+    t = threading.Thread(target=post)
+    t.start()
+    time.sleep(1.0)  # the request is in flight
+    server.proc.send_signal(signal.SIGTERM)
+    t.join(120)
+    code = server.proc.wait(60)
+    assert result.get("status") == 200, server.log_text()[-2000:]
+    assert code == 0, server.log_text()[-2000:]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/health/live", timeout=2)
+    server.stop()
