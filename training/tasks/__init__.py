@@ -26,12 +26,12 @@ def _segment_line(r: dict) -> str:
 
 
 def _denoise_line(r: dict) -> str:
-    from training.tasks.denoise import table
+    from training.tasks.denoise_eval import summary_table
 
     trained = f"validation PSNR {r['val_psnr']:.2f} dB after {r['steps_done']} steps, {r['train_seconds']:.0f} s"
     if "rows" not in r:
         return trained + " (not evaluated: --no-evaluate)"
-    return f"{trained}\n{table(r['rows'])}\npanel {r['panel']}"
+    return f"{trained}\n{summary_table(r['rows'])}\npanel {r['panel']}"
 
 
 def _nowcast_line(r: dict) -> str:

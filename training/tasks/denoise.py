@@ -38,8 +38,7 @@ from training.tasks.denoise_eval import (
     margins,
     onnx_session,
     plot_panel,
-    summary_table,
-    table,
+    report,
 )
 
 HEADLINE_IMAGES = ("camera", "astronaut_gray", "astronaut")  # 512 x 512: the speed figures come from these
@@ -189,7 +188,7 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
     cache = Path(cfg.out) / "cache" / "denoise_baselines"
     rows, panel = evaluate(models, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out_dir / "results.md").write_text(summary_table(rows) + "\n\n" + table(rows) + "\n")
+    (out_dir / "results.md").write_text(report(rows))
     plot_panel(panel, out_dir / "panel.png")
     result |= {"rows": rows, "panel": str(out_dir / "panel.png")}
     if run.export_to is not None:

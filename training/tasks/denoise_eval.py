@@ -197,6 +197,25 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def margins_table(rows: list[dict], classical: str) -> str:
+    """The model's PSNR minus ``classical`` per held-out image (rows) and sigma (columns), blind."""
+    gaps = margins(rows, classical)
+    images = list(dict.fromkeys(i for i, _ in gaps))
+    lines = ["| image | " + " | ".join(f"sigma {s}" for s in SIGMAS) + " |", "|---|" + "---|" * len(SIGMAS)]
+    lines += [f"| {i} | " + " | ".join(f"{gaps[(i, s)]:+.2f}" for s in SIGMAS) + " |" for i in images]
+    return "\n".join(lines)
+
+
+def report(rows: list[dict]) -> str:
+    """Markdown: mean PSNR per method and sigma, the model's margin over (C)BM3D per image, every row."""
+    classical = "CBM3D" if any(r["method"] == "CBM3D" for r in rows) else "BM3D"
+    return (
+        f"Mean PSNR (dB) over the held-out images, networks blind (sigma estimated):\n\n{summary_table(rows)}\n\n"
+        f"ConvServe U-Net minus {classical}, dB (blind):\n\n{margins_table(rows, classical)}\n\n"
+        f"Every row:\n\n{table(rows)}\n"
+    )
+
+
 def margins(rows: list[dict], classical: str, model: str = MODEL_ROW) -> dict[tuple[str, int], float]:
     """PSNR of ``model`` minus ``classical`` per (image, sigma)."""
     pick = {(r["image"], r["sigma"], r["method"]): r["psnr"] for r in rows}
