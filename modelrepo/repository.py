@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelrepo.card import Dim, ModelCard
+from modelrepo.errors import InputError
+from modelrepo.model_config import ModelConfig, parse_model_config
 
 CARD_FILE = "card.json"
 CONFIG_FILE = "config.pbtxt"
@@ -70,6 +72,7 @@ class ModelEntry:
     name: str
     path: Path
     card: ModelCard | None = None
+    config: ModelConfig | None = None  # config.pbtxt, parsed
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -98,6 +101,11 @@ def check_model_dir(model_dir: Path) -> ModelEntry:
         entry.problems.append(f"card name {card.name!r} differs from the folder name {model_dir.name!r}")
     if not (model_dir / CONFIG_FILE).is_file():
         entry.problems.append(f"{CONFIG_FILE} is missing")
+    else:
+        try:
+            entry.config = parse_model_config((model_dir / CONFIG_FILE).read_text())
+        except InputError as exc:
+            entry.problems.append(exc.message)
     for version, vf in sorted(card.versions.items()):
         f = model_dir / vf.path
         if not f.is_file():

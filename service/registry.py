@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from modelrepo.card import ModelCard
+from modelrepo.model_config import ModelConfig
 from modelrepo.repository import scan_repository
 from service.batcher import Batcher, DynamicBatcher
 from service.metrics import ServiceMetrics
@@ -74,6 +75,7 @@ class ModelState:
     fallback: str | None = None  # why the model runs on a provider other than the first requested
     session: ort.InferenceSession | None = None
     batcher: Batcher | None = None
+    config: ModelConfig | None = None  # its config.pbtxt
     warmup_ms: float | None = None
 
     @property
@@ -177,7 +179,7 @@ class ModelRegistry(RegistryBase):
             effective = [p for p in requested if p != "CUDAExecutionProvider"]
             log.info("no NVIDIA driver on this host (libcuda.so.1): CUDA not tried, models run on %s", effective[0])
         for entry in scan_repository(self.settings.models_dir):
-            state = ModelState(entry.name, entry.card, requested=requested)
+            state = ModelState(entry.name, entry.card, requested=requested, config=entry.config)
             self.models[entry.name] = state
             if not entry.ok:
                 state.status, state.reason = "unavailable", "; ".join(entry.problems)
@@ -228,12 +230,12 @@ class ModelRegistry(RegistryBase):
         def run(x: np.ndarray) -> np.ndarray:
             return sess.run(None, {input_name: x})[0]
 
-        s = self.settings
+        s, cfg = self.settings, state.config
         return DynamicBatcher(
             state.name,
             run,
-            s.batch_size_for(state.name),
-            s.queue_delay_for(state.name),
+            s.batch_size_for(state.name, cfg.max_batch_size if cfg else None),
+            s.queue_delay_for(state.name, cfg.max_queue_delay_ms if cfg else None),
             s.max_queue_length,
             observer=self.metrics.batch_observer(state.name),
         )

@@ -100,8 +100,14 @@ class Settings(BaseSettings):
             raise ValueError("max_queue_length must hold at least one full batch")
         return self
 
-    def batch_size_for(self, model: str) -> int:
-        return self.batch_sizes.get(model, self.max_batch_size)
+    def batch_size_for(self, model: str, configured: int | None = None) -> int:
+        """CONVSERVE_BATCH_SIZES first, then the model's config.pbtxt ``max_batch_size``, then the default."""
+        if model in self.batch_sizes:
+            return self.batch_sizes[model]
+        return min(configured, self.max_queue_length) if configured else self.max_batch_size
 
-    def queue_delay_for(self, model: str) -> float:
-        return self.queue_delays_ms.get(model, self.max_queue_delay_ms)
+    def queue_delay_for(self, model: str, configured: float | None = None) -> float:
+        """CONVSERVE_QUEUE_DELAYS_MS first, then config.pbtxt's ``max_queue_delay_microseconds``, then the default."""
+        if model in self.queue_delays_ms:
+            return self.queue_delays_ms[model]
+        return configured if configured is not None else self.max_queue_delay_ms

@@ -180,3 +180,16 @@ def test_a_cpu_host_starts_without_an_error_line() -> None:
     assert "error" not in log.lower(), log[-2000:]
     assert log.count("no NVIDIA driver on this host") == 1
     assert body["provider"] == "CPUExecutionProvider" and "no NVIDIA driver" in (body["fallback"] or "")
+
+
+def test_config_pbtxt_batching_is_honoured_and_settings_override_it(models_copy) -> None:
+    cfg = models_copy / "lenet5_digits" / "config.pbtxt"
+    text = cfg.read_text().replace("max_batch_size: 64", "max_batch_size: 3")
+    cfg.write_text(text.replace("dynamic_batching { }", "dynamic_batching { max_queue_delay_microseconds: 1500 }"))
+    with ready_client(models_dir=models_copy) as c:
+        m = {x["name"]: x for x in c.get("/models").json()["models"]}
+        assert m["lenet5_digits"]["max_batch_size"] == 3  # from its config.pbtxt
+        assert c.app.state.registry.models["lenet5_digits"].batcher.max_delay_s == pytest.approx(0.0015)
+        assert m["resnet20_digits"]["max_batch_size"] == 64  # its own config says 64
+    with ready_client(models_dir=models_copy, batch_sizes={"lenet5_digits": 5}) as c:
+        assert c.get("/models/lenet5_digits").json()["max_batch_size"] == 5  # the setting wins
