@@ -10,13 +10,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Serving needs no torch: base dependencies only.
+# Serving needs no torch. ONNX Runtime: the CUDA build (+ CUDA/cuDNN wheels) where an NVIDIA driver is
+# found, else the small CPU build; `make serve ORT=cpu|gpu` chooses.
+ORT ?= $(shell ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1' && echo gpu || echo cpu)
 $(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[$(ORT)]'
 	touch $@
 
 # Training + tests: [dev] pulls in [train] (torch==2.13.0, onnx, scikit-learn, ...).
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip uninstall --quiet -y onnxruntime 2>/dev/null || true  # one ONNX Runtime per venv
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.serve-installed
 

@@ -51,6 +51,16 @@ def nvidia_driver_present() -> bool:
     return True
 
 
+def cuda_wheels_installed() -> bool:
+    """Whether the [gpu] extra's CUDA runtime wheels (nvidia-*) are in this environment."""
+    import importlib.util
+
+    try:
+        return hasattr(ort, "preload_dlls") and importlib.util.find_spec("nvidia.cuda_runtime") is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def session_options(settings: Settings) -> ort.SessionOptions:
     """Full graph optimisation; intra-op threads and thread spinning as set. Spinning (ORT's default)
     measured 850 vs 390 req/s for LeNet-5 at one client here; turn it off when the HTTP work needs
@@ -175,6 +185,8 @@ class ModelRegistry(RegistryBase):
             self.settings.providers == ["auto"] and "CUDAExecutionProvider" in requested and not nvidia_driver_present()
         )
         effective = requested  # after one CUDA failure under auto, the rest skip straight to what works
+        if "CUDAExecutionProvider" in requested and not self._no_driver and cuda_wheels_installed():
+            ort.preload_dlls()  # CUDA / cuDNN from the nvidia-* wheels of the [gpu] extra
         if self._no_driver:
             effective = [p for p in requested if p != "CUDAExecutionProvider"]
             log.info("no NVIDIA driver on this host (libcuda.so.1): CUDA not tried, models run on %s", effective[0])
