@@ -58,6 +58,12 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
     ):
         app.include_router(r)
     install_pages(app, settings.examples_dir)
+    if settings.cors_origins:  # off by default: the page at / is same-origin
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        )
     app.add_middleware(
         RequestContextMiddleware,
         metrics=service_metrics,

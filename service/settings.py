@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     )
     max_image_pixels: int = Field(40_000_000, ge=64, le=1_000_000_000)
     max_images_per_request: int = Field(64, ge=1, le=4096)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins allowed to call from a browser (comma-separated); none by default"
+    )
     api_key: str | None = Field(None, min_length=8, description="if set, every route but health needs X-API-Key")
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -72,6 +75,11 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return [p.strip().lower() for p in v.split(",") if p.strip()]
         return v
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: object) -> object:
+        return [o.strip() for o in v.split(",") if o.strip()] if isinstance(v, str) else v
 
     @field_validator("providers")
     @classmethod

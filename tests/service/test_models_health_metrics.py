@@ -193,3 +193,17 @@ def test_config_pbtxt_batching_is_honoured_and_settings_override_it(models_copy)
         assert m["resnet20_digits"]["max_batch_size"] == 64  # its own config says 64
     with ready_client(models_dir=models_copy, batch_sizes={"lenet5_digits": 5}) as c:
         assert c.get("/models/lenet5_digits").json()["max_batch_size"] == 5  # the setting wins
+
+
+def test_cors_is_off_by_default_and_configurable() -> None:
+    pre = {"Origin": "https://example.org", "Access-Control-Request-Method": "POST"}
+    with ready_client() as c:
+        r = c.options("/classify", headers=pre)
+        assert "access-control-allow-origin" not in r.headers
+    with ready_client(cors_origins="https://example.org") as c:
+        r = c.options("/classify", headers=pre)
+        assert r.headers["access-control-allow-origin"] == "https://example.org"
+        assert (
+            "access-control-allow-origin"
+            not in c.options("/classify", headers=pre | {"Origin": "https://evil.test"}).headers
+        )
