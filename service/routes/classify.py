@@ -8,68 +8,16 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from service.batcher import QueueFullError, timings_ms
+from service.batcher import timings_ms
 from service.deps import begin
-from service.errors import ApiError
 from service.inputs import read_images
+from service.routes.common import BODY, guarded
 from service.schemas import ERROR_RESPONSES, ClassifyResponse
 from service.tasks import classify as task
 
 # The hot path takes no FastAPI dependencies: solving them cost more per request than the whole
 # LeNet-5 inference. Settings and registry come straight from app.state.
 router = APIRouter(tags=["classify"])
-
-EXAMPLE_PNG = (  # a 28 x 28 white-on-black "7" (examples/digits, resized): a real, working request body
-    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAB0UlEQVR42jWSvYrWZxTEf3PmPK9ZjZAFJQiCUbuECMHONngPsbC3"
-    "3MLCRi/Ci1hIkzKkSmcTUgSbkCAmgSwKZuMHu7rq+z5j8V9PO2dmGGbkiAg0BYqYRVIAqRQpCSRBETGpTAJegMnySwkEQUJNVEFI"
-    "izzZKKqEYzTFZvLxTmyiKaTZAEW2rlw8e/rkKuPR7v8DFiu6q73iXjLfHfz37FX+vsEou+2m3d1d3/x898Ln26dPbe+s989rDJdt"
-    "erTdvdgJ2M0OK4+23YHpqCsiUb3/PZeRgqIWcoBMoRC+0J4UBalhSkscmIFzPEwUQnpqQWENn3y6dfnrt9/++Zc3AmHbru4TXPvl"
-    "4b8v3h69PsgdVrbLLVKzyNT7w2e/Pt2/den2T/948cTubrtsAL46/OMUPdpld6MoINJiHN06+cPh1nqjpaVuu6tt26POPH5zlTHs"
-    "0cOjArCUlprXLz74rWaUyVSKQGaAaFPf8f1mCEoAuLvbbY8afPl875yGbbe7XMc0kRI3P/vxyZiAwixsCpACyuuX959rloIUSaYm"
-    "aGGvwYQCTZReJBEoWdV6ioJAVOqAmKWpKBGgKCkSl+JlA1K0xFakoCoogjJhJmEZRBDJB1KR1gmBZoKrAAAAAElFTkSuQmCC"
-)
-
-BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "one image"},
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "several images, classified as one batch",
-                        },
-                    },
-                }
-            },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "string", "description": "base64 (or a data: URL)"},
-                        "images": {"type": "array", "items": {"type": "string"}},
-                    },
-                },
-                "example": {"image": EXAMPLE_PNG},
-            },
-        },
-    }
-}
-
-
-async def guarded(awaitable, timeout_s: float):
-    """Map the batcher's overload signals to 503 (with Retry-After) and 504."""
-    try:
-        return await awaitable
-    except QueueFullError as exc:
-        raise ApiError(503, "queue_full", str(exc), {"Retry-After": "1"}) from None
-    except TimeoutError:
-        raise ApiError(504, "timeout", f"no result within {timeout_s} s") from None
 
 
 @router.post(

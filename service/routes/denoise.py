@@ -14,7 +14,7 @@ from service.deps import begin, resolve_model
 from service.errors import ApiError
 from service.images import open_image
 from service.inputs import read_images
-from service.routes.classify import BODY, guarded
+from service.routes.common import BODY, guarded
 from service.schemas import ERROR_RESPONSES
 from service.tasks import denoise as task
 

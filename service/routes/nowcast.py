@@ -15,7 +15,7 @@ from service.batcher import timings_ms
 from service.deps import begin
 from service.errors import ApiError
 from service.inputs import read_body
-from service.routes.classify import guarded
+from service.routes.common import guarded
 from service.schemas import ERROR_RESPONSES
 from service.tasks import nowcast as task
 

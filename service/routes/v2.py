@@ -12,7 +12,7 @@ from service import __version__
 from service.deps import RegistryDep, check_api_key
 from service.errors import ApiError
 from service.registry import ModelState
-from service.routes.classify import guarded
+from service.routes.common import guarded
 from service.v2 import encode_response, parse_infer
 
 router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
