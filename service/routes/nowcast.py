@@ -110,6 +110,19 @@ async def read_request(
     return read_frames([("body", body.raw)], input_unit, *png)
 
 
+def _file_bytes(output: str, card, p, radar, fc: np.ndarray, fc_dbz: np.ndarray, leads: list[int], unit: str):
+    """The forecast as an npz, NetCDF, PNG strip or GIF animation."""
+    if output == "npz":
+        meta = {"georef": radar.georef, "verification": card.verification, "zr": list(p.zr), "model": card.name}
+        return task.npz_bytes(fc, leads, p.nodata, unit, meta, task.no_rain_value(p, unit))
+    if output == "netcdf":
+        return task.netcdf_bytes(fc, leads, unit, p, radar.georef, card)
+    last = p.dbz[-1].copy()
+    last[p.nodata] = float("nan")
+    pics = task.picture_frames(last, fc_dbz, leads)
+    return task.png_strip(pics) if output == "png" else task.gif_bytes(pics)
+
+
 def _json_body(state, card, p, radar, fc: np.ndarray, leads: list[int], unit: str) -> dict:
     spec = card.radar
     ref = p.reference_time
@@ -184,36 +197,16 @@ async def nowcast(
     radar = await read_request(request, input_unit, order, (png_gain, png_offset, png_nodata))
     p = task.prepare(radar, card, nodata, timestep_minutes, (zr_a, zr_b), settings.max_image_pixels, no_rain)
     t1 = time.perf_counter()
-    fc_dbz, timing = await guarded(
-        task.forecast(state, p, n_steps, settings.request_timeout_s), settings.request_timeout_s
-    )
+    timeout = settings.request_timeout_s
+    fc_dbz, timing = await guarded(task.forecast(state, p, n_steps, timeout), timeout)
     unit = output_unit or p.unit_in
     fc = task.in_unit(fc_dbz, unit, p.zr, spec.rain_threshold)
     leads = [round(spec.timestep_minutes * (i + 1)) for i in range(n_steps)]
-    headers = {
-        "X-Model": f"{state.name}/{state.version}",
-        "X-Lead-Times-Minutes": ",".join(map(str, leads)),
-        "X-No-Rain-Value": f"{task.no_rain_value(p, unit):g}",
-    }
-    if p.warnings:
-        headers["X-Warning"] = p.warnings[0]
-    georef = radar.georef
-    if output == "npz":
-        meta = {"georef": georef, "verification": card.verification, "zr": list(p.zr), "model": card.name}
-        return Response(
-            task.npz_bytes(fc, leads, p.nodata, unit, meta, task.no_rain_value(p, unit)),
-            media_type=MEDIA["npz"],
-            headers=headers,
-        )
-    if output == "netcdf":
-        return Response(
-            task.netcdf_bytes(fc, leads, unit, p, georef, card), media_type=MEDIA["netcdf"], headers=headers
-        )
-    if output in ("png", "gif"):
-        last = p.dbz[-1].copy()
-        last[p.nodata] = float("nan")
-        pics = task.picture_frames(last, fc_dbz, leads)
-        data = task.png_strip(pics) if output == "png" else task.gif_bytes(pics)
+    headers = {"X-Model": f"{state.name}/{state.version}", "X-Lead-Times-Minutes": ",".join(map(str, leads))}
+    headers["X-No-Rain-Value"] = f"{task.no_rain_value(p, unit):g}"
+    headers |= {"X-Warning": p.warnings[0]} if p.warnings else {}
+    if output != "json":
+        data = _file_bytes(output, card, p, radar, fc, fc_dbz, leads, unit)
         return Response(data, media_type=MEDIA[output], headers=headers)
     body = _json_body(state, card, p, radar, fc, leads, unit) | {"timings": timings_ms(t0, t1, timing)}
     if observed:

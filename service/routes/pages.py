@@ -30,24 +30,23 @@ def install_pages(app: FastAPI, examples_dir: Path | None) -> None:
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    def assets(request: Request) -> tuple[str, str]:
+        """The schema's URL and the docs assets' prefix, under the request's root path."""
+        root = request.scope.get("root_path", "")
+        return f"{root}{app.openapi_url}", f"{root}/doc-assets"
+
     @app.get("/docs", include_in_schema=False)
     async def swagger(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+        schema, a = assets(request)
         return get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}",
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}/doc-assets/swagger/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}/doc-assets/swagger/swagger-ui.css",
-            swagger_favicon_url=f"{root}/doc-assets/fastapi/favicon.png",
-        )
+            openapi_url=schema, title=f"{app.title} - Swagger UI", swagger_js_url=f"{a}/swagger/swagger-ui-bundle.js",
+            swagger_css_url=f"{a}/swagger/swagger-ui.css", swagger_favicon_url=f"{a}/fastapi/favicon.png",
+        )  # fmt: skip
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+        schema, a = assets(request)
         return get_redoc_html(
-            openapi_url=f"{root}{app.openapi_url}",
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}/doc-assets/redoc/redoc.standalone.js",
-            redoc_favicon_url=f"{root}/doc-assets/fastapi/favicon.png",
-            with_google_fonts=False,
-        )
+            openapi_url=schema, title=f"{app.title} - ReDoc", redoc_js_url=f"{a}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{a}/fastapi/favicon.png", with_google_fonts=False,
+        )  # fmt: skip
