@@ -58,7 +58,7 @@ class DenoiseConfig:
     ae_steps: int = 400  # the textbook bottleneck autoencoder, trained for comparison
     batch_size: int = 16
     patch: int = 128  # large patches: trained on 64 px the U-Net lost 1.2 dB on whole 512 px images
-    lr: float = 1e-3
+    lr: float = 5e-4
     ema: float = 0.999
     max_sigma: float = 55.0  # training noise levels, uniform in [0, max_sigma] on the 0-255 scale
     leaves_share: float = 0.5  # share of each batch cut from dead-leaves images (the rest: natural images)
