@@ -86,6 +86,9 @@ def _input_array(state: ModelState, inputs: dict[str, np.ndarray]) -> np.ndarray
         raise ApiError(400, "invalid_input", f"input {name!r} is FP32; BYTES cannot be used")
     if x.ndim != len(inp) or x.shape[0] < 1 or any(d not in (-1, s) for d, s in zip(inp[1:], x.shape[1:])):
         raise ApiError(400, "invalid_input", f"input {name!r}: shape {list(x.shape)} does not fit {inp}")
+    m = state.card.input.pad_multiple
+    if m > 1 and any(s % m for s in x.shape[2:]):
+        raise ApiError(400, "invalid_input", f"input {name!r}: height and width must be multiples of {m} (pad them)")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
