@@ -247,18 +247,19 @@ const DBZ_COLOURS = [
 const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
 const DBZ_RGB = DBZ_COLOURS.map(([v, c]) => [v, rgb(c)]);
 
-function colour(v, unit) {
+function colour(v, unit, noRain) {
   if (v === null) return [90, 90, 90, 255]; // no data
+  if (v <= noRain) return [16, 20, 28, 255]; // the input's own no-rain value
   const dbz = unit === "mm/h" ? (v > 0 ? 10 * Math.log10(200 * Math.pow(v, 1.6)) : -99) : v;
   let c = null;
   for (const [lo, rgbv] of DBZ_RGB) if (dbz >= lo) c = rgbv;
   return c ? [...c, 255] : [16, 20, 28, 255]; // below the lowest class: no rain
 }
 
-function render(ctx, frame, unit) {
+function render(ctx, frame, unit, noRain) {
   const h = frame.length, w = frame[0].length;
   const img = ctx.createImageData(w, h);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) img.data.set(colour(frame[y][x], unit), 4 * (y * w + x));
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) img.data.set(colour(frame[y][x], unit, noRain), 4 * (y * w + x));
   const off = Object.assign(document.createElement("canvas"), { width: w, height: h });
   off.getContext("2d").putImageData(img, 0, 0);
   ctx.imageSmoothingEnabled = false;
@@ -282,11 +283,11 @@ function drawScale() {
 drawScale();
 
 let timer = null;
-function animate(frames, labels, unit) {
+function animate(frames, labels, unit, noRain) {
   const ctx = $(".radar", nowcast.el).getContext("2d");
   let i = 0;
   const show = () => {
-    render(ctx, frames[i], unit);
+    render(ctx, frames[i], unit, noRain);
     $(".frame-label", nowcast.el).textContent = labels[i];
     nowcast.el.dataset.frame = i;
     i = (i + 1) % frames.length;
@@ -328,7 +329,7 @@ nowcast.run = async () => {
     ...body.lead_times_minutes.map((m) => `forecast +${m} min`),
   ];
   $(".radar", nowcast.el).dataset.frames = frames.length;
-  animate(frames, labels, body.unit);
+  animate(frames, labels, body.unit, body.no_rain_value);
   if (body.verification) skillTable(body.verification, body.model.name);
   nowcast.warn(body.warnings);
   nowcast.done(body.model, body.timings);
