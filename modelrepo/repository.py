@@ -79,10 +79,31 @@ class ModelEntry:
     def ok(self) -> bool:
         return self.card is not None and not self.problems
 
+    @property
+    def served_versions(self) -> list[int]:
+        """The versions config.pbtxt's ``version_policy`` selects among the card's (ascending)."""
+        assert self.card is not None
+        return select_versions(sorted(self.card.versions), self.config.versions if self.config else 1)[0]
+
     def version_path(self, version: int | None = None) -> Path:
         assert self.card is not None
         v = self.card.latest_version if version is None else version
         return self.path / self.card.versions[v].path
+
+
+def select_versions(available: list[int], policy: str | int | list[int]) -> tuple[list[int], list[str]]:
+    """Triton's ``version_policy`` over the available versions: "all", the latest N (an int) or the
+    specific versions (a list); returns (versions served ascending, problems)."""
+    if policy == "all":
+        return available, []
+    if isinstance(policy, int):
+        return available[-policy:], []
+    missing = sorted(set(policy) - set(available))
+    served = [v for v in available if v in policy]
+    problems = [f"version_policy asks for version {v}, which the card does not list" for v in missing]
+    if not served:
+        problems.append("version_policy selects none of the card's versions")
+    return served, problems
 
 
 def check_model_dir(model_dir: Path) -> ModelEntry:
@@ -106,6 +127,8 @@ def check_model_dir(model_dir: Path) -> ModelEntry:
             entry.config = parse_model_config((model_dir / CONFIG_FILE).read_text())
         except InputError as exc:
             entry.problems.append(exc.message)
+        else:
+            entry.problems += select_versions(sorted(card.versions), entry.config.versions)[1]
     for version, vf in sorted(card.versions.items()):
         f = model_dir / vf.path
         if not f.is_file():

@@ -47,10 +47,15 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
 
 
 def resolve_model(
-    request: Request, registry: ModelRegistry, name: str | None, task: str, channels: int | None = None
+    request: Request,
+    registry: ModelRegistry,
+    name: str | None,
+    task: str,
+    channels: int | None = None,
+    version: int | None = None,
 ) -> ModelState:
-    """The named model (or the task's default, preferring ``channels`` input channels), ready to serve;
-    404/400/503 otherwise."""
+    """The named model (or the task's default, preferring ``channels`` input channels) at ``version``
+    (default: its latest served version), ready to serve; 404/400/503 otherwise."""
     if name is None and task == "classification":
         name = request.app.state.settings.default_classifier  # None: the best by the cards' headline metric
     if name is None:
@@ -63,16 +68,33 @@ def resolve_model(
             raise ApiError(404, "model_not_found", f"unknown model {name!r}; GET /models lists them")
         if state.card is not None and state.card.task != task:
             raise ApiError(400, "wrong_task", f"model {name!r} is a {state.card.task} model, not {task}")
-        if state.status == "unavailable":
-            raise ApiError(503, "model_unavailable", f"model {name!r} is unavailable: {state.reason}")
-        if not state.ready:
-            raise ApiError(503, "model_not_ready", f"model {name!r} is {state.status}", {"Retry-After": "2"})
+    if version is not None and version != state.version:
+        state = pick_version(registry, state.name, version)
+    check_ready(state)
     request.state.model = state.name
+    request.state.model_version = str(state.version)
     return state
 
 
-def begin(request: Request, model: str | None, task: str) -> tuple[Settings, ModelState]:
+def pick_version(registry: ModelRegistry, name: str, version: int) -> ModelState:
+    """One served version of a model; 404 naming the served ones otherwise."""
+    state = registry.versions.get(name, {}).get(version)
+    if state is None:
+        served = ", ".join(map(str, registry.served_versions(name))) or "none"
+        raise ApiError(404, "version_not_found", f"model {name!r} has no served version {version} (served: {served})")
+    return state
+
+
+def check_ready(state: ModelState) -> None:
+    """503 (with Retry-After while it warms up) unless the model version is ready."""
+    if state.status == "unavailable":
+        raise ApiError(503, "model_unavailable", f"model {state.name!r} is unavailable: {state.reason}")
+    if not state.ready:
+        raise ApiError(503, "model_not_ready", f"model {state.name!r} is {state.status}", {"Retry-After": "2"})
+
+
+def begin(request: Request, model: str | None, task: str, version: int | None = None) -> tuple[Settings, ModelState]:
     """A task route's first step: the settings, the API key checked, the model resolved (or 4xx/503)."""
     settings = request.app.state.settings
     check_api_key(request, settings)
-    return settings, resolve_model(request, request.app.state.registry, model, task)
+    return settings, resolve_model(request, request.app.state.registry, model, task, version=version)

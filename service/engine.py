@@ -28,7 +28,9 @@ def status_message(registry: ModelRegistry) -> dict:
         "loaded": registry.loaded,
         "ready": registry.ready,
         "models": [
-            s.summary() | {"card": s.card.model_dump(mode="json") if s.card else None} for s in registry.models.values()
+            s.summary()
+            | {"card": s.card.model_dump(mode="json") if s.card else None, "latest": registry.models[s.name] is s}
+            for s in registry.all_states()
         ],
     }
 
@@ -66,7 +68,9 @@ class Engine:
 
     async def _infer(self, h: dict, payload: bytes, shm, slot_bytes: int, writer: asyncio.StreamWriter) -> None:
         reply = {"id": h["id"]}
-        state = self.registry.models.get(h["model"])
+        version = h.get("version")
+        states = self.registry.versions.get(h["model"], {})
+        state = states.get(version) if version is not None else self.registry.models.get(h["model"])
         if state is None or not state.ready or state.batcher is None:
             why = "unknown model" if state is None else state.reason or state.status
             write_frame(writer, reply | {"error": _err(503, "model_not_ready", f"{h['model']}: {why}")})

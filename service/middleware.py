@@ -54,8 +54,9 @@ class RequestContextMiddleware:
         finally:
             took = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or scope["path"]
-            model = (scope.get("state") or {}).get("model", "")
-            self.metrics.observe_http(route, model, status, took)
+            state = scope.get("state") or {}
+            model = state.get("model", "")
+            self.metrics.observe_http(route, model, status, took, state.get("model_version", ""))
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "%s %s -> %s in %.1f ms",

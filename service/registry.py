@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnxruntime as ort
 
 from modelrepo.card import ModelCard
 from modelrepo.model_config import ModelConfig
-from modelrepo.repository import scan_repository
+from modelrepo.repository import ModelEntry, scan_repository
 from service.batcher import Batcher, DynamicBatcher
 from service.metrics import ServiceMetrics
 from service.settings import Settings
@@ -135,8 +135,16 @@ class RegistryBase:
     """What routes need of a registry: the model states, readiness and the default per task."""
 
     def __init__(self) -> None:
-        self.models: dict[str, ModelState] = {}
+        self.models: dict[str, ModelState] = {}  # name -> the latest served version
+        self.versions: dict[str, dict[int, ModelState]] = {}  # name -> every served version
         self.loaded = False
+
+    def all_states(self) -> list[ModelState]:
+        """Every served version of every model, and the models that could not be loaded at all."""
+        return [s for name, latest in self.models.items() for s in (self.versions.get(name) or {0: latest}).values()]
+
+    def served_versions(self, name: str) -> list[int]:
+        return sorted(self.versions.get(name, {}))
 
     @property
     def ready(self) -> bool:
@@ -170,6 +178,7 @@ class ModelRegistry(RegistryBase):
         self.metrics = metrics
         self.warmed = False
         self._no_driver = False
+        self._effective: list[str] = []
         self._warm_task: asyncio.Task | None = None
 
     async def start(self, warmup: bool = True) -> None:
@@ -179,40 +188,60 @@ class ModelRegistry(RegistryBase):
             self._warm_task = asyncio.create_task(asyncio.to_thread(self.warmup))
 
     def load(self) -> None:
-        """Scan, validate and open every model (raises ProviderUnavailableError on an explicit miss)."""
+        """Scan, validate and open every served version of every model (raises
+        ProviderUnavailableError on an explicit miss)."""
         requested = requested_providers(self.settings)
         self._no_driver = (
             self.settings.providers == ["auto"] and "CUDAExecutionProvider" in requested and not nvidia_driver_present()
         )
-        effective = requested  # after one CUDA failure under auto, the rest skip straight to what works
         if "CUDAExecutionProvider" in requested and not self._no_driver and cuda_wheels_installed():
             ort.preload_dlls()  # CUDA / cuDNN from the nvidia-* wheels of the [gpu] extra
+        self._effective = requested  # after one CUDA failure under auto, the rest skip straight to what works
         if self._no_driver:
-            effective = [p for p in requested if p != "CUDAExecutionProvider"]
-            log.info("no NVIDIA driver on this host (libcuda.so.1): CUDA not tried, models run on %s", effective[0])
+            self._effective = [p for p in requested if p != "CUDAExecutionProvider"]
+            log.info(
+                "no NVIDIA driver on this host (libcuda.so.1): CUDA not tried, models run on %s", self._effective[0]
+            )
         for entry in scan_repository(self.settings.models_dir):
-            state = ModelState(entry.name, entry.card, requested=requested, config=entry.config)
-            self.models[entry.name] = state
-            if not entry.ok:
-                state.status, state.reason = "unavailable", "; ".join(entry.problems)
-                log.warning("model %s is unavailable: %s", entry.name, state.reason)
-                continue
-            assert entry.card is not None
-            state.version = entry.card.latest_version
-            try:
-                state.session = self._open(str(entry.version_path()), effective)
-            except ProviderUnavailableError:
-                raise
-            except Exception as exc:  # a broken ONNX file: this model only
-                state.status, state.reason = "unavailable", f"ONNX Runtime could not load it: {exc}"
-                log.warning("model %s is unavailable: %s", entry.name, state.reason)
-                continue
-            self._check_providers(state, state.session.get_providers())
-            if state.fallback:
-                effective = state.providers  # one ORT error at start-up, not one per model
-            state.status = "warming"
-            state.batcher = self._batcher(state)
+            self._load_entry(entry, requested)
         self.loaded = True
+
+    def _instance_providers(self, config: ModelConfig | None, providers: list[str]) -> list[str]:
+        """config.pbtxt's ``instance_group { kind: KIND_CPU }`` pins a model to the CPU under ``auto``
+        (an explicit CONVSERVE_PROVIDERS wins: settings override the repository)."""
+        if self.settings.providers == ["auto"] and config is not None and config.instance_kind == "KIND_CPU":
+            return ["CPUExecutionProvider"]
+        return providers
+
+    def _load_entry(self, entry: ModelEntry, requested: list[str]) -> None:
+        """One model folder: a state per served version; ``models[name]`` is the latest of them."""
+        requested = self._instance_providers(entry.config, requested)
+        base = ModelState(entry.name, entry.card, requested=requested, config=entry.config)
+        self.models[entry.name], self.versions[entry.name] = base, {}
+        if not entry.ok:
+            base.status, base.reason = "unavailable", "; ".join(entry.problems)
+            log.warning("model %s is unavailable: %s", entry.name, base.reason)
+            return
+        for version in entry.served_versions:
+            state = replace(base, version=version, providers=[])
+            self.versions[entry.name][version] = self.models[entry.name] = state
+            self._open_version(state, str(entry.version_path(version)))
+
+    def _open_version(self, state: ModelState, path: str) -> None:
+        effective = self._instance_providers(state.config, self._effective)
+        try:
+            state.session = self._open(path, effective)
+        except ProviderUnavailableError:
+            raise
+        except Exception as exc:  # a broken ONNX file: this version only
+            state.status, state.reason = "unavailable", f"ONNX Runtime could not load it: {exc}"
+            log.warning("model %s v%s is unavailable: %s", state.name, state.version, state.reason)
+            return
+        self._check_providers(state, state.session.get_providers())
+        if state.fallback and effective == self._effective:
+            self._effective = state.providers  # one ORT error at start-up, not one per model
+        state.status = "warming"
+        state.batcher = self._batcher(state)
 
     def _open(self, path: str, requested: list[str]) -> ort.InferenceSession:
         return ort.InferenceSession(path, sess_options=session_options(self.settings), providers=requested)
@@ -249,12 +278,12 @@ class ModelRegistry(RegistryBase):
             s.batch_size_for(state.name, cfg.max_batch_size if cfg else None),
             s.queue_delay_for(state.name, cfg.max_queue_delay_ms if cfg else None),
             s.max_queue_length,
-            observer=self.metrics.batch_observer(state.name),
+            observer=self.metrics.batch_observer(state.name, str(state.version)),
         )
 
     def warmup(self) -> None:
         """Run each model once with its card's input shape; a model becomes ready only after this."""
-        for state in self.models.values():
+        for state in self.all_states():
             if state.status != "warming":
                 continue
             assert state.card is not None and state.batcher is not None
@@ -280,11 +309,11 @@ class ModelRegistry(RegistryBase):
     @property
     def ready(self) -> bool:
         """True when every loadable model is warmed (unavailable ones do not hold readiness back)."""
-        return self.loaded and self.warmed and all(s.status in ("ready", "unavailable") for s in self.models.values())
+        return self.loaded and self.warmed and all(s.status in ("ready", "unavailable") for s in self.all_states())
 
     async def aclose(self) -> None:
         if self._warm_task is not None:
             await self._warm_task
-        for state in self.models.values():
+        for state in self.all_states():
             if state.batcher is not None:
                 await state.batcher.aclose()

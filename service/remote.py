@@ -77,14 +77,20 @@ class EngineClient:
 class RemoteBatcher:
     """Same ``infer`` as DynamicBatcher; the batching happens in the engine."""
 
-    def __init__(self, client: EngineClient, model: str, max_batch_size: int) -> None:
-        self.client, self.model, self.max_batch_size = client, model, max_batch_size
+    def __init__(self, client: EngineClient, model: str, version: int | None, max_batch_size: int) -> None:
+        self.client, self.model, self.version, self.max_batch_size = client, model, version, max_batch_size
 
     async def infer(self, x: np.ndarray, timeout_s: float) -> tuple[np.ndarray, Timing]:
         x = np.ascontiguousarray(x, dtype=np.float32)
         arena = self.client.arena
         slot = arena.try_acquire() if x.nbytes <= arena.slot_bytes else None
-        header = {"op": "infer", "model": self.model, "shape": list(x.shape), "timeout": timeout_s}
+        header = {
+            "op": "infer",
+            "model": self.model,
+            "version": self.version,
+            "shape": list(x.shape),
+            "timeout": timeout_s,
+        }
         if slot is None:  # too big for a slot, or all slots busy: inline on the socket
             fut = self.client.send(header | {"slot": -1}, x.tobytes())
         else:
@@ -148,12 +154,17 @@ class RemoteRegistry(RegistryBase):
     async def refresh(self) -> None:
         h, _ = await self.client.send({"op": "status"})
         for m in h["models"]:
-            state = self.models.get(m["name"])
+            versions = self.versions.setdefault(m["name"], {})
+            state = versions.get(m["version"]) if m["version"] is not None else self.models.get(m["name"])
             if state is None:
                 card = ModelCard.model_validate(m["card"]) if m["card"] else None
-                state = self.models[m["name"]] = ModelState(m["name"], card)
-                state.batcher = RemoteBatcher(self.client, m["name"], m.get("max_batch_size") or 8)
-            state.version, state.status, state.reason = m["version"], m["status"], m["reason"]
+                state = ModelState(m["name"], card, version=m["version"])
+                state.batcher = RemoteBatcher(self.client, m["name"], m["version"], m.get("max_batch_size") or 8)
+                if m["version"] is not None:
+                    versions[m["version"]] = state
+            if m["latest"]:
+                self.models[m["name"]] = state
+            state.status, state.reason = m["status"], m["reason"]
             state.providers, state.requested, state.fallback = m["providers"], m["requested_providers"], m["fallback"]
             state.warmup_ms = m["warmup_ms"]
         self.loaded, self._engine_ready = h["loaded"], h["ready"]
@@ -165,7 +176,7 @@ class RemoteRegistry(RegistryBase):
                 await self.refresh()
             except ConnectionError:
                 self._engine_ready = False
-                for s in self.models.values():
+                for s in self.all_states():
                     s.status, s.reason = "unavailable", "the inference engine is gone"
 
     @property

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from service.batcher import timings_ms
 from service.deps import begin
 from service.inputs import read_images
-from service.routes.common import BODY, guarded
+from service.routes.common import BODY, guarded, version_query
 from service.schemas import ERROR_RESPONSES, ClassifyResponse
 from service.tasks import classify as task
 
@@ -29,6 +29,7 @@ router = APIRouter(tags=["classify"])
 async def classify_images(
     request: Request,
     model: str | None = Query(None, description="model name; default: the best ready classifier"),
+    version: int | None = version_query(),
     top_k: int = Query(5, ge=1, le=1000, description="how many classes per image"),
     explain: Literal["occlusion"] | None = Query(None, description="add an occlusion-sensitivity heat map"),
     invert: Literal["auto", "true", "false"] = Query(
@@ -39,7 +40,7 @@ async def classify_images(
 ) -> JSONResponse:
     """Classify one or more images (multipart, raw image body, or JSON base64)."""
     t0 = time.perf_counter()
-    settings, state = begin(request, model, "classification")
+    settings, state = begin(request, model, "classification", version)
     blobs = await read_images(request, settings.max_images_per_request)
     x, pixels, notes = task.decode(blobs, state.card, settings.max_image_pixels, invert)
     t1 = time.perf_counter()

@@ -3,6 +3,8 @@ example) and the mapping of the batcher's overload signals to HTTP answers."""
 
 from __future__ import annotations
 
+from fastapi import Query
+
 from service.batcher import QueueFullError
 from service.errors import ApiError
 
@@ -15,6 +17,14 @@ EXAMPLE_PNG = (  # a 28 x 28 white-on-black "7" (examples/digits, resized): a re
     "0cOjArCUlprXLz74rWaUyVSKQGaAaFPf8f1mCEoAuLvbbY8afPl875yGbbe7XMc0kRI3P/vxyZiAwixsCpACyuuX959rloIUSaYm"
     "aGGvwYQCTZReJBEoWdV6ioJAVOqAmKWpKBGgKCkSl+JlA1K0xFakoCoogjJhJmEZRBDJB1KR1gmBZoKrAAAAAElFTkSuQmCC"
 )
+
+
+def version_query():
+    """The ``version`` query parameter of every task route."""
+    return Query(
+        None, ge=1, description="model version; default: the latest served (config.pbtxt's version_policy says which)"
+    )
+
 
 BODY = {
     "requestBody": {

@@ -14,7 +14,7 @@ from service.deps import begin, resolve_model
 from service.errors import ApiError
 from service.images import open_image
 from service.inputs import read_images
-from service.routes.common import BODY, guarded
+from service.routes.common import BODY, guarded, version_query
 from service.schemas import ERROR_RESPONSES
 from service.tasks import denoise as task
 
@@ -40,16 +40,19 @@ async def denoise_image(
     model: str | None = Query(
         None, description="model name; default: the best ready denoiser for the image (colour or gray)"
     ),
+    version: int | None = version_query(),
     sigma: float | None = Query(None, ge=0, le=255, description="noise level on the 0-255 scale; estimated if absent"),
     output: Literal["png", "tiff", "json"] = Query("png", description="png | tiff | json"),
 ) -> Response:
     """Remove Gaussian-like noise from one image, keeping its bit depth (8/16-bit, float32 TIFF) and alpha."""
     t0 = time.perf_counter()
-    settings, state = begin(request, model, "denoising")
+    settings, state = begin(request, model, "denoising", version)
     blobs = await read_images(request, 1)
     d = task.decode(blobs[0], settings.max_image_pixels, open_image)
     if model is None:  # the default for this image: a colour model for colour, a gray one for gray
-        state = resolve_model(request, request.app.state.registry, None, "denoising", 3 if d.x.shape[2] == 3 else 1)
+        state = resolve_model(
+            request, request.app.state.registry, None, "denoising", 3 if d.x.shape[2] == 3 else 1, version
+        )
     warnings = [JPEG_WARNING] if d.fmt in ("JPEG", "MPO") else []
     estimated = task.noise_255(d.x) if sigma is None else None
     used = sigma if sigma is not None else estimated

@@ -14,8 +14,8 @@ router = APIRouter(tags=["metrics"], dependencies=[Depends(require_api_key)])
 @router.get("/metrics", response_class=Response)
 async def metrics(registry: RegistryDep, m: MetricsDep) -> Response:
     """Request counts, latencies, queue and inference times, batch sizes, queue lengths."""
-    for name, state in registry.models.items():
+    for state in registry.all_states():
         queued = getattr(state.batcher, "queued_rows", None)  # in-process batchers; the engine reports its own
         if queued is not None:
-            m.queue_length.labels(name).set(queued)
+            m.queue_length.labels(state.name, str(state.version)).set(queued)
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

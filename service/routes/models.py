@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from service.deps import RegistryDep, require_api_key
+from service.deps import RegistryDep, pick_version, require_api_key
 from service.errors import ApiError
+from service.routes.common import version_query
 from service.schemas import ERROR_RESPONSES
 
 router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require_api_key)])
@@ -14,6 +15,7 @@ router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(requ
 _EXAMPLE = {
     "name": "resnet20_digits",
     "version": 1,
+    "versions": [1],
     "task": "classification",
     "status": "ready",
     "ready": True,
@@ -37,15 +39,18 @@ async def list_models(registry: RegistryDep) -> dict:
     """Every model in the repository with its status, provider and headline metrics."""
     default = registry.default_model("classification")
     return {
-        "models": [s.summary() for s in registry.models.values()],
+        "models": [s.summary() | {"versions": registry.served_versions(s.name)} for s in registry.models.values()],
         "defaults": {"classification": default.name if default else None},
     }
 
 
 @router.get("/{name}", responses={404: ERROR_RESPONSES[404]} | _example(_EXAMPLE | {"card": {"...": "card.json"}}))
-async def get_model(name: str, registry: RegistryDep) -> dict:
-    """One model: its summary plus the whole card."""
+async def get_model(name: str, registry: RegistryDep, version: int | None = version_query()) -> dict:
+    """One model (at ``version``; default its latest served): its summary plus the whole card."""
     state = registry.models.get(name)
     if state is None:
         raise ApiError(404, "model_not_found", f"unknown model {name!r}; GET /models lists them")
-    return state.summary() | {"card": state.card.model_dump(mode="json") if state.card else None}
+    if version is not None:
+        state = pick_version(registry, name, version)
+    card = state.card.model_dump(mode="json") if state.card else None
+    return state.summary() | {"versions": registry.served_versions(name), "card": card}

@@ -15,7 +15,7 @@ from service.batcher import timings_ms
 from service.deps import begin
 from service.errors import ApiError
 from service.inputs import read_body
-from service.routes.common import guarded
+from service.routes.common import guarded, version_query
 from service.schemas import ERROR_RESPONSES
 from service.tasks import nowcast as task
 
@@ -161,6 +161,7 @@ def _json_body(state, card, p, radar, fc: np.ndarray, leads: list[int], unit: st
 async def nowcast(
     request: Request,
     model: str | None = Query(None, description="model name; default: the ready nowcaster"),
+    version: int | None = version_query(),
     steps: int | None = Query(None, ge=1, description="lead times to forecast, 1..the model's max (default: all)"),
     output: Literal["json", "npz", "netcdf", "png", "gif"] = Query("json"),
     input_unit: Literal["dBZ", "mm/h"] = Query("dBZ", description="unit of unlabelled frames (npy, JSON)"),
@@ -182,7 +183,7 @@ async def nowcast(
 ) -> Response:
     """Forecast radar reflectivity (or rain rate) for the next hour from the latest three frames."""
     t0 = time.perf_counter()
-    settings, state = begin(request, model, "nowcasting")
+    settings, state = begin(request, model, "nowcasting", version)
     card = state.card
     assert card is not None and card.radar is not None
     spec = card.radar

@@ -14,7 +14,7 @@ from service.deps import begin
 from service.errors import ApiError
 from service.images import open_image
 from service.inputs import read_images
-from service.routes.common import BODY, guarded
+from service.routes.common import BODY, guarded, version_query
 from service.schemas import ERROR_RESPONSES
 from service.tasks import segment as task
 
@@ -49,6 +49,7 @@ def _with_percentiles(spec: InputSpec, pmin: float | None, pmax: float | None) -
 async def segment_image(
     request: Request,
     model: str | None = Query(None, description="model name; default: the best ready segmentation model"),
+    version: int | None = version_query(),
     output: Output = Query("json", description="json | labels (TIFF) | csv | png | overlay"),
     min_size: int | None = Query(None, ge=0, le=10**8, description="drop objects smaller than this (pixels)"),
     pmin: float | None = Query(None, ge=0, le=100, description="lower normalisation percentile (card default)"),
@@ -64,7 +65,7 @@ async def segment_image(
 ) -> Response:
     """Segment one image (8- or 16-bit PNG/TIFF, JPEG, ...): classes per pixel, objects, measurements."""
     t0 = time.perf_counter()
-    settings, state = begin(request, model, "segmentation")
+    settings, state = begin(request, model, "segmentation", version)
     card = state.card
     spec = _with_percentiles(card.input, pmin, pmax)
     blobs = await read_images(request, 1)

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from service import __version__
-from service.deps import RegistryDep, check_api_key
+from service.deps import RegistryDep, check_api_key, pick_version
 from service.errors import ApiError
 from service.registry import ModelState
 from service.routes.common import guarded
@@ -24,12 +24,15 @@ def _dims(dims: list) -> list[int]:
 
 
 def _model(registry, name: str, version: str | None) -> ModelState:
+    """The model at the path's version (default: its latest served one); 404 otherwise."""
     state = registry.models.get(name)
     if state is None or state.card is None:
         raise ApiError(404, "model_not_found", f"unknown model {name!r}")
-    if version is not None and version != str(state.version):
-        raise ApiError(404, "version_not_found", f"model {name!r} has no version {version} (serving {state.version})")
-    return state
+    if version is None:
+        return state
+    if not version.isdigit():
+        raise ApiError(404, "version_not_found", f"model {name!r}: version {version!r} is not a version number")
+    return pick_version(registry, name, int(version))
 
 
 def _shapes(state: ModelState) -> tuple[list[int], list[int]]:
@@ -61,7 +64,7 @@ async def model_metadata(name: str, registry: RegistryDep, version: str | None =
     inp, out = _shapes(state)
     return {
         "name": name,
-        "versions": [str(state.version)],
+        "versions": [str(v) for v in registry.served_versions(name)],
         "platform": "onnxruntime_onnx",
         "inputs": [{"name": state.card.input.name, "datatype": "FP32", "shape": inp}],
         "outputs": [{"name": state.card.output.name, "datatype": "FP32", "shape": out}],
@@ -99,6 +102,7 @@ async def infer(name: str, request: Request, registry: RegistryDep, version: str
     settings = request.app.state.settings
     check_api_key(request, settings)
     state = _model(registry, name, version)
+    request.state.model, request.state.model_version = name, str(state.version)
     if not state.ready or state.batcher is None:
         raise ApiError(
             400 if state.status == "unavailable" else 503, "model_not_ready", f"model {name!r} is {state.status}"

@@ -89,12 +89,16 @@ def test_metrics_count_requests_batches_and_queue(client, digits) -> None:
     text = client.get("/metrics").text
     assert 'convserve_http_requests_total{model="lenet5_digits",route="/classify",status="200"}' in text
     assert 'status="404"' in text
-    count = [ln for ln in text.splitlines() if ln.startswith('nv_inference_count_total{model="lenet5_digits"}')]
-    assert count and float(count[0].split()[-1]) >= 1
+    values = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines() if ln and not ln.startswith("#")}
+    lenet = '{model="lenet5_digits",version="1"}'
+    for family in ("count", "exec_count", "request_success", "request_duration_us", "compute_infer_duration_us"):
+        assert values[f"nv_inference_{family}{lenet}"] > 0, family  # Triton's names: no _total suffix
+    assert "nv_inference_queue_duration_us" + lenet in values
+    client.post("/classify?model=lenet5_digits", content=b"not an image", headers={"content-type": "image/png"})
+    text = client.get("/metrics").text
+    assert 'nv_inference_request_failure{model="lenet5_digits",reason="OTHER",version="1"} 1.0' in text
     for name in (
         "convserve_batch_size_bucket",
-        "nv_inference_queue_duration_us_total",
-        "nv_inference_compute_infer_duration_us_total",
         "convserve_queue_length",
         "convserve_model_ready",
     ):

@@ -57,7 +57,7 @@ def test_real_server_health_models_and_metrics(server) -> None:
     assert httpx.get(f"{server}/health/live").json() == {"status": "alive"}
     models = httpx.get(f"{server}/models").json()["models"]
     assert all(m["ready"] for m in models)
-    assert "nv_inference_exec_count_total" in httpx.get(f"{server}/metrics").text
+    assert "nv_inference_exec_count{" in httpx.get(f"{server}/metrics").text
 
 
 def test_full_queue_answers_503_with_retry_after_and_recovers(digits) -> None:

@@ -24,8 +24,8 @@ def test_concurrent_requests_are_batched_across_workers_and_stay_distinct(worker
     assert_concurrent_requests_get_their_own_answers(workers_server, digits)
     metrics = httpx.get(f"{workers_server}/metrics").text
     lines = {ln.split()[0]: float(ln.split()[1]) for ln in metrics.splitlines() if ln and not ln.startswith("#")}
-    images = lines['nv_inference_count_total{model="resnet20_digits"}']
-    batches = lines['nv_inference_exec_count_total{model="resnet20_digits"}']
+    images = lines['nv_inference_count{model="resnet20_digits",version="1"}']
+    batches = lines['nv_inference_exec_count{model="resnet20_digits",version="1"}']
     assert images >= 50 and batches < images  # merged from the engine, and batched
     assert lines['convserve_http_requests_total{model="resnet20_digits",route="/classify",status="200"}'] >= 50
 
