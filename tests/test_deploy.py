@@ -69,3 +69,66 @@ def test_kubernetes_manifests_validate_against_the_schemas() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     for kind in ("deployment/convserve", "service/convserve", "horizontalpodautoscaler/convserve"):
         assert f"passed for resource {kind}" in r.stdout + r.stderr
+
+
+def _build_stage() -> tuple[list[tuple[list[str], str]], list[str]]:
+    """The Dockerfile's build stage: its COPY lines (sources, destination) and its pip install arguments."""
+    import shlex
+
+    lines = (ROOT / "Dockerfile").read_text().split("\nFROM ")[1].splitlines()  # the first stage, after FROM
+    copies, install = [], []
+    for line in lines:
+        words = shlex.split(line)
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            copies.append((words[1:-1], words[-1]))
+        if words[:1] == ["RUN"] and "pip" in " ".join(words) and "install" in words:
+            install = words[words.index("install") + 1 :]
+    assert copies and install, "the Dockerfile's build stage has no COPY or pip install line"
+    return copies, install
+
+
+def _replay(tmp: Path, runtime: str, *extra: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """Replay the build stage in a fresh venv: the COPY lines into a build folder, then the pip line."""
+    src = tmp / "src"
+    src.mkdir()
+    copies, install = _build_stage()
+    for sources, dest in copies:
+        for s in sources:
+            target = src / dest / Path(s).name if dest.endswith("/") or dest == "." else src / dest
+            (shutil.copytree if (ROOT / s).is_dir() else shutil.copy)(ROOT / s, target)
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    args = [a.replace("${RUNTIME}", runtime) for a in install]
+    r = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", *extra, *args], cwd=src, capture_output=True, text=True, timeout=900
+    )
+    return venv, r
+
+
+def test_dockerfile_gpu_install_line_resolves(tmp_path) -> None:
+    """The GPU image's install (onnxruntime-gpu with the CUDA / cuDNN wheels) resolves; --dry-run keeps
+    the 1 GB of CUDA wheels out of the test."""
+    _, r = _replay(tmp_path, "gpu", "--dry-run", "--ignore-installed")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "onnxruntime-gpu" in r.stdout and "nvidia-cudnn" in r.stdout and "torch" not in r.stdout.lower().split()
+
+
+def test_dockerfile_cpu_install_line_installs_a_service_that_starts(tmp_path) -> None:
+    """The CPU image's install, for real, in a fresh venv: no torch, and the image's command serves."""
+    from service.launch import ServerProcess, free_port
+
+    venv, r = _replay(tmp_path, "cpu")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    py = str(venv / "bin" / "python")
+    listed = subprocess.run([py, "-m", "pip", "list"], capture_output=True, text=True, timeout=120).stdout
+    assert "torch" not in listed.lower() and "onnxruntime " in listed.lower()
+    port = free_port()
+    cmd = [py, "-m", "service", "--models", str(ROOT / "models"), "--host", "127.0.0.1", "--port", str(port)]
+    server = ServerProcess(cmd, port, tmp_path, timeout_s=120)
+    try:
+        import httpx
+
+        ready = httpx.get(f"{server.url}/health/ready", timeout=10)
+        assert ready.status_code == 200, ready.text
+    finally:
+        server.stop()
