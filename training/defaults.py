@@ -1,4 +1,9 @@
-"""The committed default models: one digits classifier per family (``make models`` retrains them)."""
+"""The committed default models: one digits classifier per family (``make models`` retrains them).
+
+The classifiers' recipe includes ``pen_share`` (thin-pen redraws among the uploads drawn at >= 32 px,
+``training/uploads.py``): 0.45 since 2026-12-02. A committed card without ``pen_share`` in its
+hyperparameters was trained before the knob existed (thin-pen redraws then about 0.15, after the
+stroke changes); ``make models`` retrains it with today's recipe."""
 
 from __future__ import annotations
 

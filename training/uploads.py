@@ -80,9 +80,13 @@ def transparent_canvas(a: np.ndarray, colour: tuple[int, int, int] = (0, 0, 0)) 
     return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
 
 
-def random_upload(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+PEN_SHARE = 0.45  # uploads drawn at 32 px or more that are redrawn with a thin pen
+
+
+def random_upload(digit: np.ndarray, rng: np.random.Generator, pen_share: float = PEN_SHARE) -> Image.Image:
     """One square uint8 digit (light ink on dark; 8 x 8 UCI or a 64 px glyph) -> a random upload of it
-    (PIL image, any mode)."""
+    (PIL image, any mode). ``pen_share``: of the uploads drawn at 32 px or more, the share redrawn
+    with a thin pen (the rest of those may get thicker or thinner strokes)."""
     size = int(rng.choice([8, 16, 24, 28, 32, 48, 64, 96, 128]))
     img = Image.fromarray(digit)
     if size != img.width:
@@ -90,10 +94,10 @@ def random_upload(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     a = np.asarray(img, np.float64)
     if size >= 16 and rng.random() < 0.8:
         a = _warp(a, rng)
-    if size >= 24 and rng.random() < 0.4:
-        a = _stroke(a, rng)
-    elif size >= 32 and rng.random() < 0.25 and a.max() > 0:
+    if size >= 32 and rng.random() < pen_share and a.max() > 0:
         a = _pen(a, rng)
+    elif size >= 24 and rng.random() < 0.4:
+        a = _stroke(a, rng)
     if rng.random() < 0.3:
         a = ndimage.gaussian_filter(a, rng.uniform(0.3, 1.5) * size / 32)
     if rng.random() < 0.7:  # margins (and off-centre placement): the framing must find the ink

@@ -24,7 +24,7 @@ from training.evaluate import classification_report, write_report
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets import PRESETS, build, get_arch
-from training.uploads import random_upload
+from training.uploads import PEN_SHARE, random_upload
 from training.weights import load_weights
 
 
@@ -47,6 +47,7 @@ class ClassifyConfig:
     # gray data: frame every image as the data was framed (ink box, size, centre, polarity, alpha)
     framing: bool = True
     upload_fraction: float = 0.8  # framed data: share of training images drawn as random uploads
+    pen_share: float = PEN_SHARE  # of the uploads drawn at >= 32 px, the share redrawn with a thin pen
     extra_train: str = "fonts"  # digits data: "fonts" adds typeset digits (training/data/font_digits.py); "" none
     ema: float | None = 0.99
     seed: int = 0
@@ -75,6 +76,7 @@ _CARD_HYPERPARAMETERS = (
     "augment",
     "framing",
     "upload_fraction",
+    "pen_share",
     "extra_train",
     "ema",
     "seed",
@@ -119,9 +121,11 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     return torch.cat([model(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]).numpy()
 
 
-def _uploads(images: list[np.ndarray], rng: np.random.Generator, fraction: float) -> list[Image.Image | np.ndarray]:
+def _uploads(
+    images: list[np.ndarray], rng: np.random.Generator, fraction: float, pen_share: float = PEN_SHARE
+) -> list[Image.Image | np.ndarray]:
     """Each image, or with probability ``fraction`` a random upload of it (``training/uploads.py``)."""
-    return [random_upload(im, rng) if rng.random() < fraction else im for im in images]
+    return [random_upload(im, rng, pen_share) if rng.random() < fraction else im for im in images]
 
 
 def _batches(cfg: ClassifyConfig, splits: Splits, spec: InputSpec, steps: int):
@@ -143,7 +147,7 @@ def _batches(cfg: ClassifyConfig, splits: Splits, spec: InputSpec, steps: int):
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             if framed:
                 share = cfg.upload_fraction if cfg.augment else 0.0
-                imgs = [_uploads([images[j]], rng, share if j < n_own else 1.0)[0] for j in idx]
+                imgs = [_uploads([images[j]], rng, share if j < n_own else 1.0, cfg.pen_share)[0] for j in idx]
                 x = torch.from_numpy(preprocess(imgs, spec))
             else:
                 x = fixed[idx]
@@ -168,7 +172,7 @@ def _validation(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[t
     images, labels = list(splits.val.images), splits.val.labels
     if spec.framing is not None and cfg.augment:
         rng = np.random.default_rng([cfg.seed, 1])
-        images = images + _uploads(images, rng, 1.0) + _uploads(images, rng, 1.0)
+        images = images + _uploads(images, rng, 1.0, cfg.pen_share) + _uploads(images, rng, 1.0, cfg.pen_share)
         labels = np.concatenate([labels] * 3)
     return torch.from_numpy(preprocess(images, spec)), torch.from_numpy(labels)
 
@@ -267,8 +271,9 @@ def _domain(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> DomainCheck
         return np.stack([np.asarray(g, np.float64).ravel() / 255.0 for g in framed])
 
     train, val = list(splits.train.images), list(splits.val.images)
-    held_out = grids(val + _uploads(val, rng, 1.0) + _uploads(val, rng, 1.0))
-    return fit_domain_check(grids(train + _uploads(train, rng, 1.0)), held_out)
+    pen = cfg.pen_share
+    held_out = grids(val + _uploads(val, rng, 1.0, pen) + _uploads(val, rng, 1.0, pen))
+    return fit_domain_check(grids(train + _uploads(train, rng, 1.0, pen)), held_out)
 
 
 def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra) -> CardDraft:
@@ -284,6 +289,7 @@ def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, ext
             "paper tone and contrast, Gaussian noise, inverted polarity, transparent canvases, JPEG q30-95; "
             "then framed by the card's own preprocessing",
             "upload_fraction": cfg.upload_fraction,
+            "pen_share": cfg.pen_share,
         }
     if extra is not None:
         from training.data.font_digits import SOURCE
