@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import io
-import re
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from modelrepo.card import InputSpec
+from modelrepo.errors import plain
 from modelrepo.framing import FrameNotes, Invert
 from modelrepo.preprocess import prepare_image_noted
 from service.errors import ApiError
-
-
-def plain(exc: Exception) -> str:
-    """An exception's message without Python object reprs (``<_io.BytesIO object at 0x...>``)."""
-    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc)).strip() or type(exc).__name__
 
 
 def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:

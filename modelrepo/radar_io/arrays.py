@@ -9,7 +9,16 @@ from datetime import datetime
 
 import numpy as np
 
-from modelrepo.radar_io.frames import RadarFrames, RadarInputError, _frames_of, _unit_of, check_array, parse_time
+from modelrepo.errors import plain
+from modelrepo.radar_io.frames import (
+    RadarFrames,
+    RadarInputError,
+    _frames_of,
+    _unit_of,
+    check_array,
+    check_decoded_size,
+    parse_time,
+)
 
 
 def _load_npy(data: bytes, name: str) -> np.ndarray:
@@ -18,9 +27,9 @@ def _load_npy(data: bytes, name: str) -> np.ndarray:
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise RadarInputError("pickle_refused", f"{name}: pickled (object) arrays are refused") from None
-        raise RadarInputError("invalid_npy", f"{name}: not a readable .npy array: {exc}") from None
+        raise RadarInputError("invalid_npy", f"{name}: not a readable .npy array: {plain(exc)}") from None
     except (OSError, EOFError) as exc:
-        raise RadarInputError("invalid_npy", f"{name}: not a readable .npy array: {exc}") from None
+        raise RadarInputError("invalid_npy", f"{name}: not a readable .npy array: {plain(exc)}") from None
 
 
 def read_npy(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
@@ -28,17 +37,30 @@ def read_npy(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
     out.add(_frames_of(a), unit, "npy")
 
 
+def _check_npz_members(data: bytes, name: str) -> None:
+    """Every member's declared shape, read from its .npy header before anything is unpacked."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                if version in read:  # other versions: np.load reads (or refuses) them as usual
+                    shape, _, dtype = read[version](f)
+                    check_decoded_size(shape, dtype.itemsize, f"{name}[{info.filename}]")
+
+
 def read_npz(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
     try:
+        _check_npz_members(data, name)
         z = np.load(io.BytesIO(data), allow_pickle=False)
         keys = list(z.keys())
         arrays = {k: z[k] for k in keys}
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise RadarInputError("pickle_refused", f"{name}: pickled (object) arrays are refused") from None
-        raise RadarInputError("invalid_npz", f"{name}: not a readable .npz archive: {exc}") from None
+        raise RadarInputError("invalid_npz", f"{name}: not a readable .npz archive: {plain(exc)}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise RadarInputError("invalid_npz", f"{name}: not a readable .npz archive: {exc}") from None
+        raise RadarInputError("invalid_npz", f"{name}: not a readable .npz archive: {plain(exc)}") from None
     known = {"frames", "timestep_minutes", "timestamps", "metadata", "unit", "no_rain"}
     data_keys = ["frames"] if "frames" in arrays else [k for k in keys if k not in known]
     if len(data_keys) != 1:
@@ -74,7 +96,7 @@ def read_png(data: bytes, name: str, gain: float, offset: float, nodata: float, 
         img = Image.open(io.BytesIO(data))
         img.load()
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the client's file
-        raise RadarInputError("invalid_png", f"{name}: PNG cannot be decoded: {exc}") from None
+        raise RadarInputError("invalid_png", f"{name}: PNG cannot be decoded: {plain(exc)}") from None
     if img.mode not in ("L", "I;16", "I;16B", "I"):
         raise RadarInputError(
             "unsupported_png",

@@ -56,7 +56,9 @@ def _scalar(v):
     return v
 
 
-def _unit_of(text: str | None, default: str | None = None) -> str:
+def _unit_of(text: object, default: str | None = None) -> str:
+    if text is not None and not isinstance(text, str):
+        raise RadarInputError("unsupported_unit", f"unit must be a string (dBZ or mm/h), not {type(text).__name__}")
     t = (text or "").strip().lower()
     if t in DBZ_UNITS:
         return "dBZ"
@@ -67,6 +69,19 @@ def _unit_of(text: str | None, default: str | None = None) -> str:
     if default is not None and not t:
         return default
     raise RadarInputError("unsupported_unit", f"unit {text!r} is not dBZ or mm/h")
+
+
+MAX_DECODED_BYTES = 1 << 28  # 256 MiB: a compressed array (npz, HDF5, NetCDF-4) may not unpack to more
+
+
+def check_decoded_size(shape: tuple[int, ...], itemsize: int, what: str) -> None:
+    """Refuse a compressed array whose header declares more than ``MAX_DECODED_BYTES`` (a
+    decompression bomb) before unpacking it."""
+    n = int(np.prod(shape, dtype=np.float64)) * itemsize
+    if n > MAX_DECODED_BYTES:
+        raise RadarInputError(
+            "array_too_large", f"{what} declares {list(shape)} values ({n:,} bytes; limit {MAX_DECODED_BYTES:,})"
+        )
 
 
 def check_array(a: np.ndarray, what: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 import numpy as np
 
+from modelrepo.errors import plain
 from modelrepo.radar_io.frames import (
     DBZ_NAMES,
     RATE_NAMES,
@@ -18,6 +19,7 @@ from modelrepo.radar_io.frames import (
     _scalar,
     _unit_of,
     check_array,
+    check_decoded_size,
 )
 from modelrepo.radar_io.odim import _open_h5  # noqa: F401
 
@@ -42,10 +44,11 @@ def read_netcdf(data: bytes, name: str, out: RadarFrames) -> None:
     try:
         ds = netCDF4.Dataset("upload.nc", mode="r", memory=data)
     except OSError as exc:
-        raise RadarInputError("invalid_netcdf", f"{name}: NetCDF cannot be read: {exc}") from None
+        raise RadarInputError("invalid_netcdf", f"{name}: NetCDF cannot be read: {plain(exc)}") from None
     with ds:
         v = _nc_variable(ds)
         unit = _unit_of(getattr(v, "units", None), default="dBZ" if v.name.lower() in DBZ_NAMES else None)
+        check_decoded_size(v.shape, v.dtype.itemsize, f"{name}:{v.name}")
         a = np.ma.filled(np.ma.asarray(v[...], dtype=np.float64), np.nan)
         if unit == "kg m-2 s-1":
             a, unit = a * 3600.0, "mm/h"

@@ -15,6 +15,7 @@ from modelrepo.radar_io.frames import (
     RadarFrames,
     RadarInputError,
     _scalar,
+    check_decoded_size,
 )
 
 
@@ -41,7 +42,9 @@ def read_odim(data: bytes, name: str, out: RadarFrames) -> None:
                 what = ds_what | (dict(ds[dname]["what"].attrs) if "what" in ds[dname] else {})
                 qty = str(_scalar(what.get("quantity", ""))).upper()
                 if qty in ("DBZH", "TH", "RATE") and "data" in ds[dname]:
-                    found = (ds[dname]["data"][...], qty, what)
+                    d = ds[dname]["data"]
+                    check_decoded_size(d.shape, d.dtype.itemsize, f"{name}:{dsname}/{dname}")
+                    found = (d[...], qty, what)
                     break
             if found:
                 break

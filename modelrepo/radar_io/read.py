@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from modelrepo.errors import InputError, plain
 from modelrepo.radar_io.arrays import read_npy, read_npz, read_png
 from modelrepo.radar_io.frames import (
     OPERA_GAIN,
@@ -40,8 +41,19 @@ def sniff(data: bytes) -> str:
 
 
 def read_file(data: bytes, name: str, out: RadarFrames, unit: str, png: tuple[float, float, float]) -> None:
-    """Append the frames of one uploaded file to ``out``."""
+    """Append the frames of one uploaded file to ``out``. A file its format's library cannot read
+    (a corrupt HDF5, NetCDF, zip or PNG raises whatever that library raises) is the caller's
+    ``invalid_file``, never a server error."""
     kind = sniff(data)
+    try:
+        _read(kind, data, name, out, unit, png)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a library's failure on these bytes: the file is broken
+        raise RadarInputError("invalid_file", f"{name}: the {kind} file cannot be read: {plain(exc)}") from None
+
+
+def _read(kind: str, data: bytes, name: str, out: RadarFrames, unit: str, png: tuple[float, float, float]) -> None:
     if kind == "npy":
         read_npy(data, name, unit, out)
     elif kind == "npz":
@@ -54,7 +66,7 @@ def read_file(data: bytes, name: str, out: RadarFrames, unit: str, png: tuple[fl
         try:
             odim = is_odim(data)
         except OSError as exc:
-            raise RadarInputError("invalid_hdf5", f"{name}: HDF5 cannot be read: {exc}") from None
+            raise RadarInputError("invalid_hdf5", f"{name}: HDF5 cannot be read: {plain(exc)}") from None
         if odim:
             read_odim(data, name, out)
         else:

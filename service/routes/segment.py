@@ -12,7 +12,6 @@ from modelrepo.card import InputSpec
 from service.batcher import timings_ms
 from service.deps import begin
 from service.errors import ApiError
-from service.images import open_image
 from service.inputs import read_images
 from service.routes.common import BODY, guarded, version_query
 from service.schemas import ERROR_RESPONSES
@@ -69,11 +68,7 @@ async def segment_image(
     card = state.card
     spec = _with_percentiles(card.input, pmin, pmax)
     blobs = await read_images(request, 1)
-    img = open_image(blobs[0], settings.max_image_pixels)
-    try:
-        raw = task.decode(img)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {exc}") from None
+    raw = task.decode(blobs[0], settings.max_image_pixels)
     t1 = time.perf_counter()
     tiling = (settings.segment_tile_size, settings.segment_tile_overlap)
     seg, timing = await guarded(

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.denoising import denoise
-from modelrepo.errors import InputError
+from modelrepo.errors import InputError, plain
 from modelrepo.noise import estimate_sigma
 from service.batcher import Timing
 from service.registry import ModelState
@@ -72,7 +72,7 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - any TIFF decoding failure is the client's file
-            raise InputError("undecodable_image", f"TIFF cannot be decoded: {exc}") from None
+            raise InputError("undecodable_image", f"TIFF cannot be decoded: {plain(exc)}") from None
         return _from_array(a, "TIFF")
     img = open_image(data, max_pixels)
     fmt = img.format or "?"
@@ -88,7 +88,7 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
             return _from_array(a.astype(np.uint16), fmt)
         a = np.asarray(img)
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError("undecodable_image", f"image cannot be decoded: {exc}") from None
+        raise InputError("undecodable_image", f"image cannot be decoded: {plain(exc)}") from None
     if img.mode.startswith("I;16"):
         a = a.astype(np.uint16)
     return _from_array(a, fmt)

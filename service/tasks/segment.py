@@ -11,17 +11,24 @@ from PIL import Image
 
 from modelrepo.card import InputSpec, ModelCard
 from modelrepo.cellseg import Segmentation, segment
+from modelrepo.errors import plain
 from modelrepo.preprocess import intensities
 from modelrepo.segmentation import measure
 from service.batcher import Timing
+from service.errors import ApiError
+from service.images import open_image
 from service.registry import ModelState
 
 PALETTE = [(0, 0, 0), (46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 15)]  # per class
 
 
-def decode(img: Image.Image) -> np.ndarray:
-    """-> raw intensities (H, W) in the file's own units (16-bit stays 16-bit)."""
-    return intensities(img)
+def decode(data: bytes, max_pixels: int) -> np.ndarray:
+    """Bytes -> raw intensities (H, W) in the file's own units (16-bit stays 16-bit); 413/422 otherwise."""
+    img = open_image(data, max_pixels)
+    try:
+        return intensities(img)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
 
 
 async def predict(
