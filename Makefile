@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MODELS ?= models
+FUZZ_EXAMPLES ?= 150
 
-.PHONY: serve test models eval report lint bench clean
+.PHONY: serve test models eval report lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,12 @@ report: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python bench/run.py
+
+# >= 10,000 generated requests against a live server and thousands of mutated files per decoder,
+# random seeds; the tally lands in test-artifacts/fuzz/ (make test runs a small derandomised profile)
+fuzz: $(VENV)/.dev-installed
+	CONVSERVE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CONVSERVE_FUZZ_RANDOM=1 CONVSERVE_FUZZ_MIN_REQUESTS=10000 \
+		$(BIN)/python -m pytest -q --timeout 3600 tests/fuzz
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check convserve modelrepo service training tests bench

@@ -10,6 +10,7 @@ import sys
 import uvicorn
 
 from service.logs import configure_logging
+from service.protocol import JsonErrorHttpProtocol
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        http=JsonErrorHttpProtocol,
     )
     return 0
 
@@ -106,6 +108,7 @@ def serve_multiprocess(settings, host: str, port: int) -> int:
             log_level=settings.log_level,
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_timeout_s,
+            http=JsonErrorHttpProtocol,
         )
         return 0
     finally:

@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
         metrics=service_metrics,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_s,
+        body_deadline_s=settings.body_deadline_s,
     )
     return app
 

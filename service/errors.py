@@ -34,6 +34,7 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 # InputError codes whose HTTP status is not 422 (modelrepo and the service tasks know no HTTP)
 INPUT_STATUS = {
     "frames_too_large": 413,
+    "array_too_large": 413,
     "image_too_large": 413,
     "unsupported_bit_depth": 415,
     "wrong_dtype": 415,

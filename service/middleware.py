@@ -16,11 +16,18 @@ log = logging.getLogger("convserve.access")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app, metrics: ServiceMetrics, max_body_bytes: int, body_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        app,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        body_timeout_s: float = 10.0,
+        body_deadline_s: float = 120.0,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        self.body_timeout_s = body_timeout_s
+        self.body_timeout_s, self.body_deadline_s = body_timeout_s, body_deadline_s
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -76,15 +83,26 @@ class RequestContextMiddleware:
 
     def _limited(self, receive):
         """Count streamed (chunked) body bytes too: past the limit the handler hears a 413. A body that
-        stops arriving (a Content-Length longer than what is sent) gets a 408 instead of holding on."""
-        seen = 0
+        stops arriving (a Content-Length longer than what is sent) gets a 408 instead of holding on,
+        and so does one trickling in so slowly that it is not complete within the deadline."""
+        seen, deadline = 0, None
 
         async def wrapped():
-            nonlocal seen
+            nonlocal seen, deadline
+            now = time.monotonic()
+            deadline = deadline or now + self.body_deadline_s
+            wait = min(self.body_timeout_s, deadline - now)
             try:
-                async with asyncio.timeout(self.body_timeout_s):
+                async with asyncio.timeout(max(wait, 0.0)):
                     message = await receive()
             except TimeoutError:
+                if wait < self.body_timeout_s:
+                    raise ApiError(
+                        408,
+                        "body_timeout",
+                        f"the request body was not complete {self.body_deadline_s:g} s after it began "
+                        f"({seen:,} bytes received)",
+                    ) from None
                 raise ApiError(
                     408,
                     "body_timeout",

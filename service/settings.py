@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         10.0, gt=0, le=600, description="a request body that stops arriving for this long gets a 408"
     )
+    body_deadline_s: float = Field(
+        120.0, gt=0, le=3600, description="a request body not complete this long after it began gets a 408 (slow-loris)"
+    )
     max_image_pixels: int = Field(40_000_000, ge=64, le=1_000_000_000)
     max_images_per_request: int = Field(64, ge=1, le=4096)
     cors_origins: Annotated[list[str], NoDecode] = Field(

@@ -87,7 +87,7 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
     the binary tensors after it, in the order of the inputs that declare ``binary_data_size``."""
     n = len(body)
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > min(n, MAX_HEADER):
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > min(n, MAX_HEADER):
             raise InputError(
                 "invalid_request", f"Inference-Header-Content-Length {header_length!r} is not within the body"
             )

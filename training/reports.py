@@ -18,17 +18,33 @@ def _cards(models: Path, task: str) -> list[ModelCard]:
     )
 
 
-def robustness_table(cards: list[ModelCard]) -> str:
+def robustness_table(cards: list[ModelCard], ceilings: dict[str, float] | None = None) -> str:
+    """Accuracy (%) per variant and model; with ``ceilings``, a last column: an RBF-SVC trained on
+    that variant alone (``training.robustness.variant_ceiling``), how legible the variant is at all."""
     cards = [c for c in cards if c.robustness]
     if not cards:
         return ""
     variants = list(cards[0].robustness)
-    head = "| variant | " + " | ".join(f"`{c.name}`" for c in cards) + " |"
-    rows = [head, "|---" * (len(cards) + 1) + "|"]
+    extra = " SVC trained on the variant itself |" if ceilings else ""
+    head = "| variant | " + " | ".join(f"`{c.name}`" for c in cards) + " |" + extra
+    rows = [head, "|---" * (len(cards) + 1 + bool(ceilings)) + "|"]
     for v in variants:
-        rows.append(f"| {v} | " + " | ".join(f"{100 * c.robustness.get(v, float('nan')):.1f}" for c in cards) + " |")
-    rows.append("| **worst** | " + " | ".join(f"**{100 * min(c.robustness.values()):.1f}**" for c in cards) + " |")
+        cells = " | ".join(f"{100 * c.robustness.get(v, float('nan')):.1f}" for c in cards)
+        tail = (f" {100 * ceilings[v]:.1f} |" if v in ceilings else " - |") if ceilings else ""
+        rows.append(f"| {v} | {cells} |{tail}")
+    worst = " | ".join(f"**{100 * min(c.robustness.values()):.1f}**" for c in cards)
+    rows.append(f"| **worst** | {worst} |" + (" |" if ceilings else ""))
     return "\n".join(rows)
+
+
+def robustness_ceilings(card: ModelCard) -> dict[str, float]:
+    """``variant_ceiling`` for every rendered variant of the suite (not ``drawn``: no training renderings)."""
+    from training.data import load_digits_splits
+    from training.robustness import variant_ceiling
+    from training.uploads import VARIANTS
+
+    splits = load_digits_splits(seed=card.training.seed)
+    return {v: variant_ceiling(v, card.input, splits) for v in VARIANTS}
 
 
 def plot_robustness(cards: list[ModelCard], path: Path) -> None:
@@ -99,11 +115,12 @@ def write_reports(models: Path, out: Path) -> list[Path]:
     written = []
     classifiers = _cards(models, "classification")
     if any(c.robustness for c in classifiers):
+        ceilings = robustness_ceilings(next(c for c in classifiers if c.robustness))
         (out / "classifier_robustness.md").write_text(
             "# Digit classifiers: robustness suite\n\nAccuracy (%) per variant of the 360 held-out digits "
-            "(and 300 pen-drawn digits), from the cards; `make eval` re-measures them.\n\n"
-            + robustness_table(classifiers)
-            + "\n"
+            "(and 300 pen-drawn digits), from the cards; `make eval` re-measures them. The last column is an "
+            "RBF-SVC trained on that variant's renderings of the training digits alone (framed the same way): "
+            "how legible the variant is at all.\n\n" + robustness_table(classifiers, ceilings) + "\n"
         )
         plot_robustness(classifiers, out / "classifier_robustness.png")
         written += [out / "classifier_robustness.md", out / "classifier_robustness.png"]

@@ -18,6 +18,7 @@ from PIL import Image
 
 from modelrepo.card import InputSpec
 from modelrepo.preprocess import preprocess
+from training.data.common import Splits
 from training.data.drawn_digits import drawn_digits
 from training.uploads import VARIANTS
 
@@ -63,3 +64,19 @@ def measure(
         logits = np.concatenate([logits_of(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
         scores[name] = round(float((logits.argmax(1) == y).mean()), 6)
     return scores
+
+
+def variant_ceiling(name: str, spec: InputSpec, train: Splits, seeds: tuple[int, int] = (5, 6)) -> float:
+    """How legible a variant is at all: an RBF-SVC trained on the variant's renderings of the training
+    digits (framed as the service frames them), scored on its renderings of the held-out ones. A CNN
+    trained for every variant at once can hardly beat a classifier trained for this one alone, so a
+    target above this figure asks for information the variant has destroyed."""
+    from sklearn.svm import SVC
+
+    def features(images, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        x = decode_files([VARIANTS[name](d, rng) for d in images], spec)
+        return x.reshape(len(x), -1)
+
+    clf = SVC(C=10, gamma="scale").fit(features(train.train.images, seeds[0]), train.train.labels)
+    return round(float((clf.predict(features(train.test.images, seeds[1])) == train.test.labels).mean()), 6)

@@ -30,7 +30,7 @@ def _model(registry, name: str, version: str | None) -> ModelState:
         raise ApiError(404, "model_not_found", f"unknown model {name!r}")
     if version is None:
         return state
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit()):
         raise ApiError(404, "version_not_found", f"model {name!r}: version {version!r} is not a version number")
     return pick_version(registry, name, int(version))
 
