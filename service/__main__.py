@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -74,31 +75,19 @@ def serve_multiprocess(settings, host: str, port: int) -> int:
     worker are batched together; tensors travel through each worker's shared-memory arena and a
     small control message goes over a Unix socket. Metrics of all processes are merged.
     """
-    import multiprocessing as mp
     import shutil
     import tempfile
-    import time
     from pathlib import Path
-
-    from service.engine import run_engine
 
     work = Path(tempfile.mkdtemp(prefix="convserve-"))
     socket_path = str(work / "engine.sock")
     (work / "metrics").mkdir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(work / "metrics")  # before any worker imports prometheus_client
     os.environ["CONVSERVE_ENGINE_SOCKET"] = socket_path
-    engine = mp.get_context("spawn").Process(target=run_engine, args=(settings, socket_path), name="convserve-engine")
-    engine.start()
+    engine = EngineSupervisor(settings, socket_path)
     try:
-        deadline = time.time() + 600
-        while not os.path.exists(socket_path):
-            if not engine.is_alive():
-                print(f"the inference engine failed to start (exit code {engine.exitcode})", file=sys.stderr)
-                return 1
-            if time.time() > deadline:
-                print("the inference engine did not start within 10 minutes", file=sys.stderr)
-                return 1
-            time.sleep(0.05)
+        if not engine.start_and_wait():
+            return 1
         uvicorn.run(
             "service.app:create_app_from_env",
             factory=True,
@@ -112,9 +101,69 @@ def serve_multiprocess(settings, host: str, port: int) -> int:
         )
         return 0
     finally:
-        engine.terminate()
-        engine.join(10)
+        engine.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+class EngineSupervisor:
+    """Starts the inference engine process and restarts it when it dies (backing off 1 s, 2 s, ...
+    up to 30 s between restarts); the front-end workers reconnect to the new one on the same socket."""
+
+    def __init__(self, settings, socket_path: str) -> None:
+        import threading
+
+        self.settings, self.socket_path = settings, socket_path
+        self.process = None
+        self._stop = threading.Event()
+        self._watch = threading.Thread(target=self._watch_loop, name="engine-supervisor", daemon=True)
+
+    def _spawn(self) -> None:
+        import multiprocessing as mp
+
+        from service.engine import run_engine
+
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+        self.process = mp.get_context("spawn").Process(
+            target=run_engine, args=(self.settings, self.socket_path), name="convserve-engine"
+        )
+        self.process.start()
+
+    def start_and_wait(self, timeout_s: float = 600) -> bool:
+        import time
+
+        self._spawn()
+        deadline = time.time() + timeout_s
+        while not os.path.exists(self.socket_path):
+            if not self.process.is_alive():
+                print(f"the inference engine failed to start (exit code {self.process.exitcode})", file=sys.stderr)
+                return False
+            if time.time() > deadline:
+                print("the inference engine did not start within 10 minutes", file=sys.stderr)
+                return False
+            time.sleep(0.05)
+        self._watch.start()
+        return True
+
+    def _watch_loop(self) -> None:
+        backoff = 1.0
+        while not self._stop.wait(0.5):
+            if self.process.is_alive():
+                continue
+            print(
+                f"the inference engine exited (code {self.process.exitcode}); restarting it in {backoff:g} s",
+                file=sys.stderr,
+            )
+            if self._stop.wait(backoff):
+                return
+            self._spawn()
+            backoff = min(30.0, backoff * 2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.process is not None:
+            self.process.terminate()
+            self.process.join(10)
 
 
 if __name__ == "__main__":

@@ -77,4 +77,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(request, 500, "internal_error", f"internal error ({type(exc).__name__}); see the server log")
+        from service.logs import request_id_var
+
+        rid = request_id_var.get()
+        return respond(
+            request,
+            500,
+            "internal_error",
+            f"internal error ({type(exc).__name__}); see the server log (request id {rid})",
+        )

@@ -16,6 +16,7 @@ from modelrepo.card import ModelCard
 from service.arena import SlotArena
 from service.batcher import QueueFullError, Timing
 from service.errors import ApiError
+from service.logs import request_id_var
 from service.registry import ModelState, RegistryBase
 from service.settings import Settings
 from service.wire import read_frame, write_frame
@@ -33,11 +34,13 @@ class EngineClient:
         self._pending: dict[int, asyncio.Future] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task | None = None
+        self.engine_pid: int | None = None
 
     async def connect(self) -> None:
         reader, self._writer = await asyncio.open_unix_connection(self.socket_path)
         self._reader_task = asyncio.create_task(self._read(reader))
-        await self.send({"op": "hello", "arena": self.arena.name, "slot_bytes": self.arena.slot_bytes})
+        h, _ = await self.send({"op": "hello", "arena": self.arena.name, "slot_bytes": self.arena.slot_bytes})
+        self.engine_pid = h.get("pid")
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -124,6 +127,13 @@ class RemoteBatcher:
                     raise QueueFullError(e["message"])
                 if e["code"] == "timeout":
                     raise TimeoutError(e["message"])
+                if e["status"] >= 500:
+                    rid = request_id_var.get()
+                    raise ApiError(
+                        e["status"],
+                        e["code"],
+                        f"the model failed on this request's batch (request id {rid}): {e['message']}",
+                    )
                 raise ApiError(e["status"], e["code"], e["message"])
             if h["in_slot"]:
                 out = arena.view(slot, tuple(h["shape"])).copy()
@@ -178,10 +188,19 @@ class RemoteRegistry(RegistryBase):
                 self._engine_ready = False
                 for s in self.all_states():
                     s.status, s.reason = "unavailable", "the inference engine is gone"
+                try:  # the supervisor restarts a dead engine on the same socket: reconnect to it
+                    await self.client.connect()
+                    log.info("reconnected to the inference engine")
+                except OSError:
+                    pass
 
     @property
     def ready(self) -> bool:
         return self._engine_ready
+
+    @property
+    def engine_pid(self) -> int | None:
+        return self.client.engine_pid if self._engine_ready else None
 
     async def aclose(self) -> None:
         if self._poll is not None:

@@ -3,10 +3,16 @@ example) and the mapping of the batcher's overload signals to HTTP answers."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import Query
 
+from modelrepo.errors import InputError, plain
 from service.batcher import QueueFullError
 from service.errors import ApiError
+from service.logs import request_id_var
+
+log = logging.getLogger("convserve")
 
 EXAMPLE_PNG = (  # a 28 x 28 white-on-black "7" (examples/digits, resized): a real, working request body
     "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAB0UlEQVR42jWSvYrWZxTEf3PmPK9ZjZAFJQiCUbuECMHONngPsbC3"
@@ -60,10 +66,20 @@ BODY = {
 
 
 async def guarded(awaitable, timeout_s: float):
-    """Map the batcher's overload signals to 503 (with Retry-After) and 504."""
+    """Map the batcher's overload signals to 503 (with Retry-After) and 504, and a model that fails on
+    a batch to a 500 naming the request id (every caller of that batch gets it; the batcher goes on)."""
     try:
         return await awaitable
     except QueueFullError as exc:
         raise ApiError(503, "queue_full", str(exc), {"Retry-After": "1"}) from None
     except TimeoutError:
         raise ApiError(504, "timeout", f"no result within {timeout_s} s") from None
+    except (ApiError, InputError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime (or the model) failed on this batch
+        log.error("inference failed (request %s): %s", request_id_var.get(), plain(exc))
+        raise ApiError(
+            500,
+            "inference_failed",
+            f"the model failed on this request's batch (request id {request_id_var.get()}): {plain(exc)}",
+        ) from None

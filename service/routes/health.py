@@ -48,8 +48,9 @@ async def ready(registry: RegistryDep) -> JSONResponse:
         n: {"status": s.status, "reason": s.reason, "provider": s.provider, "fallback": s.fallback}
         for n, s in registry.models.items()
     }
+    engine = getattr(registry, "engine_pid", None)  # --workers N: the inference engine process
     if registry.ready:
-        return JSONResponse({"status": "ready", "models": models})
+        return JSONResponse({"status": "ready", "models": models} | ({"engine": {"pid": engine}} if engine else {}))
     waiting = [n for n, s in registry.models.items() if s.status not in ("ready", "unavailable")]
     msg = "loading the model repository" if not registry.loaded else f"warming up: {', '.join(waiting) or 'starting'}"
     return JSONResponse(
