@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from modelrepo.card import InputSpec, OutputSpec
+from modelrepo.errors import InputError
 from modelrepo.preprocess import normalize_percentile, pad_to_multiple, softmax
 from modelrepo.segmentation import equivalent_diameters, instances_from_probabilities
 from modelrepo.tiles import tile_origins
@@ -81,6 +82,29 @@ def median_diameter(instances: np.ndarray) -> float | None:
     return float(np.median(d)) if d.size else None
 
 
+SCALE_RANGE = (1 / 16, 8.0)  # how far an image may be rescaled to bring its cells to the trained size
+MAX_RESCALED_PIXELS = 64_000_000
+
+
+def checked_scale(scale: float, h: int, w: int, what: str) -> float:
+    """The rescale factor, if it is within ``SCALE_RANGE`` and leaves an image of at most
+    ``MAX_RESCALED_PIXELS``; InputError otherwise (a tiny ``diameter`` would ask for a terapixel image)."""
+    lo, hi = SCALE_RANGE
+    if not lo <= scale <= hi:
+        raise InputError(
+            "diameter_out_of_range",
+            f"{what} would rescale the image by {scale:.3g}x; this model allows {lo:g}-{hi:g}x "
+            f"(cell diameters {1 / hi:g}-{1 / lo:g} times its trained size)",
+        )
+    if h * w * scale * scale > MAX_RESCALED_PIXELS:
+        raise InputError(
+            "image_too_large",
+            f"{what} would rescale this {w}x{h} image to {round(w * scale)}x{round(h * scale)} pixels "
+            f"(limit {MAX_RESCALED_PIXELS:,})",
+        )
+    return scale
+
+
 async def segment(
     infer: Infer,
     raw: np.ndarray,
@@ -106,15 +130,16 @@ async def segment(
     result = Segmentation(np.zeros((h, w), np.uint8), np.zeros((h, w), np.int32), diameter)
     scale = 1.0
     if diameter is not None and out.diameter_px:
-        scale = out.diameter_px / diameter
+        scale = checked_scale(out.diameter_px / diameter, h, w, f"diameter {diameter:g} px")
     probs = await at_scale(scale)
     inst = instances_from_probabilities(probs, out.object_class or 1, out.border_class, size, method)
     if diameter is None and out.diameter_px and out.diameter_range:
         found = median_diameter(inst)
         result.diameter_used, result.diameter_estimated = found, found is not None
         lo, hi = out.diameter_range
-        if found is not None and not lo <= found <= hi:
-            scale = out.diameter_px / found
+        if found is not None and not lo <= found <= hi:  # clipped: an estimate is never refused
+            scale = float(np.clip(out.diameter_px / found, *SCALE_RANGE))
+            scale = checked_scale(scale, h, w, f"the estimated diameter {found:.3g} px")
             probs = await at_scale(scale)
             inst = instances_from_probabilities(probs, out.object_class or 1, out.border_class, size, method)
     result.scale, result.classes, result.instances = scale, probs.argmax(0).astype(np.uint8), inst

@@ -81,5 +81,5 @@ async def guarded(awaitable, timeout_s: float):
         raise ApiError(
             500,
             "inference_failed",
-            f"the model failed on this request's batch (request id {request_id_var.get()}): {plain(exc)}",
+            f"inference failed for this request (request id {request_id_var.get()}): {plain(exc)}",
         ) from None

@@ -35,6 +35,10 @@ def error_shape_ok(path: str, body: object) -> bool:
     return isinstance(e, dict) and isinstance(e.get("code"), str) and isinstance(e.get("message"), str)
 
 
+def _plain(v: object) -> object:
+    return json.loads(json.dumps(v, default=repr)) if v else None
+
+
 class Tally:
     def __init__(self) -> None:
         self.requests, self.by_status = 0, Counter()
@@ -42,10 +46,17 @@ class Tally:
         self.bad_shapes: list[dict] = []
         self.unsatisfiable: list[str] = []
 
-    def record(self, label: str, path: str, response) -> None:
+    def record(self, label: str, path: str, case, response) -> None:
         self.requests += 1
         self.by_status[response.status_code] += 1
-        what = {"operation": label, "status": response.status_code, "body": response.content[:300].decode("latin-1")}
+        what = {
+            "operation": label,
+            "query": _plain(case.query),
+            "path_parameters": _plain(case.path_parameters),
+            "media_type": case.media_type,
+            "status": response.status_code,
+            "body": response.content[:300].decode("latin-1"),
+        }
         if response.status_code >= 500:
             self.server_errors.append(what)
         elif response.status_code >= 400:
@@ -103,7 +114,7 @@ def _fuzz(op, mode, base_url: str, tally: Tally, pinned: dict):
     )
     @given(case=op.as_strategy(generation_mode=mode, **pinned))
     def run(case) -> None:
-        tally.record(op.label, op.path, case.call(base_url=base_url, timeout=60))
+        tally.record(op.label, op.path, case, case.call(base_url=base_url, timeout=60))
 
     return run
 
