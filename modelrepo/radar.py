@@ -191,13 +191,26 @@ def order_and_step(
     return order, step, warnings
 
 
+ZR_A_RANGE, ZR_B_RANGE = (1.0, 1e5), (0.5, 10.0)  # Z = a R^b in use span a 20-2000, b 1-3
+
+
+def _checked_zr(a: float, b: float, what: str) -> tuple[float, float]:
+    if not (ZR_A_RANGE[0] <= a <= ZR_A_RANGE[1] and ZR_B_RANGE[0] <= b <= ZR_B_RANGE[1]):
+        raise InputError(
+            "invalid_zr",
+            f"{what} = {a:g} / {b:g} is not a Z-R relation (a in {ZR_A_RANGE[0]:g}-{ZR_A_RANGE[1]:g}, "
+            f"b in {ZR_B_RANGE[0]:g}-{ZR_B_RANGE[1]:g}; Marshall-Palmer is 200 / 1.6)",
+        )
+    return float(a), float(b)
+
+
 def choose_zr(query: tuple[float | None, float | None], from_file: tuple[float, float] | None, spec: RadarSpec):
     """The Z-R relation to use and where it came from: the request, the file, else the model's default."""
     a, b = query
     if a is not None and b is not None:
-        return (a, b), "query"
+        return _checked_zr(a, b, "zr_a / zr_b"), "query"
     if a is not None or b is not None:
         raise InputError("invalid_zr", "give both zr_a and zr_b, or neither")
     if from_file is not None:
-        return from_file, "file"
+        return _checked_zr(*from_file, "the file's zr_a / zr_b"), "file"
     return (spec.zr_a, spec.zr_b), "model default (Marshall-Palmer)"

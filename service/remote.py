@@ -58,6 +58,10 @@ class EngineClient:
             self._pending.clear()
             self._writer = None
 
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None
+
     def send(self, header: dict, payload: bytes = b"") -> asyncio.Future:
         """Send one request; the future resolves to the engine's (header, payload)."""
         fut = asyncio.get_running_loop().create_future()
@@ -196,7 +200,7 @@ class RemoteRegistry(RegistryBase):
 
     @property
     def ready(self) -> bool:
-        return self._engine_ready
+        return self._engine_ready and self.client.connected
 
     @property
     def engine_pid(self) -> int | None:
