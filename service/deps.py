@@ -46,6 +46,18 @@ async def require_api_key(request: Request, settings: SettingsDep) -> None:
     check_api_key(request, settings)
 
 
+async def require_api_key_for_health(request: Request, settings: SettingsDep) -> None:
+    """Health probes: open unless CONVSERVE_HEALTH_OPEN=false."""
+    if not settings.health_open:
+        check_api_key(request, settings)
+
+
+async def require_api_key_for_metrics(request: Request, settings: SettingsDep) -> None:
+    """/metrics: behind the key unless CONVSERVE_METRICS_OPEN=true."""
+    if not settings.metrics_open:
+        check_api_key(request, settings)
+
+
 def resolve_model(
     request: Request,
     registry: ModelRegistry,

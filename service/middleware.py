@@ -60,7 +60,7 @@ class RequestContextMiddleware:
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
             took = time.perf_counter() - start
-            route = getattr(scope.get("route"), "path", None) or scope["path"]
+            route = getattr(scope.get("route"), "path", None) or "unmatched"  # bounded labels: no raw paths
             state = scope.get("state") or {}
             model = state.get("model", "")
             self.metrics.observe_http(route, model, status, took, state.get("model_version", ""))

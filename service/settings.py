@@ -55,6 +55,8 @@ class Settings(BaseSettings):
         default_factory=list, description="origins allowed to call from a browser (comma-separated); none by default"
     )
     api_key: str | None = Field(None, min_length=8, description="if set, every route but health needs X-API-Key")
+    health_open: bool = Field(True, description="with API_KEY set: /health/* (and /v2/health/*) need no key")
+    metrics_open: bool = Field(False, description="with API_KEY set: /metrics needs no key (scrapers without auth)")
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     default_classifier: str | None = Field(

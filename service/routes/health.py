@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from service.deps import RegistryDep
+from service.deps import RegistryDep, require_api_key_for_health
 from service.errors import error_body
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(prefix="/health", tags=["health"], dependencies=[Depends(require_api_key_for_health)])
 
 
 @router.get("/live", responses={200: {"content": {"application/json": {"example": {"status": "alive"}}}}})

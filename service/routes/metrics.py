@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.deps import MetricsDep, RegistryDep, require_api_key
+from service.deps import MetricsDep, RegistryDep, require_api_key_for_metrics
 
-router = APIRouter(tags=["metrics"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["metrics"], dependencies=[Depends(require_api_key_for_metrics)])
 
 
 @router.get("/metrics", response_class=Response)

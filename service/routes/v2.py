@@ -6,10 +6,10 @@ endpoints. Errors are ``{"error": "..."}`` (``service/errors.py``)."""
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from service import __version__
-from service.deps import RegistryDep, check_api_key, pick_version
+from service.deps import RegistryDep, check_api_key, pick_version, require_api_key, require_api_key_for_health
 from service.errors import ApiError
 from service.registry import ModelState
 from service.routes.common import guarded
@@ -47,18 +47,18 @@ async def server_metadata() -> dict:
     return {"name": "convserve", "version": __version__, "extensions": ["binary_tensor_data"]}
 
 
-@router.get("/health/live")
+@router.get("/health/live", dependencies=[Depends(require_api_key_for_health)])
 async def live() -> Response:
     return Response(status_code=200)
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", dependencies=[Depends(require_api_key_for_health)])
 async def ready(registry: RegistryDep) -> Response:
     return Response(status_code=200 if registry.ready else 400)
 
 
-@router.get("/models/{name}")
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}", dependencies=[Depends(require_api_key)])
+@router.get("/models/{name}/versions/{version}", dependencies=[Depends(require_api_key)])
 async def model_metadata(name: str, registry: RegistryDep, version: str | None = None) -> dict:
     state = _model(registry, name, version)
     inp, out = _shapes(state)
@@ -71,8 +71,8 @@ async def model_metadata(name: str, registry: RegistryDep, version: str | None =
     }
 
 
-@router.get("/models/{name}/ready")
-@router.get("/models/{name}/versions/{version}/ready")
+@router.get("/models/{name}/ready", dependencies=[Depends(require_api_key)])
+@router.get("/models/{name}/versions/{version}/ready", dependencies=[Depends(require_api_key)])
 async def model_ready(name: str, registry: RegistryDep, version: str | None = None) -> Response:
     state = _model(registry, name, version)
     return Response(status_code=200 if state.ready else 400)

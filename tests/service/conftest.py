@@ -45,8 +45,9 @@ def make_client(warmup: bool = True, **overrides) -> TestClient:
 @contextmanager
 def ready_client(**overrides) -> Iterator[TestClient]:
     """The app with these settings, started (lifespan run) and warmed up."""
+    key = overrides.get("api_key")
     with make_client(**overrides) as c:
-        _wait_ready(c)
+        _wait_ready(c, {"x-api-key": key} if key else {})
         yield c
 
 
@@ -56,10 +57,10 @@ def client() -> Iterator[TestClient]:
         yield c
 
 
-def _wait_ready(c, timeout_s: float = 60) -> None:
+def _wait_ready(c, headers: dict | None = None, timeout_s: float = 60) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if c.get("/health/ready").status_code == 200:
+        if c.get("/health/ready", headers=headers).status_code == 200:
             return
         time.sleep(0.05)
     raise AssertionError("service did not become ready")

@@ -120,6 +120,21 @@ def test_api_key_is_required_when_set(digits) -> None:
         assert c.get("/models", headers={"x-api-key": "s3cret-key"}).status_code == 200
         assert c.get("/models", headers={"authorization": "Bearer s3cret-key"}).status_code == 200
         assert c.get("/health/live").status_code == 200  # probes need no key
+        assert c.get("/v2/health/ready").status_code == 200
+        _assert_error(c.get("/metrics"), 401, "unauthorized")  # metrics: behind the key by default
+        assert c.get("/v2/models/lenet5_digits").status_code == 401
+    with ready_client(api_key="s3cret-key", health_open=False, metrics_open=True) as c:
+        _assert_error(c.get("/health/ready"), 401, "unauthorized")
+        assert c.get("/v2/health/live").status_code == 401
+        assert c.get("/health/ready", headers={"x-api-key": "s3cret-key"}).status_code == 200
+        assert c.get("/metrics").status_code == 200
+
+
+def test_metrics_route_labels_stay_bounded(client) -> None:
+    for i in range(5):
+        client.get(f"/no/such/path/{i}")
+    text = client.get("/metrics").text
+    assert "/no/such/path" not in text and 'route="unmatched"' in text
 
 
 def test_service_is_healthy_after_a_burst_of_bad_inputs(client, digits) -> None:
