@@ -52,16 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         return serve_multiprocess(settings, args.host, args.port)
     from service.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_timeout_s,
-        http=JsonErrorHttpProtocol,
-    )
+    uvicorn.run(create_app(settings), **_uvicorn_options(settings, args.host, args.port))
     return 0
+
+
+def _uvicorn_options(settings, host: str, port: int) -> dict:
+    """What every uvicorn start shares: address, logging (ours, not uvicorn's access log), the graceful
+    shutdown bound and the protocol that answers invalid HTTP in JSON."""
+    return {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.shutdown_timeout_s,
+        "http": JsonErrorHttpProtocol,
+    }
 
 
 def _exit_cleanly(signum: int, frame) -> None:
@@ -91,13 +96,8 @@ def serve_multiprocess(settings, host: str, port: int) -> int:
         uvicorn.run(
             "service.app:create_app_from_env",
             factory=True,
-            host=host,
-            port=port,
             workers=settings.workers,
-            log_level=settings.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=settings.shutdown_timeout_s,
-            http=JsonErrorHttpProtocol,
+            **_uvicorn_options(settings, host, port),
         )
         return 0
     finally:

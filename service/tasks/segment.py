@@ -11,11 +11,10 @@ from PIL import Image
 
 from modelrepo.card import InputSpec, ModelCard
 from modelrepo.cellseg import Segmentation, segment
-from modelrepo.errors import plain
+from modelrepo.errors import InputError, plain
 from modelrepo.preprocess import intensities
 from modelrepo.segmentation import measure
 from service.batcher import Timing
-from service.errors import ApiError
 from service.images import open_image
 from service.registry import ModelState
 
@@ -28,7 +27,7 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         return intensities(img)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
+        raise InputError("undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
 
 
 async def predict(
