@@ -130,11 +130,19 @@ def detect_no_rain(dbz: np.ndarray, threshold: float) -> float | None:
     return float(values[top]) if counts[top] >= low.size / 2 else float(low.min())
 
 
+NO_RAIN_FLOOR = -200.0  # dBZ; conventions in use: 0, -10, -15 (pysteps), -32 (OPERA 8-bit)
+
+
 def choose_no_rain(query: float | None, from_file: float | None, detected: float | None, spec: RadarSpec):
     """(value, source): the caller's ``no_rain`` first, then the file's, then the input's own, else
     the model's ``zerovalue``. InputError when the chosen value is not below the rain threshold."""
     for value, source in ((query, "query"), (from_file, "file"), (detected, "detected")):
         if value is not None:
+            if not NO_RAIN_FLOOR <= value:
+                raise InputError(
+                    "invalid_no_rain",
+                    f"no_rain = {value:g} dBZ from the {source} is below {NO_RAIN_FLOOR:g} dBZ: not a radar value",
+                )
             if value >= spec.rain_threshold:
                 raise InputError(
                     "invalid_no_rain",

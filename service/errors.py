@@ -77,9 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        from service.logs import request_id_var
-
-        rid = request_id_var.get()
+        rid = getattr(request.state, "request_id", "-")
         return respond(
             request,
             500,

@@ -36,6 +36,7 @@ class RequestContextMiddleware:
         headers = dict(scope.get("headers") or [])
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
         token = request_id_var.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid  # for handlers outside this context (500s)
         start = time.perf_counter()
         status = 500
 

@@ -90,6 +90,8 @@ def check_array(a: np.ndarray, what: str) -> np.ndarray:
         raise RadarInputError("wrong_dtype", f"{what} has dtype {a.dtype}; frames must be numbers (float or integer)")
     if a.ndim not in (2, 3) or min(a.shape[-2:]) < 1:
         raise RadarInputError("wrong_shape", f"{what} has shape {a.shape}; expected (T, H, W) or (H, W)")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 4 and np.nanmax(np.abs(a), initial=0.0) > np.finfo(np.float32).max:
+        raise RadarInputError("invalid_values", f"{what} holds values beyond the float32 range")
     a = a.astype(np.float32)
     if np.isinf(a).any():
         raise RadarInputError("invalid_values", f"{what} contains infinite values (use NaN for no data)")

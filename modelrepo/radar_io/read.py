@@ -95,7 +95,7 @@ def frames_from_json(payload: dict, input_unit: str) -> RadarFrames:
         raise RadarInputError("no_frames", 'JSON body needs "frames": a [T][H][W] list of numbers (null = no data)')
     try:
         a = np.array(frames, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise RadarInputError(
             "wrong_shape", '"frames" must be a rectangular [T][H][W] list of numbers (null = no data)'
         ) from None
