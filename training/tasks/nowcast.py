@@ -18,6 +18,7 @@ from modelrepo.radar import from_network, to_network
 from training.data.radar import RadarParams, load_frame_folder, sequence_job
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
+from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast_verify import (
     BOUNDARY,
@@ -51,6 +52,8 @@ class NowcastConfig:
     # of the steps. Tried: 2 -> 5 (to 60 min) over 5,000 steps - worse MAE beyond 30 min (README).
     rollout_start: int = 3
     rollout_ramp: float = 0.4
+    arch: str = "unet"  # unet (changes to the latest frame) | lagrangian (learned motion + growth/decay)
+    max_disp: float = 4.0  # lagrangian: the largest displacement per 6-minute step (px)
     base: int = 16
     depth: int = 3
     steps: int = 3000
@@ -172,6 +175,23 @@ def _batches(cfg: NowcastConfig, train: np.ndarray, spec: RadarSpec, per_epoch: 
     return batches
 
 
+ARCHS = {  # arch -> (card name, what the card says the network does)
+    "unet": ("nowcaster_unet", "a U-Net takes the last 3 reflectivity frames (6-minute steps) and predicts the "
+             "next 2 as changes to the latest"),
+    "lagrangian": ("nowcaster_lagrangian", "a motion U-Net predicts a displacement field from the last 3 reflectivity "
+                   "frames, the latest is advected along it (semi-Lagrangian, GridSample) for the next 2, and an "
+                   "evolution U-Net adds growth and decay"),
+}  # fmt: skip
+
+
+def build_nowcaster(cfg: NowcastConfig, spec: RadarSpec) -> torch.nn.Module:
+    if cfg.arch not in ARCHS:
+        raise ValueError(f"unknown nowcaster arch {cfg.arch!r}; one of {sorted(ARCHS)}")
+    if cfg.arch == "lagrangian":
+        return LagrangianNowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth, cfg.max_disp)
+    return Nowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth)
+
+
 def train_nowcaster(
     cfg: NowcastConfig,
     run: Run = Run(),
@@ -185,7 +205,7 @@ def train_nowcaster(
     train = to_network(data["train"], spec).astype(np.float16)  # network scale, half the memory
     v = torch.from_numpy(to_network(data["val"], spec)).to(device)
     data_seconds = time.time() - t_data
-    model = Nowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth)
+    model = build_nowcaster(cfg, spec)
     n_steps = spec.frames_out * cfg.rollout
 
     @torch.no_grad()
@@ -318,14 +338,14 @@ def export_nowcaster(
     card_fields = CardDraft(
         name=cfg.name,
         task="nowcasting",
-        description="Radar precipitation nowcaster: a U-Net takes the last 3 reflectivity frames (6-minute steps) "
-        "and predicts the next 2 as changes to the latest; rolled out autoregressively to 60 minutes. "
+        description=f"Radar precipitation nowcaster: {ARCHS[cfg.arch][1]}; rolled out autoregressively to 60 minutes. "
         "Baselines: persistence and pysteps Lucas-Kanade extrapolation.",
         architecture=Architecture(
-            name="nowcaster_unet",
+            name=ARCHS[cfg.arch][0],
             family="unet",
             preset="any-size",
-            kwargs=dict(model.config) | {"residual": "last input frame"},
+            kwargs=dict(model.config)
+            | ({"residual": "last input frame"} if cfg.arch == "unet" else {"advection": "semi-Lagrangian"}),
             num_parameters=sum(p.numel() for p in model.parameters()),
         ),
         input=nowcaster_input_spec(cfg, spec),
