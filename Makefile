@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MODELS ?= models
-FUZZ_EXAMPLES ?= 150
+FUZZ_EXAMPLES ?= 200
 
 .PHONY: serve test models eval report lint bench fuzz clean
 
