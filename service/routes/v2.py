@@ -57,9 +57,21 @@ async def ready(registry: RegistryDep) -> Response:
     return Response(status_code=200 if registry.ready else 400)
 
 
+# Each route comes twice, without and with /versions/{version}: one function per path, so the
+# unversioned path takes no stray ``version`` query parameter.
+
+
 @router.get("/models/{name}", dependencies=[Depends(require_api_key)])
+async def model_metadata(name: str, registry: RegistryDep) -> dict:
+    return _metadata(registry, name, None)
+
+
 @router.get("/models/{name}/versions/{version}", dependencies=[Depends(require_api_key)])
-async def model_metadata(name: str, registry: RegistryDep, version: str | None = None) -> dict:
+async def model_version_metadata(name: str, version: str, registry: RegistryDep) -> dict:
+    return _metadata(registry, name, version)
+
+
+def _metadata(registry, name: str, version: str | None) -> dict:
     state = _model(registry, name, version)
     inp, out = _shapes(state)
     return {
@@ -72,10 +84,13 @@ async def model_metadata(name: str, registry: RegistryDep, version: str | None =
 
 
 @router.get("/models/{name}/ready", dependencies=[Depends(require_api_key)])
+async def model_ready(name: str, registry: RegistryDep) -> Response:
+    return Response(status_code=200 if _model(registry, name, None).ready else 400)
+
+
 @router.get("/models/{name}/versions/{version}/ready", dependencies=[Depends(require_api_key)])
-async def model_ready(name: str, registry: RegistryDep, version: str | None = None) -> Response:
-    state = _model(registry, name, version)
-    return Response(status_code=200 if state.ready else 400)
+async def model_version_ready(name: str, version: str, registry: RegistryDep) -> Response:
+    return Response(status_code=200 if _model(registry, name, version).ready else 400)
 
 
 def _input_array(state: ModelState, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -96,9 +111,19 @@ def _input_array(state: ModelState, inputs: dict[str, np.ndarray]) -> np.ndarray
 
 
 @router.post("/models/{name}/infer")
+async def infer(name: str, request: Request, registry: RegistryDep) -> Response:
+    """Run the model's latest served version on the request's tensor (JSON data or binary)."""
+    return await _infer(name, None, request, registry)
+
+
 @router.post("/models/{name}/versions/{version}/infer")
-async def infer(name: str, request: Request, registry: RegistryDep, version: str | None = None) -> Response:
-    """Run the model on the request's tensor (JSON data or binary), batched with every other caller."""
+async def infer_version(name: str, version: str, request: Request, registry: RegistryDep) -> Response:
+    """Run that version of the model on the request's tensor (JSON data or binary)."""
+    return await _infer(name, version, request, registry)
+
+
+async def _infer(name: str, version: str | None, request: Request, registry) -> Response:
+    """Batched with every other caller of the same model version."""
     settings = request.app.state.settings
     check_api_key(request, settings)
     state = _model(registry, name, version)
