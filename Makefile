@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MODELS ?= models
-FUZZ_EXAMPLES ?= 200
+FUZZ_EXAMPLES ?= 500
 
 .PHONY: serve test models eval report lint bench fuzz clean
 

@@ -118,19 +118,20 @@ async def forecast_dbz(
     return out
 
 
+NO_RAIN_FLOOR = -200.0  # dBZ; conventions in use: 0, -10, -15 (pysteps), -32 (OPERA 8-bit)
+
+
 def detect_no_rain(dbz: np.ndarray, threshold: float) -> float | None:
     """The value an input uses for "no rain": among its finite values below the rain ``threshold``,
     the most common one when it holds at least half of them (0, -10, -15, -32 ... as conventions
-    go), else the lowest; None when every pixel is rain or no data."""
-    low = dbz[np.isfinite(dbz) & (dbz < threshold)]
+    go), else the lowest; None when every pixel is rain or no data. Values below ``NO_RAIN_FLOOR``
+    are no radar convention and take no part."""
+    low = dbz[np.isfinite(dbz) & (dbz < threshold) & (dbz >= NO_RAIN_FLOOR)]
     if low.size == 0:
         return None
     values, counts = np.unique(np.round(low, 4), return_counts=True)
     top = int(np.argmax(counts))
     return float(values[top]) if counts[top] >= low.size / 2 else float(low.min())
-
-
-NO_RAIN_FLOOR = -200.0  # dBZ; conventions in use: 0, -10, -15 (pysteps), -32 (OPERA 8-bit)
 
 
 def choose_no_rain(query: float | None, from_file: float | None, detected: float | None, spec: RadarSpec):

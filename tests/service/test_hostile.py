@@ -104,6 +104,7 @@ def test_tiny_and_odd_images_are_answered(client, digits) -> None:
         ("object_npy", 422, "pickle_refused"),
         ("nan_inf_npy", 422, "invalid_values"),
         ("huge_values_npy", 200, None),
+        ("huge_negative_npy", 200, None),  # make fuzz: overflowed while detecting the no-rain value
         ("npz_bomb", 413, "array_too_large"),
         ("truncated_hdf5", 422, None),
         ("truncated_netcdf", 422, None),
@@ -120,6 +121,10 @@ def test_hostile_radar_inputs_get_a_clear_4xx(client, digits, tmp_path, name: st
         r = client.post("/nowcast", content=npy_bytes(bad), headers=OCTET)
     elif name == "huge_values_npy":  # finite but absurd dBZ: a forecast, not a crash
         r = client.post("/nowcast", content=npy_bytes(np.full((3, 32, 32), 3e38, np.float32)), headers=OCTET)
+    elif name == "huge_negative_npy":
+        bad = frames.copy()
+        bad[:, :4] = -3e38
+        r = client.post("/nowcast", content=npy_bytes(bad), headers=OCTET)
     elif name == "npz_bomb":
         r = client.post("/nowcast", content=_npz_bomb(), headers=OCTET)
     elif name == "truncated_hdf5":
