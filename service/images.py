@@ -26,7 +26,7 @@ def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
         raise ApiError(
             422, "undecodable_image", f"image {index} is not an image format we read (PNG, JPEG, TIFF, BMP, GIF, WebP)"
         ) from None
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise OSError, ValueError, struct.error ... on bad bytes
         raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {plain(exc)}") from None
     w, h = img.size
     if w * h > max_pixels:
