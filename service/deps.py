@@ -90,7 +90,7 @@ def resolve_model(
 
 def pick_version(registry: ModelRegistry, name: str, version: int) -> ModelState:
     """One served version of a model; 404 naming the served ones otherwise."""
-    state = registry.versions.get(name, {}).get(version)
+    state = registry.get(name, version)
     if state is None:
         served = ", ".join(map(str, registry.served_versions(name))) or "none"
         raise ApiError(404, "version_not_found", f"model {name!r} has no served version {version} (served: {served})")

@@ -68,9 +68,7 @@ class Engine:
 
     async def _infer(self, h: dict, payload: bytes, shm, slot_bytes: int, writer: asyncio.StreamWriter) -> None:
         reply = {"id": h["id"]}
-        version = h.get("version")
-        states = self.registry.versions.get(h["model"], {})
-        state = states.get(version) if version is not None else self.registry.models.get(h["model"])
+        state = self.registry.get(h["model"], h.get("version"))
         if state is None or not state.ready or state.batcher is None:
             why = "unknown model" if state is None else state.reason or state.status
             write_frame(writer, reply | {"error": _err(503, "model_not_ready", f"{h['model']}: {why}")})

@@ -146,6 +146,10 @@ class RegistryBase:
     def served_versions(self, name: str) -> list[int]:
         return sorted(self.versions.get(name, {}))
 
+    def get(self, name: str, version: int | None = None) -> ModelState | None:
+        """A model at ``version`` (None: its latest served version), or None when there is no such."""
+        return self.models.get(name) if version is None else self.versions.get(name, {}).get(version)
+
     @property
     def ready(self) -> bool:
         raise NotImplementedError

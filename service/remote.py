@@ -16,7 +16,6 @@ from modelrepo.card import ModelCard
 from service.arena import SlotArena
 from service.batcher import QueueFullError, Timing
 from service.errors import ApiError
-from service.logs import request_id_var
 from service.registry import ModelState, RegistryBase
 from service.settings import Settings
 from service.wire import read_frame, write_frame
@@ -131,13 +130,8 @@ class RemoteBatcher:
                     raise QueueFullError(e["message"])
                 if e["code"] == "timeout":
                     raise TimeoutError(e["message"])
-                if e["status"] >= 500:
-                    rid = request_id_var.get()
-                    raise ApiError(
-                        e["status"],
-                        e["code"],
-                        f"the model failed on this request's batch (request id {rid}): {e['message']}",
-                    )
+                if e["code"] == "inference_failed":  # the route's guard answers it, as in-process
+                    raise RuntimeError(e["message"])
                 raise ApiError(e["status"], e["code"], e["message"])
             if h["in_slot"]:
                 out = arena.view(slot, tuple(h["shape"])).copy()

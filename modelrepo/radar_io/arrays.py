@@ -52,14 +52,11 @@ def _check_npz_members(data: bytes, name: str) -> None:
 def read_npz(data: bytes, name: str, unit: str, out: RadarFrames) -> None:
     try:
         _check_npz_members(data, name)
-    except RadarInputError:
-        raise
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        raise RadarInputError("invalid_npz", f"{name}: not a readable .npz archive: {plain(exc)}") from None
-    try:
         z = np.load(io.BytesIO(data), allow_pickle=False)
         keys = list(z.keys())
         arrays = {k: z[k] for k in keys}
+    except RadarInputError:  # an InputError is a ValueError: keep the size check's own answer
+        raise
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise RadarInputError("pickle_refused", f"{name}: pickled (object) arrays are refused") from None
