@@ -8,6 +8,7 @@ import multiprocessing
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -65,6 +66,9 @@ class NowcastConfig:
     device: str = "auto"
     out: str = "runs"
     lk: bool = True  # pysteps Lucas-Kanade extrapolation baseline
+
+    # not part of the resume key: how many processes generate the (seeded) sequences, and a baseline
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("workers", "lk")
 
 
 def radar_spec(cfg: NowcastConfig, timestep: float = 6.0) -> RadarSpec:
