@@ -1,0 +1,92 @@
+"""The benchmark's own machinery (``make bench`` itself is not part of the test suite): reading wrk's
+report, the baselines it compares against, and the targets computed from a run's results."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from bench.load import parse_wrk
+from bench.report import targets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WRK_OUT = """Running 5s test @ http://127.0.0.1:8000/classify
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     9.43ms    2.10ms  30.12ms   80.00%
+    Req/Sec   839.90     50.00   900.00     70.00%
+  Latency Distribution
+     50%    9.43ms
+     75%   10.12ms
+     90%  850.00us
+     99%    1.20s
+  4200 requests in 5.00s, 1.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 3
+Requests/sec:    839.90
+Transfer/sec:    200.00KB
+"""
+
+
+def test_wrk_report_is_read_with_units():
+    r = parse_wrk(WRK_OUT)
+    assert r["rps"] == 839.9 and r["requests"] == 4200
+    assert (r["p50_ms"], r["p90_ms"], r["p99_ms"]) == (9.43, 0.85, 1200.0)
+    assert r["non_2xx"] == 3 and r["socket_errors"] == 3
+
+
+def test_wrk_without_latencies_is_an_error():
+    with pytest.raises(RuntimeError, match="no latency distribution"):
+        parse_wrk("Running 5s test\n  0 requests in 5.00s\n")
+
+
+@pytest.mark.parametrize("backend", ["ort", "torch"])
+def test_plain_baselines_classify_a_digit(backend):
+    from bench.plain_server import make_app
+
+    buf = io.BytesIO()
+    Image.open(ROOT / "examples" / "digits" / "digit_7_white_on_black.png").convert("L").save(buf, format="PNG")
+    with TestClient(make_app(ROOT / "models" / "lenet5_digits", backend)) as client:
+        r = client.post("/classify", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["label"] in [str(i) for i in range(10)] and 0 <= body["index"] < 10
+    if backend == "ort":  # the committed weights: the same answer as the service gives
+        assert body["label"] == "7"
+
+
+def _point(rps: float, p50: float = 1.0, p99: float = 1.5) -> dict:
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": 0}
+
+
+def test_targets_are_ratios_of_the_same_run():
+    per = {c: _point(100.0) for c in (1, 8, 32, 128)}
+    results = {
+        "workloads": {
+            "LeNet-5 (64x64 PNG)": {
+                "raw_per_s": {1: 1000.0},
+                "http": {
+                    "convserve": per | {32: _point(250.0)},
+                    "plain": per,
+                    "plain_torch": per | {32: _point(40.0)},
+                },
+            },
+            "ResNet-50 (224x224 JPEG)": {
+                "raw_per_s": {1: 10.0, 8: 20.0},
+                "http": {"convserve": {1: _point(9.0), 8: _point(19.5, 100, 300), 32: _point(18.0)}},
+            },
+        },
+        "cold_start": {"median_s": 2.5},
+    }
+    lines = "\n".join(targets(results))
+    assert "MET     LeNet-5 32 clients, ConvServe / plain FastAPI+ORT: 2.50" in lines
+    assert "MET     LeNet-5 32 clients, ConvServe / plain FastAPI+PyTorch: 6.25" in lines
+    assert "MET     ResNet-50 8 clients, ConvServe / raw ORT best batch: 0.97" in lines
+    assert "NOT MET ResNet-50 32 clients, ConvServe / raw ORT best batch: 0.90" in lines
+    assert "NOT MET ResNet-50 8 clients, p99 / p50: 3.00" in lines
+    assert "MET     cold start" in lines
