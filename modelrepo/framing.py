@@ -87,15 +87,13 @@ def _border(g: np.ndarray) -> np.ndarray:
     return np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[b:-b, :b].ravel(), g[b:-b, -b:].ravel()])
 
 
-def _high_level(g: np.ndarray) -> float:
-    """The ink's level: the 99.9th percentile (the maximum for small images), robust to a hot pixel."""
-    flat = np.sort(g, axis=None)
-    return float(flat[max(0, flat.size - 1 - flat.size // 1000)])
-
-
-def _low_level(g: np.ndarray) -> float:
-    flat = np.sort(g, axis=None)
-    return float(flat[flat.size // 1000])
+def _levels(g: np.ndarray) -> tuple[float, float]:
+    """The background's and the ink's extreme levels: the 0.1th and 99.9th percentiles (the minimum
+    and maximum for small images), robust to a hot pixel. One partial sort for both."""
+    flat = g.ravel()
+    k = flat.size // 1000
+    part = np.partition(flat, (k, flat.size - 1 - k))
+    return float(part[k]), float(part[flat.size - 1 - k])
 
 
 def _ink_box(w: np.ndarray) -> tuple[int, int, int, int]:
@@ -133,7 +131,7 @@ def frame_digit(
     if chroma > 0.15:
         notes.warnings.append(COLOUR)
     g = gray.astype(np.float64)
-    lo, hi = _low_level(g), _high_level(g)
+    lo, hi = _levels(g)
     span = hi - lo
     border = _border(g)
     bg = float(np.median(border))
@@ -201,10 +199,24 @@ def thicken(canvas: np.ndarray, min_width: float) -> np.ndarray:
     return ndi.grey_dilation(canvas, footprint=(yy * yy + xx * xx) <= r * r + 0.5)
 
 
+_SUBSPACES: dict[int, tuple[DomainCheck, np.ndarray, np.ndarray]] = {}
+
+
+def _subspace(check: DomainCheck) -> tuple[np.ndarray, np.ndarray]:
+    """The check's mean and components as arrays, converted once per card (not per request)."""
+    hit = _SUBSPACES.get(id(check))
+    if hit is None or hit[0] is not check:
+        hit = (check, np.asarray(check.mean, np.float64), np.asarray(check.components, np.float64))
+        if len(_SUBSPACES) > 64:
+            _SUBSPACES.clear()
+        _SUBSPACES[id(check)] = hit
+    return hit[1], hit[2]
+
+
 def residual(grid: np.ndarray, check: DomainCheck) -> float:
     """Distance of a framed grid from the training images' principal subspace."""
-    v = grid.ravel().astype(np.float64) - np.asarray(check.mean)
-    c = np.asarray(check.components)
+    mean, c = _subspace(check)
+    v = grid.ravel().astype(np.float64) - mean
     return float(np.linalg.norm(v - c.T @ (c @ v)))
 
 

@@ -227,3 +227,35 @@ def test_the_lagrangian_nowcaster_moves_echoes_and_exports_gridsample_with_parit
     onnx_export(m, x[:1], path, output_name="forecast", dynamic_spatial=True)
     assert "GridSample" in {n.op_type for n in onnx.load(str(path)).graph.node}
     assert parity_check(m, path, [x.numpy(), torch.rand(1, 3, 48, 40).numpy()]) < 1e-4
+
+
+def test_the_convlstm_nowcaster_forecasts_the_hour_in_one_application_and_exports_with_parity(tmp_path) -> None:
+    from training.export import onnx_export, parity_check
+    from training.nets.convlstm import ConvLSTMCell, ConvLSTMNowcaster
+
+    cell = ConvLSTMCell(4)
+    h = c = torch.zeros(1, 4, 6, 6)
+    h1, c1 = cell(torch.rand(1, 4, 6, 6), h, c)
+    assert h1.shape == c1.shape == (1, 4, 6, 6) and float(h1.abs().max()) < 1.0  # o * tanh(c)
+    torch.manual_seed(0)
+    m = ConvLSTMNowcaster(frames_out=10, hidden=8).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        y = m(x)
+        assert y.shape == (2, 10, 32, 32)
+        torch.testing.assert_close(rollout(m, x, 10), y)  # one application is the whole hour
+        # the order of the observed frames matters (it is a recurrence, not a bag of frames)
+        assert not torch.allclose(m(x.flip(1)), y)
+    path = tmp_path / "convlstm.onnx"
+    onnx_export(m, x[:1], path, output_name="forecast", dynamic_spatial=True)
+    assert parity_check(m, path, [x.numpy(), torch.rand(1, 3, 48, 40).numpy()]) < 1e-4
+
+
+def test_convlstm_config_needs_one_application(tmp_path) -> None:
+    from training.tasks.nowcast import build_nowcaster
+
+    cfg = NowcastConfig(arch="convlstm", rollout=3)
+    with pytest.raises(ValueError, match="--rollout 1"):
+        build_nowcaster(cfg, radar_spec(cfg))
+    ok = NowcastConfig(arch="convlstm", rollout=1, base=4)
+    assert radar_spec(ok).frames_out == 10 and build_nowcaster(ok, radar_spec(ok)).frames_out == 10

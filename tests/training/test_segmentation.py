@@ -154,6 +154,7 @@ def test_domain_randomised_generator_varies_what_microscopes_vary() -> None:
     again = make_random_cell_dataset(2, seed=3)
     np.testing.assert_array_equal(data[0].image, again[0].image)
     assert {c.image.dtype for c in data} == {np.dtype(np.uint8), np.dtype(np.uint16)}
+    assert any(c.image.dtype == np.uint16 and c.image.max() <= 4095 for c in data)  # 12-bit cameras too
     medians = [np.median(equivalent_diameters(c.instances)) for c in data if c.instances.max()]
     assert min(medians) < 14 and max(medians) > 35  # small and large cells
     counts = [int(c.instances.max()) for c in data]

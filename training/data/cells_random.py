@@ -1,10 +1,12 @@
 """Domain-randomised fluorescence cells: the segmenter's training data.
 
-Everything a microscope and a sample vary is drawn per image: cell size (radius 4-28 px), shape
+Everything a microscope and a sample vary is drawn per image: cell size (radius 4-36 px), shape
 family (round, elliptical, elongated, lobed/irregular), density from sparse to confluent with
-touching and overlapping cells, intensity profile (flat, dome, rim-bright, textured) and a wide
-spread of brightness (dim nuclei beside bright ones), background level, gradient and haze,
-out-of-focus blur, Poisson + Gaussian noise over a wide SNR range, 8- or 16-bit storage.
+touching and overlapping cells, intensity profile (flat, dome, a centre-peaked fall-off whose edge
+may be a tenth of the centre, rim-bright, textured, a bright nucleus in dim cytoplasm), bright
+puncta, a wide spread of brightness (dim nuclei beside bright ones), background level, gradient,
+haze and vignetting, out-of-focus blur with a heavy-tailed halo, Poisson + Gaussian noise over a wide
+SNR range, hot pixels, 8-, 12- or 16-bit storage.
 Classes as in ``cells.py`` (background / cell / 2 px border between touching cells). Deterministic
 by seed. The robustness of the model is judged on ``cells_alt.py``, which shares no code with this.
 """
@@ -17,7 +19,7 @@ from scipy import ndimage as ndi
 from modelrepo.segmentation import relabel
 from training.data.cells import CellImage, classes_from_instances
 
-RADIUS = (4.0, 28.0)
+RADIUS = (4.0, 36.0)
 
 
 def _shapes(rng: np.random.Generator, n: int, r0: float) -> list[dict]:
@@ -68,21 +70,65 @@ def _distances(cells: list[dict], size: int) -> np.ndarray:
 
 
 def _profile(rng: np.random.Generator, q: np.ndarray, size: int, r0: float) -> np.ndarray:
-    kind = rng.choice(["flat", "dome", "rim", "textured"])
+    """Intensity within cells as a function of the normalised distance ``q`` (0 centre, 1 edge)."""
+    kind = rng.choice(["flat", "dome", "falloff", "falloff", "rim", "textured", "nucleus"])
     if kind == "flat":
         return np.ones_like(q)
     if kind == "dome":
-        return np.clip(1.0 - rng.uniform(0.3, 0.7) * q**2, 0.2, 1)
+        return np.clip(1.0 - rng.uniform(0.3, 0.8) * q**2, 0.2, 1)
+    if kind == "falloff":  # exp(-k q^p): Gaussian-like to exponential; the edge at exp(-k) of the centre
+        return np.exp(-rng.uniform(0.3, 2.5) * np.clip(q, 0, 1) ** rng.uniform(0.7, 2.5))
     if kind == "rim":
         return 0.45 + 0.55 * np.clip(q, 0, 1) ** rng.uniform(2, 5)
+    if kind == "nucleus":  # the cell is the cytoplasm's extent; the nucleus inside it is brighter
+        edge = rng.uniform(0.3, 0.65)
+        return np.where(q < edge, 1.0, rng.uniform(0.12, 0.5)) * (1 - 0.2 * np.clip(q, 0, 1))
     tex = ndi.gaussian_filter(rng.standard_normal((size, size)), max(0.8, r0 / rng.uniform(3, 8)))
     return np.clip(1 + rng.uniform(0.2, 0.5) * tex / (tex.std() + 1e-9), 0.15, 2.0)
 
 
+def _puncta(rng: np.random.Generator, instances: np.ndarray, r0: float) -> np.ndarray:
+    """Bright spots (nucleoli, vesicles) at random points inside cells, relative brightness up to 1.5."""
+    ys, xs = np.nonzero(instances)
+    spots = np.zeros(instances.shape)
+    if ys.size == 0:
+        return spots
+    pick = rng.integers(ys.size, size=int(rng.integers(1, 4) * instances.max()))
+    spots[ys[pick], xs[pick]] = rng.uniform(0.3, 1.5, pick.size)
+    width = max(0.7, r0 * rng.uniform(0.08, 0.25))
+    return ndi.gaussian_filter(spots, width) * (2 * np.pi * width * width)
+
+
+def _optics(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Out-of-focus blur: a Gaussian core, sometimes with a wide halo (a heavy-tailed PSF)."""
+    core = ndi.gaussian_filter(img, rng.uniform(0.3, 3.0))
+    if rng.random() < 0.5:
+        halo = rng.uniform(0.05, 0.35)
+        core = (1 - halo) * core + halo * ndi.gaussian_filter(img, rng.uniform(3.0, 9.0))
+    return core
+
+
+def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Shot noise, read noise, hot pixels; 8-bit, 12-bit or 16-bit storage with an offset."""
+    photons = np.exp(rng.uniform(np.log(15), np.log(3000)))  # at the brightest cell: SNR ~4 .. ~55
+    img = rng.poisson(np.clip(img, 0, None) * photons) / photons
+    img = img + rng.normal(0, rng.uniform(0.0, 0.06), img.shape)
+    hot = rng.random(img.shape) < rng.choice([0.0, 1e-4, 5e-4])
+    kind = rng.choice(["8", "12", "16"], p=[0.3, 0.3, 0.4])
+    top, gain, offset = {
+        "8": (255, (120, 250), 20),
+        "12": (4095, (1500, 3800), 300),
+        "16": (65535, (1500, 50000), 2000),
+    }[kind]
+    out = np.round(img * rng.uniform(*gain) + rng.uniform(0, offset))
+    out[hot] = top
+    return np.clip(out, 0, top).astype(np.uint8 if kind == "8" else np.uint16)
+
+
 def generate_random_cells(rng: np.random.Generator, size: int = 128, radius: tuple[float, float] = RADIUS) -> CellImage:
     r0 = float(np.exp(rng.uniform(np.log(radius[0]), np.log(radius[1]))))
-    cover = rng.uniform(0.05, 0.7)  # sparse .. confluent
-    n = int(np.clip(cover * size * size / (np.pi * r0 * r0), 1, 80))
+    cover = rng.uniform(0.05, 0.8)  # sparse .. confluent
+    n = int(np.clip(cover * size * size / (np.pi * r0 * r0), 1, 250))
     cells = _place(rng, _shapes(rng, n, r0), size, clump=rng.uniform(0.2, 0.9), overlap=rng.uniform(0.0, 0.3))
     if not cells:
         cells = _place(rng, _shapes(rng, 1, r0), size, 0.0, 0.0)
@@ -103,17 +149,15 @@ def generate_random_cells(rng: np.random.Generator, size: int = 128, radius: tup
     if rng.random() < 0.7:
         contact = ndi.gaussian_filter((classes == 2).astype(np.float64), 0.8)
         img *= 1 - rng.uniform(0.1, 0.5) * np.clip(contact * 2, 0, 1)
+    if rng.random() < 0.4:
+        img = img + _puncta(rng, instances, r0) * (instances > 0) * img.max()
     yy, xx = np.mgrid[0:size, 0:size] / size
     bg = rng.uniform(0.0, 0.3) * (1 + rng.uniform(-0.8, 0.8) * (yy - 0.5) + rng.uniform(-0.8, 0.8) * (xx - 0.5))
     bg = bg + rng.uniform(0, 0.15) * ndi.gaussian_filter(rng.standard_normal((size, size)), size / 6) / 0.05
-    img = ndi.gaussian_filter(img, rng.uniform(0.3, 3.0)) + np.clip(bg, 0, None)
-    photons = np.exp(rng.uniform(np.log(15), np.log(3000)))  # at the brightest cell: SNR ~4 .. ~55
-    img = rng.poisson(np.clip(img, 0, None) * photons) / photons
-    img = img + rng.normal(0, rng.uniform(0.0, 0.06), img.shape)
-    if rng.random() < 0.35:  # 8-bit camera
-        image = np.clip(np.round(img * rng.uniform(120, 250) + rng.uniform(0, 20)), 0, 255).astype(np.uint8)
-    else:
-        image = np.clip(np.round(img * rng.uniform(1500, 50000) + rng.uniform(0, 2000)), 0, 65535).astype(np.uint16)
+    img = _optics(rng, img) + np.clip(bg, 0, None)
+    cy, cx = rng.uniform(0, 1, 2)
+    img = img * (1 - rng.uniform(0, 0.4) * ((yy - cy) ** 2 + (xx - cx) ** 2))  # vignetting
+    image = _camera(rng, img / max(img.max(), 1e-9))
     return CellImage(image, instances, classes)
 
 

@@ -39,14 +39,14 @@ class SegmentConfig:
     data: str = "cells_random"
     data_dir: str | None = None
     mask_kind: str = "auto"  # folder masks: auto | classes | instances
-    n_train: int = 384
+    n_train: int = 1600
     n_val: int = 24
     n_test: int = 40
     n_cross: int = 40  # held-out images from the second, independent generator (training/data/cells_alt.py)
     size: int = 128
     base: int = 16
     depth: int = 4
-    epochs: int = 24
+    epochs: int = 14
     batch_size: int = 8
     lr: float = 2e-3
     loss: str = "weighted"  # weighted: the U-Net paper's weight map | plain: unweighted cross entropy
