@@ -25,6 +25,7 @@ from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast_verify import (
     BOUNDARY,
     forecast_lk,
+    forecast_onnx,
     forecast_persistence,
     plot_case,
     plot_scores,
@@ -69,9 +70,10 @@ class NowcastConfig:
     device: str = "auto"
     out: str = "runs"
     lk: bool = True  # pysteps Lucas-Kanade extrapolation baseline
+    compare: str = ""  # comma-separated committed nowcasters (model folders) verified beside this one
 
     # not part of the resume key: how many processes generate the (seeded) sequences, and a baseline
-    RUN_ONLY: ClassVar[tuple[str, ...]] = ("workers", "lk")
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("workers", "lk", "compare")
 
 
 def radar_spec(cfg: NowcastConfig, timestep: float = 6.0) -> RadarSpec:
@@ -276,6 +278,9 @@ def _verify(cfg: NowcastConfig, model, spec: RadarSpec, test: np.ndarray, device
     forecasts = {cfg.name: forecast_unet(model, obs, spec, steps, device)}
     unet_seconds = (time.time() - t1) / len(test)
     forecasts["persistence"] = forecast_persistence(obs, steps)
+    for model_dir in filter(None, cfg.compare.split(",")):
+        name, fc = forecast_onnx(Path(model_dir), obs, steps)
+        forecasts[name if name != cfg.name else f"{name} (committed)"] = fc
     lk_seconds = None
     if cfg.lk:
         t1 = time.time()

@@ -42,6 +42,29 @@ def forecast_lk(seqs_dbz: np.ndarray, steps: int, spec: RadarSpec) -> np.ndarray
     return np.stack(out).astype(np.float32)
 
 
+def forecast_onnx(model_dir: Path, seqs_dbz: np.ndarray, steps: int) -> tuple[str, np.ndarray]:
+    """A committed nowcaster's forecast (its card's name, (N, steps, H, W) dBZ) rolled out with ONNX
+    Runtime, as ``make eval`` and the service run it - to verify other models beside a new one."""
+    import onnxruntime as ort
+
+    from modelrepo.card import ModelCard
+    from modelrepo.radar import from_network, rollout_numpy, to_network
+
+    card = ModelCard.load(Path(model_dir) / "card.json")
+    assert card.radar is not None, f"{model_dir} is not a nowcaster"
+    path = Path(model_dir) / card.versions[max(card.versions)].path
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return sess.run(None, {card.input.name: x})[0]
+
+    spec = card.radar
+    obs = seqs_dbz[:, -spec.frames_in :]
+    return card.name, np.stack(
+        [from_network(rollout_numpy(run, to_network(o, spec)[None], steps)[0], spec) for o in obs]
+    )
+
+
 def verify(truth: np.ndarray, forecasts: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, dict[str, list]]:
     """Scores per lead, pooled over cases. truth/forecasts (N, L, H, W) dBZ; mask (N, L, H, W) pixels verified."""
     from pysteps.verification import detcatscores, spatialscores
