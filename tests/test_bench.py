@@ -90,3 +90,24 @@ def test_targets_are_ratios_of_the_same_run():
     assert "NOT MET ResNet-50 32 clients, ConvServe / raw ORT best batch: 0.90" in lines
     assert "NOT MET ResNet-50 8 clients, p99 / p50: 3.00" in lines
     assert "MET     cold start" in lines
+
+
+def test_gpu_script_paths_agree_on_the_cpu(tmp_path):
+    """bench/gpu.py's ORT paths (numpy I/O and IO binding) run on the CPU execution provider too and
+    compute the same network as torch eager."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from bench.gpu import _export, ort_rows, torch_rows
+    from training.nets import build
+
+    torch.manual_seed(0)
+    net = build("lenet5", preset="small", num_classes=10, in_channels=1).eval()
+    path = _export(net, torch.zeros(1, 1, 32, 32), tmp_path / "lenet5.onnx")
+    x = np.random.default_rng(0).standard_normal((3, 1, 32, 32)).astype(np.float32)
+    rows = ort_rows(path, x, cuda=False, reps=2) | torch_rows(net, x, cuda=False, reps=2)
+    assert set(rows) == {"ort cpu numpy", "ort cpu io-binding", "torch cpu fp32"} and min(rows.values()) > 0
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(sess.run(None, {"input": x})[0], net(torch.from_numpy(x)).numpy(), atol=1e-4)
