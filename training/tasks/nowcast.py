@@ -15,24 +15,14 @@ import torch
 from tqdm.auto import tqdm
 
 from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec, RadarSpec
-from modelrepo.radar import from_network, to_network
+from modelrepo.radar import to_network
 from training.data.radar import RadarParams, load_frame_folder, sequence_job
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.convlstm import ConvLSTMNowcaster
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
-from training.tasks.nowcast_verify import (
-    BOUNDARY,
-    forecast_lk,
-    forecast_onnx,
-    forecast_persistence,
-    plot_case,
-    plot_scores,
-    table,
-    targets,
-    verify,
-)
+from training.tasks.nowcast_verify import verify_methods, write_reports
 
 LEADS = 10  # verified steps: 60 minutes
 TEST_SEED0 = 1_000_000  # test sequences: other seeds than training (0..) and validation (500_000..)
@@ -158,17 +148,6 @@ def weighted_mae(pred: torch.Tensor, target: torch.Tensor, heavy_weight: float) 
     return ((pred - target).abs() * (1 + heavy_weight * target)).mean()
 
 
-@torch.no_grad()
-def forecast_unet(model: torch.nn.Module, seqs_dbz: np.ndarray, spec: RadarSpec, steps: int, device) -> np.ndarray:
-    """(N, T>=3, H, W) dBZ -> (N, steps, H, W) dBZ from the last 3 frames (H, W multiples of 2^depth)."""
-    model.eval()
-    out = []
-    for seq in seqs_dbz:
-        x = torch.from_numpy(to_network(seq[-spec.frames_in :], spec)[None]).to(device)
-        out.append(from_network(rollout(model, x, steps)[0].cpu().numpy(), spec))
-    return np.stack(out)
-
-
 EVALS = 10  # validation points over a run: the loop's "epochs" are cfg.steps / EVALS steps each
 
 
@@ -250,8 +229,8 @@ def train_nowcaster(
     torch.save(
         {"model_args": model.config, "config": asdict(cfg), "state_dict": model.state_dict()}, out_dir / "model.pt"
     )
-    verification, forecasts = _verify(cfg, model, spec, data["test"], device)
-    _write_reports(verification, forecasts, history, data["test"], spec, out_dir)
+    verification, forecasts = verify_methods(cfg, model, spec, data["test"], device)
+    write_reports(verification, forecasts, history, data["test"], spec, out_dir)
     result = {
         "name": cfg.name,
         "verification": verification,
@@ -268,55 +247,6 @@ def train_nowcaster(
             export_nowcaster(model, cfg, spec, verification, test, run.export_to, run.version, run.overwrite)
         )
     return result
-
-
-def _verify(cfg: NowcastConfig, model, spec: RadarSpec, test: np.ndarray, device) -> tuple[dict, dict]:
-    """Every method on the held-out sequences, on the same pixels (where the LK extrapolation has values)."""
-    obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
-    steps = truth.shape[1]
-    t1 = time.time()
-    forecasts = {cfg.name: forecast_unet(model, obs, spec, steps, device)}
-    unet_seconds = (time.time() - t1) / len(test)
-    forecasts["persistence"] = forecast_persistence(obs, steps)
-    for model_dir in filter(None, cfg.compare.split(",")):
-        name, fc = forecast_onnx(Path(model_dir), obs, steps)
-        forecasts[name if name != cfg.name else f"{name} (committed)"] = fc
-    lk_seconds = None
-    if cfg.lk:
-        t1 = time.time()
-        forecasts["extrapolation_lk"] = forecast_lk(obs, steps, spec)
-        lk_seconds = (time.time() - t1) / len(test)
-        mask = np.isfinite(forecasts["extrapolation_lk"])
-    else:
-        mask = np.ones(truth.shape, bool)
-    verification = {
-        "lead_minutes": [int(spec.timestep_minutes * (i + 1)) for i in range(steps)],
-        "cases": len(test),
-        "grid": f"{test.shape[-2]}x{test.shape[-1]} px at {spec.pixel_km:g} km",
-        "boundary": BOUNDARY,
-        "boundary_short": "verified where the LK extrapolation has values (inflow excluded)",
-        "methods": verify(truth, forecasts, mask),
-        "seconds_per_forecast": {
-            cfg.name: round(unet_seconds, 3),
-            "extrapolation_lk": lk_seconds and round(lk_seconds, 3),
-        },
-    }
-    verification["targets"] = targets(verification, cfg.name)
-    return verification, forecasts | {"_mask": mask}
-
-
-def _write_reports(
-    verification: dict, forecasts: dict, history: list, test: np.ndarray, spec: RadarSpec, out_dir: Path
-):
-    (out_dir / "verification.json").write_text(json.dumps(verification, indent=2) + "\n")
-    (out_dir / "verification.md").write_text(table(verification) + "\n")
-    (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    plot_scores(verification, out_dir / "scores.png")
-    obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
-    mask = forecasts["_mask"]
-    case = int(np.argmax([(t >= 30).mean() for t in truth]))  # the wettest case
-    rows = {"truth": truth[case]} | {k: v[case] for k, v in forecasts.items() if k != "_mask"}
-    plot_case(obs[case, -1], rows, mask[case], out_dir / "case.png", spec.timestep_minutes)
 
 
 def card_metrics(verification: dict, model: str) -> dict[str, float]:

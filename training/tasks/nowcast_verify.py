@@ -11,13 +11,17 @@ both, so they add neither hits nor misses.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from modelrepo.card import RadarSpec
-from modelrepo.radar import colorize
+from modelrepo.radar import colorize, from_network, to_network
 from training.evaluate import save_figure
+from training.nets.nowcaster import rollout
 
 BOUNDARY = __doc__.split("Boundary: ")[1].strip().replace("\n", " ")
 THRESHOLDS = (20.0, 30.0, 40.0)  # dBZ, CSI
@@ -179,3 +183,61 @@ def plot_case(
         ax.set_xticks([])
         ax.set_yticks([])
     save_figure(fig, path, dpi=90)
+
+
+@torch.no_grad()
+def forecast_unet(model: torch.nn.Module, seqs_dbz: np.ndarray, spec: RadarSpec, steps: int, device) -> np.ndarray:
+    """(N, T>=3, H, W) dBZ -> (N, steps, H, W) dBZ from the last 3 frames (H, W multiples of 2^depth)."""
+    model.eval()
+    out = []
+    for seq in seqs_dbz:
+        x = torch.from_numpy(to_network(seq[-spec.frames_in :], spec)[None]).to(device)
+        out.append(from_network(rollout(model, x, steps)[0].cpu().numpy(), spec))
+    return np.stack(out)
+
+
+def verify_methods(cfg, model, spec: RadarSpec, test: np.ndarray, device) -> tuple[dict, dict]:
+    """Every method on the held-out sequences, on the same pixels (where the LK extrapolation has values)."""
+    obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
+    steps = truth.shape[1]
+    t1 = time.time()
+    forecasts = {cfg.name: forecast_unet(model, obs, spec, steps, device)}
+    unet_seconds = (time.time() - t1) / len(test)
+    forecasts["persistence"] = forecast_persistence(obs, steps)
+    for model_dir in filter(None, cfg.compare.split(",")):
+        name, fc = forecast_onnx(Path(model_dir), obs, steps)
+        forecasts[name if name != cfg.name else f"{name} (committed)"] = fc
+    lk_seconds = None
+    if cfg.lk:
+        t1 = time.time()
+        forecasts["extrapolation_lk"] = forecast_lk(obs, steps, spec)
+        lk_seconds = (time.time() - t1) / len(test)
+        mask = np.isfinite(forecasts["extrapolation_lk"])
+    else:
+        mask = np.ones(truth.shape, bool)
+    verification = {
+        "lead_minutes": [int(spec.timestep_minutes * (i + 1)) for i in range(steps)],
+        "cases": len(test),
+        "grid": f"{test.shape[-2]}x{test.shape[-1]} px at {spec.pixel_km:g} km",
+        "boundary": BOUNDARY,
+        "boundary_short": "verified where the LK extrapolation has values (inflow excluded)",
+        "methods": verify(truth, forecasts, mask),
+        "seconds_per_forecast": {
+            cfg.name: round(unet_seconds, 3),
+            "extrapolation_lk": lk_seconds and round(lk_seconds, 3),
+        },
+    }
+    verification["targets"] = targets(verification, cfg.name)
+    return verification, forecasts | {"_mask": mask}
+
+
+def write_reports(verification: dict, forecasts: dict, history: list, test: np.ndarray, spec: RadarSpec, out_dir: Path):
+    (out_dir / "verification.json").write_text(json.dumps(verification, indent=2) + "\n")
+    (out_dir / "verification.md").write_text(table(verification) + "\n")
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    plot_scores(verification, out_dir / "scores.png")
+    obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
+    mask = forecasts["_mask"]
+    case = int(np.argmax([(t >= 30).mean() for t in truth]))  # the wettest case
+    rows = {"truth": truth[case]} | {k: v[case] for k, v in forecasts.items() if k != "_mask"}
+    plot_case(obs[case, -1], rows, mask[case], out_dir / "case.png", spec.timestep_minutes)
