@@ -12,7 +12,7 @@ def make_resnet50_repo(root: Path) -> Path:
     """Export ResNet-50 (imagenet preset, random weights, seed 0) with an ImageNet-style card."""
     import torch
 
-    from modelrepo.card import Architecture, DataProvenance, InputSpec, OutputSpec
+    from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec
     from training.export import export_to_repository
     from training.nets import build
 
@@ -44,5 +44,5 @@ def make_resnet50_repo(root: Path) -> Path:
         metrics={"accuracy": 0.001},
     )
     real = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
-    export_to_repository(model, fields, root, real, max_batch_size=32)
+    export_to_repository(model, CardDraft(**fields), root, real, max_batch_size=32)
     return root / "resnet50_random"
