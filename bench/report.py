@@ -10,6 +10,12 @@ from pathlib import Path
 import numpy as np
 
 
+def _cell(point: dict) -> str:
+    if point["requests"] == 0:  # the queue is longer than wrk's window: nothing measured
+        return f"{'no reply':>12s} {'in window':>15s}"
+    return f"{point['rps']:12.1f} {point['p50_ms']:7.1f}/{point['p99_ms']:<7.1f}"
+
+
 def _table(label: str, r: dict, conc: tuple[int, ...]) -> list[str]:
     best = max(r["raw_per_s"].values())
     raw = ", ".join(f"b{b}: {v:.1f}" for b, v in r["raw_per_s"].items())
@@ -18,7 +24,7 @@ def _table(label: str, r: dict, conc: tuple[int, ...]) -> list[str]:
         lines.append(f"  ({r['note']})")
     lines.append(f"{'server':12s} " + " ".join(f"{'c=' + str(c) + ' req/s':>12s} {'p50/p99 ms':>15s}" for c in conc))
     for kind, per_c in r["http"].items():
-        cells = [f"{per_c[c]['rps']:12.1f} {per_c[c]['p50_ms']:7.1f}/{per_c[c]['p99_ms']:<7.1f}" for c in conc]
+        cells = [_cell(per_c[c]) for c in conc]
         lines.append(f"{kind:12s} " + " ".join(cells))
     bad = sum(v["non_2xx"] + v.get("socket_errors", 0) for per_c in r["http"].values() for v in per_c.values())
     lines.append(f"  non-2xx responses and socket errors in all runs: {bad}")
@@ -26,6 +32,8 @@ def _table(label: str, r: dict, conc: tuple[int, ...]) -> list[str]:
 
 
 def _check(name: str, value: float, target: float, fmt: str = "{:.2f}", higher: bool = True) -> str:
+    if value == 0.0 and higher:
+        return f"  NOT MEASURED {name}: no request completed within wrk's window (run longer: --seconds)"
     met = value >= target if higher else value <= target
     sign = ">=" if higher else "<="
     return f"  {'MET    ' if met else 'NOT MET'} {name}: {fmt.format(value)} (target {sign} {fmt.format(target)})"

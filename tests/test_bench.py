@@ -61,7 +61,7 @@ def test_plain_baselines_classify_a_digit(backend):
 
 
 def _point(rps: float, p50: float = 1.0, p99: float = 1.5) -> dict:
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": 0}
+    return {"rps": rps, "requests": int(rps * 5), "p50_ms": p50, "p99_ms": p99, "non_2xx": 0}
 
 
 def test_targets_are_ratios_of_the_same_run():
