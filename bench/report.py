@@ -7,8 +7,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def _cell(point: dict) -> str:
     if point["requests"] == 0:  # the queue is longer than wrk's window: nothing measured
@@ -145,4 +143,3 @@ def report(results: dict, conc: tuple[int, ...], out_dir: Path) -> None:
     if results["workloads"]:
         _plot(results, conc, out_dir / f"{stamp}.png")
     print(f"\nwritten: {out_dir / stamp}.json/.txt" + ("/.png" if results["workloads"] else ""))
-    _ = np  # numpy arrays in results serialise through default=float

@@ -27,4 +27,8 @@ DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {"unet_cells": SegmentConfig(name
 
 DEFAULT_DENOISERS: dict[str, DenoiseConfig] = {"unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray")}
 
-DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {"unet_nowcast": NowcastConfig(name="unet_nowcast")}
+DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {
+    "unet_nowcast": NowcastConfig(name="unet_nowcast"),
+    # the lecture's comparison: all 10 steps in one application, trained through the hour
+    "convlstm_nowcast": NowcastConfig(name="convlstm_nowcast", arch="convlstm", rollout=1, rollout_start=1),
+}

@@ -192,9 +192,8 @@ def evaluate_nowcasting(entry: ModelEntry) -> EvalResult:
     the same pixels as in training (where the Lucas-Kanade extrapolation has values), compare with the card."""
     from dataclasses import fields
 
-    from modelrepo.radar import from_network, rollout_numpy, to_network
     from training.tasks.nowcast import TEST_SEED0, NowcastConfig, card_metrics, generated
-    from training.tasks.nowcast_verify import forecast_lk, verify
+    from training.tasks.nowcast_verify import forecast_lk, forecast_onnx, verify
 
     card = entry.card
     assert card is not None and card.radar is not None
@@ -207,13 +206,7 @@ def evaluate_nowcasting(entry: ModelEntry) -> EvalResult:
         range(TEST_SEED0, TEST_SEED0 + cfg.n_test), spec.frames_in + spec.max_steps, cfg.test_size, 2, "test"
     )
     obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
-    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
-    name = card.input.name
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return sess.run(None, {name: x})[0]
-
-    ours = np.stack([from_network(rollout_numpy(run, to_network(o, spec)[None], spec.max_steps)[0], spec) for o in obs])
+    ours = forecast_onnx(card, entry.version_path(), obs, spec.max_steps)
     mask = np.isfinite(forecast_lk(obs, spec.max_steps, spec))
     measured = card_metrics(
         {"lead_minutes": card.verification["lead_minutes"], "methods": verify(truth, {card.name: ours}, mask)},

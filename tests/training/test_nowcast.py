@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -169,12 +170,16 @@ def test_tiny_training_lowers_the_loss_and_exports_with_parity(tmp_path) -> None
         lr=3e-3,
         workers=1,
         out=str(tmp_path / "runs"),
+        compare=str(Path(__file__).resolve().parents[2] / "models" / "unet_nowcast"),
     )
     r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     hist = r["history"]
     assert hist[0]["step"] == 0 and hist[-1]["val_loss"] < 0.9 * hist[0]["val_loss"]
     v = r["verification"]
-    assert set(v["methods"]) == {"unet_nowcast", "persistence", "extrapolation_lk"}
+    # --compare: the committed model, rolled out with ONNX Runtime on the same sequences and pixels
+    assert set(v["methods"]) == {"unet_nowcast", "unet_nowcast (committed)", "persistence", "extrapolation_lk"}
+    committed, persistence = v["methods"]["unet_nowcast (committed)"], v["methods"]["persistence"]
+    assert committed["mae_dbz"][-1] < persistence["mae_dbz"][-1]
     assert v["lead_minutes"] == [6 * i for i in range(1, 11)]
     assert all(len(s) == 10 for s in v["methods"]["unet_nowcast"].values())
     for png in (r["scores_plot"], r["case_plot"]):

@@ -46,27 +46,22 @@ def forecast_lk(seqs_dbz: np.ndarray, steps: int, spec: RadarSpec) -> np.ndarray
     return np.stack(out).astype(np.float32)
 
 
-def forecast_onnx(model_dir: Path, seqs_dbz: np.ndarray, steps: int) -> tuple[str, np.ndarray]:
-    """A committed nowcaster's forecast (its card's name, (N, steps, H, W) dBZ) rolled out with ONNX
-    Runtime, as ``make eval`` and the service run it - to verify other models beside a new one."""
+def forecast_onnx(card, onnx_path: Path, seqs_dbz: np.ndarray, steps: int) -> np.ndarray:
+    """A committed nowcaster's forecast ((N, steps, H, W) dBZ from its card's last ``frames_in``
+    frames), rolled out with ONNX Runtime as the service runs it: ``make eval`` re-measures a card
+    with it, and ``--compare`` verifies other models beside a new one."""
     import onnxruntime as ort
 
-    from modelrepo.card import ModelCard
-    from modelrepo.radar import from_network, rollout_numpy, to_network
+    from modelrepo.radar import rollout_numpy
 
-    card = ModelCard.load(Path(model_dir) / "card.json")
-    assert card.radar is not None, f"{model_dir} is not a nowcaster"
-    path = Path(model_dir) / card.versions[max(card.versions)].path
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
     def run(x: np.ndarray) -> np.ndarray:
         return sess.run(None, {card.input.name: x})[0]
 
     spec = card.radar
     obs = seqs_dbz[:, -spec.frames_in :]
-    return card.name, np.stack(
-        [from_network(rollout_numpy(run, to_network(o, spec)[None], steps)[0], spec) for o in obs]
-    )
+    return np.stack([from_network(rollout_numpy(run, to_network(o, spec)[None], steps)[0], spec) for o in obs])
 
 
 def verify(truth: np.ndarray, forecasts: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, dict[str, list]]:
@@ -205,8 +200,12 @@ def verify_methods(cfg, model, spec: RadarSpec, test: np.ndarray, device) -> tup
     unet_seconds = (time.time() - t1) / len(test)
     forecasts["persistence"] = forecast_persistence(obs, steps)
     for model_dir in filter(None, cfg.compare.split(",")):
-        name, fc = forecast_onnx(Path(model_dir), obs, steps)
-        forecasts[name if name != cfg.name else f"{name} (committed)"] = fc
+        from modelrepo.repository import check_model_dir
+
+        entry = check_model_dir(Path(model_dir))
+        assert entry.ok and entry.card is not None and entry.card.radar is not None, entry.problems
+        name = entry.card.name if entry.card.name != cfg.name else f"{cfg.name} (committed)"
+        forecasts[name] = forecast_onnx(entry.card, entry.version_path(), obs, steps)
     lk_seconds = None
     if cfg.lk:
         t1 = time.time()
