@@ -3,27 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 
+def field_help(config_cls) -> dict[str, str]:
+    """Per field of a config dataclass, its comment (on its line and the comment lines just above it):
+    the flag's --help, so the comment in the code is the one description."""
+    try:
+        lines = inspect.getsource(config_cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, str] = {}
+    above: list[str] = []
+    for line in (s.strip() for s in lines):
+        if line.startswith("#"):
+            above.append(line.lstrip("#").strip())
+            continue
+        m = re.match(r"(\w+)\s*:[^=]+=[^#]*(?:#\s*(.*))?$", line)
+        if m and (text := " ".join(filter(None, [*above, m.group(2)]))):
+            out[m.group(1)] = text.replace("%", "%%")
+        above = []
+    return out
+
+
 def _add_dataclass_args(p: argparse.ArgumentParser, config_cls) -> None:
     """One --flag per config field, typed from its default (None defaults take ints/floats as noted)."""
+    helps = field_help(config_cls)
     for f in fields(config_cls):
         if f.name == "model_kwargs":
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helps.get(f.name))
             continue
         kind = {int: int, float: float}.get(type(f.default), str)
         if f.name == "width":
             kind = float
         if f.name == "max_batches":
             kind = int
-        p.add_argument(flag, type=kind, default=f.default)
+        p.add_argument(flag, type=kind, default=f.default, help=helps.get(f.name))
 
 
 def _add_export_args(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,14 @@ import torch
 
 from modelrepo.card import ModelCard
 from modelrepo.radar import from_network, rollout_numpy, to_network
-from training.data.radar import RadarParams, generate_sequence, load_frame_folder, time_from_name
+from training.data.radar import (
+    REGIMES,
+    RadarParams,
+    generate_sequence,
+    load_frame_folder,
+    regime_params,
+    time_from_name,
+)
 from training.loop import Run
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast import NowcastConfig, radar_spec, train_nowcaster
@@ -171,6 +178,8 @@ def test_tiny_training_lowers_the_loss_and_exports_with_parity(tmp_path) -> None
         workers=1,
         out=str(tmp_path / "runs"),
         compare=str(Path(__file__).resolve().parents[2] / "models" / "unet_nowcast"),
+        train_regimes="base,line,fast",
+        n_regime_test=2,
     )
     r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     hist = r["history"]
@@ -182,12 +191,22 @@ def test_tiny_training_lowers_the_loss_and_exports_with_parity(tmp_path) -> None
     assert committed["mae_dbz"][-1] < persistence["mae_dbz"][-1]
     assert v["lead_minutes"] == [6 * i for i in range(1, 11)]
     assert all(len(s) == 10 for s in v["methods"]["unet_nowcast"].values())
-    for png in (r["scores_plot"], r["case_plot"]):
+    for png in (r["scores_plot"], r["case_plot"], r["regimes_plot"]):
         assert open(png, "rb").read(4) == b"\x89PNG"
+    # every regime verified on its own held-out sequences, and all of them pooled, every method alike
+    by = v["by_regime"]
+    assert by["cases"] == {"base": 3} | {r: 2 for r in REGIMES if r != "base"}
+    assert set(by["regimes"]) == set(REGIMES) and set(by["pooled"]) == set(v["methods"])
+    assert by["regimes"]["base"] == v["methods"]  # the base regime is the test split itself
+    assert all(len(s) == 10 for m in by["regimes"]["fast"].values() for s in m.values())
+    assert "mae_beats_persistence_all_leads" in by["targets"]["line"]
+    assert "Per weather regime" in (tmp_path / "runs/unet_nowcast/verification.md").read_text()
 
     card = ModelCard.load(tmp_path / "models" / "unet_nowcast" / "card.json")
     assert card.task == "nowcasting" and card.radar.frames_in == 3 and card.input.pad_multiple == 4
     assert card.verification["methods"]["persistence"]["mae_dbz"] == v["methods"]["persistence"]["mae_dbz"]
+    assert card.verification["by_regime"]["pooled"] == by["pooled"]
+    assert card.hyperparameters["train_regimes"] == "base,line,fast"
     assert "mae_dbz_60min" in card.metrics
     # the exported graph, rolled out with ONNX Runtime, gives the PyTorch forecast (another size too)
     sess = ort.InferenceSession(str(tmp_path / "models/unet_nowcast/1/model.onnx"), providers=["CPUExecutionProvider"])
@@ -201,6 +220,35 @@ def test_tiny_training_lowers_the_loss_and_exports_with_parity(tmp_path) -> None
         ref = rollout(model, torch.from_numpy(x), 10).numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-4)
     assert np.abs(from_network(ours, card.radar) - from_network(ref, card.radar)).max() < 0.01
+
+
+def test_weather_regimes_have_the_property_they_are_named_for() -> None:
+    from skimage.registration import phase_cross_correlation
+
+    def wet_seqs(regime: str) -> list[np.ndarray]:  # medians below are over the sequences with rain
+        seqs = [generate_sequence(300 + i, 2, regime_params(regime, 96)) for i in range(6)]
+        return [s for s in seqs if (s[0] > P.rain_threshold).mean() > 0.02]
+
+    def shift(regime: str) -> float:  # px per step between consecutive frames
+        return float(np.median([np.hypot(*phase_cross_correlation(s[0], s[1])[0]) for s in wet_seqs(regime)]))
+
+    def wet(regime: str) -> float:
+        return float(np.median([(s > P.rain_threshold).mean() for s in wet_seqs(regime)]))
+
+    def elongation(regime: str) -> float:  # the spectrum's power: spread along its largest / smallest axis
+        k = np.stack(np.meshgrid(np.arange(96) - 48, np.arange(96) - 48, indexing="ij")).reshape(2, -1)
+        out = []
+        for s in wet_seqs(regime):
+            power = np.abs(np.fft.fftshift(np.fft.fft2(s[0] - s[0].mean()))) ** 2
+            ev = np.linalg.eigvalsh((k * power.ravel()) @ k.T)
+            out.append(np.sqrt(ev[-1] / ev[0]))
+        return float(np.median(out))
+
+    assert shift("slow") <= 1.5 < 7.0 < shift("fast")
+    assert wet("stratiform") > 0.4 > 0.2 > wet("convective")
+    assert elongation("line") > 1.6 > elongation("base")
+    with pytest.raises(ValueError, match="unknown radar regime"):
+        regime_params("monsoon")
 
 
 def test_frame_folder_of_odim_files_uses_their_own_times(tmp_path) -> None:

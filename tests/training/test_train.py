@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from modelrepo.repository import check_model_dir
@@ -79,3 +80,16 @@ def test_load_weights_keeps_body_and_skips_a_resized_head(tmp_path: Path) -> Non
     skipped = load_weights(dst, tmp_path / "w.pth")
     assert skipped == ["fc.weight", "fc.bias"]
     torch.testing.assert_close(dst.conv1.weight, src.conv1.weight)
+
+
+def test_every_task_flag_is_described_by_its_config_comment(capsys) -> None:
+    from training.__main__ import field_help
+    from training.tasks.nowcast import NowcastConfig
+
+    helps = field_help(NowcastConfig)
+    assert helps["compare"].startswith("comma-separated committed nowcasters")
+    assert "rollout_start applications" in helps["rollout_start"]  # the comment lines above the field
+    assert "n_val" not in helps  # no comment, no help
+    with pytest.raises(SystemExit) as done:
+        main(["nowcast", "--help"])
+    assert done.value.code == 0 and "comma-separated committed nowcasters" in capsys.readouterr().out

@@ -16,18 +16,22 @@ output on every side, so that echoes flow in from outside, and crops the centre:
 * **Motion** - a mean translation (speed and direction per sequence), a solid rotation and a
   deformation about the centre, and a smooth random streamfunction (rotational flow varying in
   space); all drift slowly in time. Advection is semi-Lagrangian (backward; cubic for the structure).
+* **Line-shaped systems** - an anisotropic spectrum (``anisotropy`` > 1): structures that many times
+  longer along a random direction than across it (squall lines, frontal bands).
 * **Reflectivity** - latent value above the threshold that gives the sequence's wet fraction maps
   to ``rain_threshold`` + ``dbz_per_sigma`` * excess, capped at ``max_dbz``; below it, no rain
   (``zerovalue``).
 
-Everything is in dBZ on a 1 km grid with 6-minute steps by default.
+Everything is in dBZ on a 1 km grid with 6-minute steps by default. ``REGIMES`` names weather the
+default parameters rarely draw (slow and fast motion, stratiform and convective rain, lines, strong
+growth and decay) as changes to them; the nowcaster is verified on each regime separately.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -60,6 +64,31 @@ class RadarParams:
     rain_threshold: float = 10.0  # dBZ; weaker echoes are not rain
     zerovalue: float = 5.0  # dBZ written for no rain
     max_dbz: float = 62.0
+    anisotropy: tuple[float, float] = (1.0, 1.0)  # length / width of the structures, drawn per sequence
+
+
+# Weather the default parameters rarely draw, as changes to them (the "base" regime is the default).
+REGIMES: dict[str, dict] = {
+    "base": {},
+    "slow": {"speed_px": (0.0, 1.0), "swirl_px": 0.2},  # up to 6 km per step, little swirl
+    "fast": {"speed_px": (8.0, 15.0), "margin": 96},  # 48-90 km/h: a wider grid so inflow has somewhere to come from
+    "stratiform": {  # widespread, smooth, weak, long-lived
+        "beta": 3.6, "wet_fraction": (0.45, 0.75), "dbz_per_sigma": 6.0, "tau_minutes": 300.0,
+        "growth_dbz": 0.2, "max_dbz": 48.0,
+    },
+    "convective": {  # scattered small intense cells that live minutes
+        "beta": 2.4, "min_wavelength_km": 2.0, "wet_fraction": (0.05, 0.18), "dbz_per_sigma": 18.0,
+        "tau_minutes": 40.0, "growth_dbz": 1.2,
+    },
+    "line": {"anisotropy": (3.0, 6.0), "wet_fraction": (0.15, 0.3), "dbz_per_sigma": 15.0},  # squall lines, bands
+    "growth_decay": {"growth_dbz": 2.0, "growth_tau_minutes": 30.0},  # strong, persistent tendencies
+}  # fmt: skip
+
+
+def regime_params(regime: str, size: int = 128) -> RadarParams:
+    if regime not in REGIMES:
+        raise ValueError(f"unknown radar regime {regime!r}; one of {', '.join(REGIMES)}")
+    return replace(RadarParams(size=size), **REGIMES[regime])
 
 
 def _wavenumbers(n: int) -> np.ndarray:
@@ -67,8 +96,16 @@ def _wavenumbers(n: int) -> np.ndarray:
     return np.hypot(*np.meshgrid(k, k, indexing="ij"))  # cycles per pixel
 
 
-def _spectral_filter(n: int, beta: float, min_wavelength_px: float) -> np.ndarray:
+def _spectral_filter(
+    n: int, beta: float, min_wavelength_px: float, stretch: float = 1.0, angle: float = 0.0
+) -> np.ndarray:
+    """Amplitude ~ k^(-beta/2) up to 1/min_wavelength; with ``stretch`` > 1 the wavenumber along
+    ``angle`` counts ``stretch`` times, so structures are that much longer in that direction."""
     k = _wavenumbers(n)
+    if stretch != 1.0:
+        ky, kx = np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n), indexing="ij")
+        along, across = kx * np.cos(angle) + ky * np.sin(angle), -kx * np.sin(angle) + ky * np.cos(angle)
+        k = np.hypot(stretch * along, across)
     k[0, 0] = 1.0
     amp = k ** (-beta / 2)
     amp[0, 0] = 0.0
@@ -125,7 +162,10 @@ def generate_sequence(seed: int, n_frames: int, params: RadarParams | None = Non
     p = params or RadarParams()
     rng = np.random.default_rng(seed)
     n = p.size + 2 * p.margin
-    amp = _spectral_filter(n, p.beta, p.min_wavelength_km / p.pixel_km)
+    stretch, angle = 1.0, 0.0
+    if p.anisotropy != (1.0, 1.0):  # drawn only then: the default sequences stay what they were
+        stretch, angle = rng.uniform(*p.anisotropy), rng.uniform(0, np.pi)
+    amp = _spectral_filter(n, p.beta, p.min_wavelength_km / p.pixel_km, stretch, angle)
     k = _wavenumbers(n)
     wavelength_km = np.where(k > 0, p.pixel_km / np.maximum(k, 1e-9), np.inf)
     tau = p.tau_minutes * (wavelength_km / 32.0) ** p.tau_exponent
@@ -158,10 +198,10 @@ def generate_sequence(seed: int, n_frames: int, params: RadarParams | None = Non
     return np.stack(frames).astype(np.float32)
 
 
-def sequence_job(args: tuple[int, int, int]) -> np.ndarray:
-    """generate_sequence(seed, n_frames) at ``size`` - a picklable job for worker processes."""
-    seed, n_frames, size = args
-    return generate_sequence(seed, n_frames, RadarParams(size=size))
+def sequence_job(args: tuple[int, int, int, str]) -> np.ndarray:
+    """generate_sequence(seed, n_frames) at ``size`` in a regime - a picklable job for worker processes."""
+    seed, n_frames, size, regime = args
+    return generate_sequence(seed, n_frames, regime_params(regime, size))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,13 +16,13 @@ from tqdm.auto import tqdm
 
 from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec, RadarSpec
 from modelrepo.radar import to_network
-from training.data.radar import RadarParams, load_frame_folder, sequence_job
+from training.data.radar import REGIMES, RadarParams, load_frame_folder, sequence_job
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.convlstm import ConvLSTMNowcaster
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
-from training.tasks.nowcast_verify import verify_methods, write_reports
+from training.tasks.nowcast_verify import verify_methods, verify_regimes, write_reports
 
 LEADS = 10  # verified steps: 60 minutes
 TEST_SEED0 = 1_000_000  # test sequences: other seeds than training (0..) and validation (500_000..)
@@ -59,11 +59,15 @@ class NowcastConfig:
     workers: int = 2  # processes generating sequences
     device: str = "auto"
     out: str = "runs"
+    # generated training data: comma-separated regimes of training.data.radar.REGIMES, taken in turn
+    # (``all``: every regime); the default is the base generator alone
+    train_regimes: str = "base"
     lk: bool = True  # pysteps Lucas-Kanade extrapolation baseline
     compare: str = ""  # comma-separated committed nowcasters (model folders) verified beside this one
+    n_regime_test: int = 12  # held-out sequences per regime (generated data), verified regime by regime
 
-    # not part of the resume key: how many processes generate the (seeded) sequences, and a baseline
-    RUN_ONLY: ClassVar[tuple[str, ...]] = ("workers", "lk", "compare")
+    # not part of the resume key: how many processes generate the (seeded) sequences, what is verified
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("workers", "lk", "compare", "n_regime_test")
 
 
 def radar_spec(cfg: NowcastConfig, timestep: float = 6.0) -> RadarSpec:
@@ -79,12 +83,29 @@ def radar_spec(cfg: NowcastConfig, timestep: float = 6.0) -> RadarSpec:
     )
 
 
-def generated(seeds: range, n_frames: int, size: int, workers: int, desc: str) -> np.ndarray:
-    """(N, T, size, size) dBZ from ``workers`` processes, with a progress bar.
+def regimes(names: str) -> list[str]:
+    """``base,fast`` -> ["base", "fast"]; ``all`` -> every regime."""
+    out = list(REGIMES) if names == "all" else [r.strip() for r in names.split(",") if r.strip()]
+    unknown = [r for r in out if r not in REGIMES]
+    if unknown or not out:
+        raise ValueError(f"unknown radar regime(s) {unknown or names!r}; choose among {', '.join(REGIMES)} or all")
+    return out
+
+
+def generated(
+    seeds: range,
+    n_frames: int,
+    size: int,
+    workers: int,
+    desc: str,
+    regime_names: tuple[str, ...] | list[str] = ("base",),
+) -> np.ndarray:
+    """(N, T, size, size) dBZ from ``workers`` processes, with a progress bar; sequence i is drawn in
+    regime ``regime_names[i % len]``.
 
     Worker processes are spawned, not forked: a fork of a process that already runs threads (ONNX
     Runtime, a server under test) can inherit a held lock and hang."""
-    jobs = [(s, n_frames, size) for s in seeds]
+    jobs = [(s, n_frames, size, regime_names[i % len(regime_names)]) for i, s in enumerate(seeds)]
     if workers <= 1:
         return np.stack([sequence_job(j) for j in tqdm(jobs, desc=desc, leave=False)])
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -113,15 +134,32 @@ def datasets(cfg: NowcastConfig, spec: RadarSpec) -> dict[str, np.ndarray]:
             "val": windows(f[:cut], n_train_frames, stride=n_train_frames)[-cfg.n_val :],
             "test": windows(f[cut:], n_test_frames, stride=2),
         }
+    mix = regimes(cfg.train_regimes)
+    seeds = range(cfg.seed, cfg.seed + cfg.n_train)
     return {
-        "train": generated(
-            range(cfg.seed, cfg.seed + cfg.n_train), n_train_frames, cfg.train_size, cfg.workers, "train"
+        "train": generated(seeds, n_train_frames, cfg.train_size, cfg.workers, "train", mix),
+        "val": generated(
+            range(VAL_SEED0, VAL_SEED0 + cfg.n_val), n_train_frames, cfg.train_size, cfg.workers, "val", mix
         ),
-        "val": generated(range(VAL_SEED0, VAL_SEED0 + cfg.n_val), n_train_frames, cfg.train_size, cfg.workers, "val"),
         "test": generated(
             range(TEST_SEED0, TEST_SEED0 + cfg.n_test), n_test_frames, cfg.test_size, cfg.workers, "test"
         ),
     }
+
+
+REGIME_SEED0 = 2_000_000  # held-out regime sequences: regime k uses seeds REGIME_SEED0 + 10,000 k + i
+
+
+def regime_tests(cfg: NowcastConfig, spec: RadarSpec) -> dict[str, np.ndarray]:
+    """Held-out sequences per regime other than the base one (whose test split is ``datasets``' test)."""
+    if cfg.data != "generated" or cfg.n_regime_test <= 0:
+        return {}
+    frames = spec.frames_in + LEADS
+    return {
+        r: generated(range(REGIME_SEED0 + 10_000 * k, REGIME_SEED0 + 10_000 * k + cfg.n_regime_test), frames,
+                     cfg.test_size, cfg.workers, f"test {r}", [r])
+        for k, r in enumerate(REGIMES) if r != "base"
+    }  # fmt: skip
 
 
 def _batch(data: np.ndarray, rng: np.random.Generator, n: int, crop: int) -> torch.Tensor:
@@ -230,6 +268,9 @@ def train_nowcaster(
         {"model_args": model.config, "config": asdict(cfg), "state_dict": model.state_dict()}, out_dir / "model.pt"
     )
     verification, forecasts = verify_methods(cfg, model, spec, data["test"], device)
+    sets = regime_tests(cfg, spec)
+    if sets:
+        verification["by_regime"] = verify_regimes(cfg, model, spec, (data["test"], forecasts), sets, device)
     write_reports(verification, forecasts, history, data["test"], spec, out_dir)
     result = {
         "name": cfg.name,
@@ -238,6 +279,7 @@ def train_nowcaster(
         "out_dir": str(out_dir),
         "scores_plot": str(out_dir / "scores.png"),
         "case_plot": str(out_dir / "case.png"),
+        "regimes_plot": str(out_dir / "regimes.png") if sets else None,
         "train_seconds": round(fr.train_seconds, 1),
         "data_seconds": round(data_seconds, 1),
     }

@@ -191,13 +191,11 @@ def forecast_unet(model: torch.nn.Module, seqs_dbz: np.ndarray, spec: RadarSpec,
     return np.stack(out)
 
 
-def verify_methods(cfg, model, spec: RadarSpec, test: np.ndarray, device) -> tuple[dict, dict]:
-    """Every method on the held-out sequences, on the same pixels (where the LK extrapolation has values)."""
-    obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
-    steps = truth.shape[1]
+def forecast_methods(cfg, model, spec: RadarSpec, obs: np.ndarray, steps: int, device) -> tuple[dict, dict]:
+    """Every method's forecast ((N, steps, H, W) dBZ) from the observed frames, and seconds per forecast."""
     t1 = time.time()
     forecasts = {cfg.name: forecast_unet(model, obs, spec, steps, device)}
-    unet_seconds = (time.time() - t1) / len(test)
+    seconds = {cfg.name: round((time.time() - t1) / len(obs), 3), "extrapolation_lk": None}
     forecasts["persistence"] = forecast_persistence(obs, steps)
     for model_dir in filter(None, cfg.compare.split(",")):
         from modelrepo.repository import check_model_dir
@@ -206,14 +204,25 @@ def verify_methods(cfg, model, spec: RadarSpec, test: np.ndarray, device) -> tup
         assert entry.ok and entry.card is not None and entry.card.radar is not None, entry.problems
         name = entry.card.name if entry.card.name != cfg.name else f"{cfg.name} (committed)"
         forecasts[name] = forecast_onnx(entry.card, entry.version_path(), obs, steps)
-    lk_seconds = None
     if cfg.lk:
         t1 = time.time()
         forecasts["extrapolation_lk"] = forecast_lk(obs, steps, spec)
-        lk_seconds = (time.time() - t1) / len(test)
-        mask = np.isfinite(forecasts["extrapolation_lk"])
-    else:
-        mask = np.ones(truth.shape, bool)
+        seconds["extrapolation_lk"] = round((time.time() - t1) / len(obs), 3)
+    return forecasts, seconds
+
+
+def verified_pixels(forecasts: dict, truth: np.ndarray) -> np.ndarray:
+    """Where every method is verified: where the LK extrapolation has a value (everywhere without it)."""
+    lk = forecasts.get("extrapolation_lk")
+    return np.isfinite(lk) if lk is not None else np.ones(truth.shape, bool)
+
+
+def verify_methods(cfg, model, spec: RadarSpec, test: np.ndarray, device) -> tuple[dict, dict]:
+    """Every method on the held-out sequences, on the same pixels (where the LK extrapolation has values)."""
+    obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
+    steps = truth.shape[1]
+    forecasts, seconds = forecast_methods(cfg, model, spec, obs, steps, device)
+    mask = verified_pixels(forecasts, truth)
     verification = {
         "lead_minutes": [int(spec.timestep_minutes * (i + 1)) for i in range(steps)],
         "cases": len(test),
@@ -221,18 +230,87 @@ def verify_methods(cfg, model, spec: RadarSpec, test: np.ndarray, device) -> tup
         "boundary": BOUNDARY,
         "boundary_short": "verified where the LK extrapolation has values (inflow excluded)",
         "methods": verify(truth, forecasts, mask),
-        "seconds_per_forecast": {
-            cfg.name: round(unet_seconds, 3),
-            "extrapolation_lk": lk_seconds and round(lk_seconds, 3),
-        },
+        "seconds_per_forecast": seconds,
     }
     verification["targets"] = targets(verification, cfg.name)
     return verification, forecasts | {"_mask": mask}
 
 
+def verify_regimes(
+    cfg, model, spec: RadarSpec, base: tuple[np.ndarray, dict], sets: dict[str, np.ndarray], device
+) -> dict:
+    """Scores per weather regime (``base``: the test split already forecast, as (test, forecasts)) and
+    pooled over all of them, every method on the same pixels; and per regime the issue's targets."""
+    test, base_fc = base
+    truths, fcs = {"base": test[:, spec.frames_in :]}, {"base": {k: v for k, v in base_fc.items() if k != "_mask"}}
+    for name, seqs in sets.items():
+        truths[name] = seqs[:, spec.frames_in :]
+        fcs[name] = forecast_methods(cfg, model, spec, seqs[:, : spec.frames_in], truths[name].shape[1], device)[0]
+    leads = [int(spec.timestep_minutes * (i + 1)) for i in range(test.shape[1] - spec.frames_in)]
+    out: dict = {"cases": {r: len(t) for r, t in truths.items()}, "regimes": {}, "targets": {}}
+    for r in truths:
+        out["regimes"][r] = verify(truths[r], fcs[r], verified_pixels(fcs[r], truths[r]))
+        out["targets"][r] = targets({"methods": out["regimes"][r], "lead_minutes": leads}, cfg.name)
+    if all(t.shape[-2:] == test.shape[-2:] for t in truths.values()):
+        truth = np.concatenate(list(truths.values()))
+        pooled = {m: np.concatenate([fcs[r][m] for r in truths]) for m in fcs["base"]}
+        out["pooled"] = verify(truth, pooled, verified_pixels(pooled, truth))
+    return out
+
+
+def regime_table(by_regime: dict, leads: list[int], at: tuple[int, ...] = (6, 30, 60)) -> str:
+    """Markdown: per regime and method, MAE and CSI 30 dBZ at a few lead times."""
+    cols = [m for m in at if m in leads]
+    head = " | ".join(f"MAE {m}" for m in cols) + " | " + " | ".join(f"CSI30 {m}" for m in cols)
+    lines = [f"| regime (cases) | method | {head} |", "|---|---|" + "---|" * (2 * len(cols))]
+    rows = by_regime["regimes"] | ({"pooled": by_regime["pooled"]} if "pooled" in by_regime else {})
+    n = by_regime["cases"] | {"pooled": sum(by_regime["cases"].values())}
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    for regime, methods in rows.items():
+        for method, sc in methods.items():
+            vals = [fmt(sc["mae_dbz"][leads.index(m)]) for m in cols] + [
+                fmt(sc["csi_30dbz"][leads.index(m)]) for m in cols
+            ]
+            lines.append(f"| {regime} ({n[regime]}) | {method} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def plot_regimes(by_regime: dict, leads: list[int], path: Path) -> None:
+    """PNG: MAE against lead time per regime (and pooled), a line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = by_regime["regimes"] | ({"pooled": by_regime["pooled"]} if "pooled" in by_regime else {})
+    cols = 4
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows), squeeze=False, sharex=True)
+    for ax, (regime, methods) in zip(axes.ravel(), panels.items()):
+        for method, sc in methods.items():
+            ax.plot(leads, [np.nan if v is None else v for v in sc["mae_dbz"]], marker="o", ms=2, label=method)
+        ax.set_title(regime, fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("MAE (dBZ)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("MAE per weather regime against lead time (min); held-out sequences", fontsize=10)
+    save_figure(fig, path, dpi=100)
+
+
 def write_reports(verification: dict, forecasts: dict, history: list, test: np.ndarray, spec: RadarSpec, out_dir: Path):
     (out_dir / "verification.json").write_text(json.dumps(verification, indent=2) + "\n")
-    (out_dir / "verification.md").write_text(table(verification) + "\n")
+    md = table(verification) + "\n"
+    if "by_regime" in verification:
+        md += (
+            "\n## Per weather regime\n\n" + regime_table(verification["by_regime"], verification["lead_minutes"]) + "\n"
+        )
+        plot_regimes(verification["by_regime"], verification["lead_minutes"], out_dir / "regimes.png")
+    (out_dir / "verification.md").write_text(md)
     (out_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     plot_scores(verification, out_dir / "scores.png")
     obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
