@@ -228,6 +228,15 @@ def build_nowcaster(cfg: NowcastConfig, spec: RadarSpec) -> torch.nn.Module:
     return Nowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth)
 
 
+def verify_all(cfg: NowcastConfig, model: torch.nn.Module, spec: RadarSpec, test: np.ndarray, device) -> tuple:
+    """Every method on the test split and, for generated data, on each weather regime's sequences."""
+    verification, forecasts = verify_methods(cfg, model, spec, test, device)
+    sets = regime_tests(cfg, spec)
+    if sets:
+        verification["by_regime"] = verify_regimes(cfg, model, spec, (test, forecasts), sets, device)
+    return verification, forecasts
+
+
 def train_nowcaster(
     cfg: NowcastConfig,
     run: Run = Run(),
@@ -267,10 +276,7 @@ def train_nowcaster(
     torch.save(
         {"model_args": model.config, "config": asdict(cfg), "state_dict": model.state_dict()}, out_dir / "model.pt"
     )
-    verification, forecasts = verify_methods(cfg, model, spec, data["test"], device)
-    sets = regime_tests(cfg, spec)
-    if sets:
-        verification["by_regime"] = verify_regimes(cfg, model, spec, (data["test"], forecasts), sets, device)
+    verification, forecasts = verify_all(cfg, model, spec, data["test"], device)
     write_reports(verification, forecasts, history, data["test"], spec, out_dir)
     result = {
         "name": cfg.name,
@@ -279,7 +285,7 @@ def train_nowcaster(
         "out_dir": str(out_dir),
         "scores_plot": str(out_dir / "scores.png"),
         "case_plot": str(out_dir / "case.png"),
-        "regimes_plot": str(out_dir / "regimes.png") if sets else None,
+        "regimes_plot": str(out_dir / "regimes.png") if "by_regime" in verification else None,
         "train_seconds": round(fr.train_seconds, 1),
         "data_seconds": round(data_seconds, 1),
     }
