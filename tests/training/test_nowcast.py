@@ -207,6 +207,7 @@ def test_tiny_training_lowers_the_loss_and_exports_with_parity(tmp_path) -> None
     assert card.verification["methods"]["persistence"]["mae_dbz"] == v["methods"]["persistence"]["mae_dbz"]
     assert card.verification["by_regime"]["pooled"] == by["pooled"]
     assert card.hyperparameters["train_regimes"] == "base,line,fast"
+    assert '; regime fast: {"speed_px": [8.0, 15.0]' in card.training.description  # the mix's provenance
     assert "mae_dbz_60min" in card.metrics
     # the exported graph, rolled out with ONNX Runtime, gives the PyTorch forecast (another size too)
     sess = ort.InferenceSession(str(tmp_path / "models/unet_nowcast/1/model.onnx"), providers=["CPUExecutionProvider"])

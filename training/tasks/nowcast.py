@@ -358,7 +358,8 @@ def export_nowcaster(
             source="generated:radar" if cfg.data == "generated" else f"folder:{cfg.data_dir}",
             description="training.data.radar generator (power-law rain fields, scale-dependent Lagrangian "
             "evolution, growth/decay trends, varying translation/rotation/deformation/swirl) "
-            + json.dumps(asdict(RadarParams())),
+            + json.dumps(asdict(RadarParams()))
+            + "".join(f"; regime {r}: {json.dumps(REGIMES[r])}" for r in regimes(cfg.train_regimes) if r != "base"),
             split={},
             sizes={"train": int(cfg.n_train), "val": int(cfg.n_val), "test": len(test)},
             seed=cfg.seed,

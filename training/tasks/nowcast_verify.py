@@ -217,6 +217,10 @@ def verified_pixels(forecasts: dict, truth: np.ndarray) -> np.ndarray:
     return np.isfinite(lk) if lk is not None else np.ones(truth.shape, bool)
 
 
+def lead_minutes(spec: RadarSpec, steps: int) -> list[int]:
+    return [int(spec.timestep_minutes * (i + 1)) for i in range(steps)]
+
+
 def verify_methods(cfg, model, spec: RadarSpec, test: np.ndarray, device) -> tuple[dict, dict]:
     """Every method on the held-out sequences, on the same pixels (where the LK extrapolation has values)."""
     obs, truth = test[:, : spec.frames_in], test[:, spec.frames_in :]
@@ -224,7 +228,7 @@ def verify_methods(cfg, model, spec: RadarSpec, test: np.ndarray, device) -> tup
     forecasts, seconds = forecast_methods(cfg, model, spec, obs, steps, device)
     mask = verified_pixels(forecasts, truth)
     verification = {
-        "lead_minutes": [int(spec.timestep_minutes * (i + 1)) for i in range(steps)],
+        "lead_minutes": lead_minutes(spec, steps),
         "cases": len(test),
         "grid": f"{test.shape[-2]}x{test.shape[-1]} px at {spec.pixel_km:g} km",
         "boundary": BOUNDARY,
@@ -246,7 +250,7 @@ def verify_regimes(
     for name, seqs in sets.items():
         truths[name] = seqs[:, spec.frames_in :]
         fcs[name] = forecast_methods(cfg, model, spec, seqs[:, : spec.frames_in], truths[name].shape[1], device)[0]
-    leads = [int(spec.timestep_minutes * (i + 1)) for i in range(test.shape[1] - spec.frames_in)]
+    leads = lead_minutes(spec, test.shape[1] - spec.frames_in)
     out: dict = {"cases": {r: len(t) for r, t in truths.items()}, "regimes": {}, "targets": {}}
     for r in truths:
         out["regimes"][r] = verify(truths[r], fcs[r], verified_pixels(fcs[r], truths[r]))
