@@ -267,3 +267,19 @@ class ModelCard(CardDraft):
     @classmethod
     def load(cls, path: Path) -> ModelCard:
         return cls.model_validate_json(path.read_text())
+
+
+HEADLINE_METRICS = {  # per task, when a card does not name its own
+    "classification": "accuracy",
+    "segmentation": "object_f1",
+    "denoising": "psnr_camera_s25_model",
+    "nowcasting": "csi_30dbz_60min",
+}
+
+
+def ranking_key(card: ModelCard) -> tuple[bool, float, int]:
+    """How a task's models rank for the default route: has its headline metric, the metric's value
+    (classifiers: ``robust_accuracy``), then the smaller network."""
+    key = card.headline_metric or HEADLINE_METRICS.get(card.task, "accuracy")
+    value = card.metrics.get(key)
+    return value is not None, float(value) if value is not None else 0.0, -card.architecture.num_parameters

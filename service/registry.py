@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import onnxruntime as ort
 
-from modelrepo.card import ModelCard
+from modelrepo.card import ModelCard, ranking_key
 from modelrepo.model_config import ModelConfig
 from modelrepo.repository import ModelEntry, scan_repository
 from service.batcher import Batcher, DynamicBatcher
@@ -116,21 +116,6 @@ class ModelState:
         }
 
 
-HEADLINE_METRICS = {  # per task, when a card does not name its own
-    "classification": "accuracy",
-    "segmentation": "object_f1",
-    "denoising": "psnr_camera_s25_model",
-    "nowcasting": "csi_30dbz_60min",
-}
-
-
-def headline(card: ModelCard) -> tuple[bool, float]:
-    """(has the metric, its value): the key ``default_model`` ranks a task's models by."""
-    key = card.headline_metric or HEADLINE_METRICS.get(card.task, "accuracy")
-    value = card.metrics.get(key)
-    return value is not None, float(value) if value is not None else 0.0
-
-
 class RegistryBase:
     """What routes need of a registry: the model states, readiness and the default per task."""
 
@@ -170,7 +155,7 @@ class RegistryBase:
             candidates = [s for s in candidates if s.card.input.channels == channels] or candidates
         if not candidates:
             return None
-        return max(candidates, key=lambda s: (*headline(s.card), -s.card.architecture.num_parameters))
+        return max(candidates, key=lambda s: ranking_key(s.card))
 
 
 class ModelRegistry(RegistryBase):

@@ -64,7 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.name != "model_kwargs"})
     export_to = Path(args.export_to) if args.export_to else None
     budget = args.budget_min * 60 if args.budget_min is not None else None
-    r = task.run(cfg, export_to, args.version, args.overwrite, args.resume, budget)
+    init_from = Path(args.init_from) if args.init_from else None
+    r = task.run(cfg, export_to, args.version, args.overwrite, args.resume, budget, init_from)
     print(json.dumps({k: v for k, v in r.items() if k not in ("history", "rows")}, indent=2, default=str))
     print(f"{getattr(cfg, 'name', None) or getattr(cfg, 'model_name', '')}: {task.summary(r)}")
     return 0
@@ -110,8 +111,11 @@ def cmd_radar_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from training.eval_repo import evaluate_repository
+    from training.eval_repo import evaluate_repository, remeasure_robustness
 
+    if args.remeasure_robustness:
+        for line in remeasure_robustness(Path(args.models)):
+            print(f"card written: {line}")
     results = evaluate_repository(Path(args.models), args.tolerance)
     if not results:
         print(f"no models under {args.models}", file=sys.stderr)
@@ -193,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--budget-min", type=float, default=None, help="stop training after this many minutes (then --resume)"
         )
+        p.add_argument(
+            "--init-from",
+            default=None,
+            help="start a new run from a committed model's weights (models/<name> or a model.onnx; runs/ "
+            "does not travel between machines, models/ does); not for graphs whose export folded batch norm",
+        )
         p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("radar-samples", help="write example radar frames (ODIM HDF5 + .npy) for /nowcast")
@@ -231,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("eval", help="re-evaluate the repository's ONNX models against their cards")
     p.add_argument("--models", default="models")
     p.add_argument("--tolerance", type=float, default=0.5, help="allowed drop in accuracy points")
+    p.add_argument(
+        "--remeasure-robustness",
+        action="store_true",
+        help="first measure the digits classifiers' robustness suite from their ONNX files and write it into "
+        "their cards (a suite that gained variants), then evaluate as usual",
+    )
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("archs", help="list the registered architectures")

@@ -88,6 +88,7 @@ class Run:
     progress: bool = True  # progress bars
     resume: bool = False  # continue from runs/<name>/last.pt
     budget_s: float | None = None  # stop training after this long in this call (resume later); None: no limit
+    init_from: Path | None = None  # a committed model (dir or model.onnx) whose weights a new run starts from
 
 
 @dataclass
@@ -99,6 +100,7 @@ class FitResult:
     train_seconds: float
     history: list[dict]
     resumed_from_epoch: int | None
+    initialised_from: dict | None = None  # the committed model a warm start began from (warmstart.prior_training)
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
@@ -128,6 +130,7 @@ class _Run:
         self.best = {"score": -float("inf"), "loss": float("inf"), "epoch": -1}
         self.history: list[dict] = []
         self.start, self.spent, self.t0 = 0, 0.0, time.time()
+        self.initialised: dict | None = None
         self.last = out_dir / "last.pt"
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -159,7 +162,20 @@ class _Run:
         torch.set_rng_state(state["torch_rng"])
         self.best, self.history, self.spent = state["best"], state["history"], state["train_seconds"]
         self.start = state["epoch"] + 1
+        self.initialised = state.get("initialised_from")
         return self.start
+
+    def warm_start(self, path: Path) -> dict:
+        """Weights (and EMA) from a committed model; the optimiser starts afresh. What that model had
+        been trained for is returned and kept in ``last.pt`` (a resumed warm start still knows it)."""
+        from training.warmstart import load_onnx_weights, prior_training
+
+        load_onnx_weights(self.model, path)
+        if self.ema is not None:
+            self.ema.model.load_state_dict(self.model.state_dict())
+        self.initialised = prior_training(path)
+        print(f"warm start from {self.initialised['model']}")
+        return self.initialised
 
     def seconds(self) -> float:
         return self.spent + time.time() - self.t0
@@ -179,6 +195,7 @@ class _Run:
             "best": self.best,
             "history": self.history,
             "train_seconds": self.seconds(),
+            "initialised_from": self.initialised,
         }
         torch.save(state, self.last.with_suffix(".tmp"))
         self.last.with_suffix(".tmp").replace(self.last)  # atomic: a kill mid-save keeps the previous one
@@ -214,13 +231,17 @@ def fit(
     desc: str = "train",
     stop_after: int | None = None,
     budget_s: float | None = None,
+    init_from: Path | None = None,
 ) -> FitResult:
     """Train ``model`` in place; on return it holds the best weights. ``best_extra`` is stored beside
     them in ``checkpoint.pt`` (what export needs: model args, classes, input spec...). ``stop_after``
     ends this call after that many epochs, ``budget_s`` at the first epoch end after that many seconds
-    (a session's budget); ``resume=True`` later continues."""
+    (a session's budget); ``resume=True`` later continues. ``init_from``: a new run (nothing resumed)
+    starts from that committed model's weights (``training.warmstart``); a resumed one keeps its own."""
     run = _Run(model, cfg, steps_per_epoch, out_dir, task_config)
     resumed = run.restore() if resume else None
+    if init_from is not None and resumed is None:
+        run.warm_start(init_from)
     last_save, stopped = time.time(), False
     epochs = range(run.start, cfg.epochs)
     bar = tqdm(epochs, desc=desc, disable=not progress, unit="epoch", initial=run.start, total=cfg.epochs)
@@ -250,7 +271,9 @@ def fit(
     summary = {"best": run.best, "stopped_early": stopped, "train_seconds": round(run.seconds(), 1)}
     (out_dir / "loop.json").write_text(json.dumps(summary, indent=2) + "\n")
     b = run.best
-    return FitResult(b["score"], b["loss"], b["epoch"], len(run.history), run.seconds(), run.history, resumed)
+    return FitResult(
+        b["score"], b["loss"], b["epoch"], len(run.history), run.seconds(), run.history, resumed, run.initialised
+    )
 
 
 def fit_task(
@@ -263,9 +286,7 @@ def fit_task(
     loss,
     validate,
     saved: dict,
-    resume: bool,
-    progress: bool,
-    budget_s: float | None = None,
+    run: Run,
 ) -> tuple[FitResult, Path]:
     """``fit`` for a task's config dataclass: runs/<name> under its ``out``; the resume key is the
     config minus where it runs (``out``, ``device``) and what the task lists in ``RUN_ONLY``; the
@@ -284,9 +305,10 @@ def fit_task(
         out_dir,
         saved,
         task_config,
-        resume=resume,
-        progress=progress,
+        resume=run.resume,
+        progress=run.progress,
         desc=name,
-        budget_s=budget_s,
+        budget_s=run.budget_s,
+        init_from=run.init_from,
     )
     return result, out_dir

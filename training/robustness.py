@@ -3,9 +3,17 @@ send, decoded and framed by the same code the service runs, accuracy per variant
 
 Variants (``training/uploads.py``): native 8 x 8; 32 x 32 nearest and bilinear; 128 and 512 bilinear;
 shifted 2-3 px at 32; inverted polarity; transparent-canvas PNG; thick and thin strokes; JPEG at
-quality 50; and ``drawn``: pen-drawn digits made by ``training/data/drawn_digits.py``, a generator
-that never feeds training. ``robust_accuracy`` is the worst of them: the default classifier is the
-one whose worst variant is best.
+quality 50; ``drawn``: pen-drawn digits made by ``training/data/drawn_digits.py``, a generator
+that never feeds training, and ``thin_pen_drawn``: the same drawn with a fine pen (1-3 % of the
+digit's height). ``robust_accuracy`` is the worst of them: the default classifier is the one whose
+worst variant is best.
+
+One variant is reported but does not count in ``robust_accuracy``: ``thin_strokes_128``, the centre
+line of each held-out 8 x 8 digit. The UCI digits are 4 x 4 block counts with no stroke left in them,
+and a closed blob (most 8s and some 9s) thins to a single line a person reads as a 1 (the
+misread ones are in ``docs/classifier_thin_strokes_misread.png``); a classifier trained on that
+variant alone reaches about 95 % (``variant_ceiling``, re-measured by the tests), so it measures what
+the rendering destroyed. Thin pens on digits that have strokes are ``thin_pen_drawn``.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ from PIL import Image
 from modelrepo.card import InputSpec
 from modelrepo.preprocess import preprocess
 from training.data.common import Splits
-from training.data.drawn_digits import drawn_digits
+from training.data.drawn_digits import THIN_PEN, drawn_digits
 from training.uploads import VARIANTS
 
 DRAWN_PER_CLASS = 30
 DRAWN_SEED = 1234
 SUITE_SEED = 0
 HEADLINE = "robust_accuracy"
+LEGIBILITY_LIMITED = ("thin_strokes_128",)  # reported, not in the headline (see the module's docstring)
 
 
 def _encode(img: Image.Image) -> bytes:
@@ -42,7 +51,14 @@ def suite_files(digits: Sequence[np.ndarray], labels: np.ndarray) -> dict[str, t
         out[name] = ([render(d, rng) for d in digits], labels)
     drawn, drawn_labels = drawn_digits(DRAWN_PER_CLASS, DRAWN_SEED)
     out["drawn"] = ([_encode(im) for im in drawn], drawn_labels)
+    thin, thin_labels = drawn_digits(DRAWN_PER_CLASS, DRAWN_SEED + 1, THIN_PEN)
+    out["thin_pen_drawn"] = ([_encode(im) for im in thin], thin_labels)
     return out
+
+
+def headline(scores: dict[str, float]) -> float:
+    """``robust_accuracy``: the worst variant, leaving out the legibility-limited ones."""
+    return min(v for k, v in scores.items() if k not in LEGIBILITY_LIMITED)
 
 
 def decode_files(files: Sequence[bytes], spec: InputSpec) -> np.ndarray:

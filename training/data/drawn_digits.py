@@ -77,8 +77,13 @@ def _smooth(points: np.ndarray, iterations: int = 2) -> np.ndarray:
     return points
 
 
-def draw_digit(digit: int, rng: np.random.Generator) -> Image.Image:
-    """One drawing of ``digit``: a grayscale PIL image of random size, ink and paper."""
+PEN = (0.05, 0.14)  # pen width as a share of the digit's height: felt tip to marker
+THIN_PEN = (0.01, 0.03)  # a fine pen or a 1-3 px brush on a large canvas
+
+
+def draw_digit(digit: int, rng: np.random.Generator, pen_range: tuple[float, float] = PEN) -> Image.Image:
+    """One drawing of ``digit``: a grayscale PIL image of random size, ink and paper; the pen's width is
+    drawn from ``pen_range`` (shares of the digit's height)."""
     style = TEMPLATES[digit][rng.integers(len(TEMPLATES[digit]))]
     slant = rng.uniform(-0.3, 0.15)
     angle = math.radians(rng.uniform(-8, 8))
@@ -93,7 +98,7 @@ def draw_digit(digit: int, rng: np.random.Generator) -> Image.Image:
         p = p @ np.array([[c, s], [-s, c]])
         strokes.append(_smooth(p) * box)
     pts = np.concatenate(strokes)
-    pen = rng.uniform(0.05, 0.14) * box
+    pen = rng.uniform(*pen_range) * box
     margin = rng.uniform(0.1, 0.6) * box
     lo = pts.min(0) - margin - pen
     size = np.ceil(pts.max(0) + margin + pen - lo).astype(int)
@@ -114,13 +119,15 @@ def draw_digit(digit: int, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(np.round(out), 0, 255).astype(np.uint8), "L")
 
 
-def drawn_digits(per_class: int = 30, seed: int = 1234) -> tuple[list[Image.Image], np.ndarray]:
+def drawn_digits(
+    per_class: int = 30, seed: int = 1234, pen_range: tuple[float, float] = PEN
+) -> tuple[list[Image.Image], np.ndarray]:
     """``per_class`` drawings of each digit 0-9, in class order."""
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for d in range(10):
         for _ in range(per_class):
-            images.append(draw_digit(d, rng))
+            images.append(draw_digit(d, rng, pen_range))
             labels.append(d)
     return images, np.asarray(labels, np.int64)
 

@@ -230,7 +230,7 @@ def train_classifier(
     saved = {"model_args": model_args, "classes": splits.classes, "input_spec": spec.model_dump()}
     fr, out_dir = fit_task(
         model, cfg, cfg.model_name, loop, steps, _batches(cfg, splits, spec, steps),
-        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing), validate, saved, run.resume, run.progress, run.budget_s,
+        lambda m, x, y: _loss(m(x), y, cfg.label_smoothing), validate, saved, run,
     )  # fmt: skip
     report, robust = _evaluate(model, cfg, splits, spec, out_dir)
     result = {
@@ -279,7 +279,7 @@ def _domain(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> DomainCheck
 def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra) -> CardDraft:
     metrics = {"accuracy": round(report["accuracy"], 6), "val_accuracy": round(fr.best_score, 6)}
     if robust:
-        metrics[robustness.HEADLINE] = min(robust.values())
+        metrics[robustness.HEADLINE] = robustness.headline(robust)
     augmentation = splits.augmentation if cfg.augment else {}
     if spec.framing is not None and cfg.augment:
         augmentation = {

@@ -137,7 +137,7 @@ def train_net(net: torch.nn.Module, source: PatchSource, val, steps: int, cfg: D
     )  # fmt: skip
     fr, _ = fit_task(
         net, cfg, name, loop, per_epoch, batches, lambda m, x, lc: F.mse_loss(m(x, lc[0]), lc[1]),
-        validate, {"model_args": getattr(net, "config", None)}, run.resume, run.progress, run.budget_s,
+        validate, {"model_args": getattr(net, "config", None)}, run,
     )  # fmt: skip
     return fr
 
@@ -159,10 +159,12 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
     out_dir = Path(cfg.out) / cfg.name
     out_dir.mkdir(parents=True, exist_ok=True)
     ae = ConvAutoencoder(channels)
-    ae_fit = train_net(ae, source, val, cfg.ae_steps, cfg, f"{cfg.name}_ae", replace(run, budget_s=None))
+    ae_run = replace(run, budget_s=None, init_from=None)  # the reference row: short, always from scratch
+    ae_fit = train_net(ae, source, val, cfg.ae_steps, cfg, f"{cfg.name}_ae", ae_run)
     net = ResUNetDenoiser(channels, cfg.base, cfg.depth, cfg.blocks, max_width=cfg.max_width)
     fit = train_net(net, source, val, cfg.steps, cfg, cfg.name, run)
-    steps_done = len(fit.history) * min(cfg.eval_every, cfg.steps)
+    prior = fit.initialised_from or {}  # a warm start: the committed model's training counts too
+    steps_done = len(fit.history) * min(cfg.eval_every, cfg.steps) + (prior.get("steps_done") or 0)
     plot_validation(fit.history, min(cfg.eval_every, cfg.steps), out_dir / "validation.png")
     result = {
         "name": cfg.name,
@@ -175,7 +177,8 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
         "val_psnr": fit.best_score,
         "steps_done": steps_done,
         "out_dir": str(out_dir),
-        "train_seconds": round(fit.train_seconds, 1),
+        "train_seconds": round(fit.train_seconds + (prior.get("train_seconds") or 0), 1),
+        "initialised_from": fit.initialised_from,
         "training_mix": {"natural_images": len(natural), "dead_leaves_images": len(leaves)},
     }
     if not cfg.evaluate:
@@ -311,6 +314,7 @@ def export_denoiser(
             "train_seconds": result["train_seconds"],
             "train_hours": round(result["train_seconds"] / 3600, 2),
             "steps_done": result["steps_done"],
+            "initialised_from": result.get("initialised_from"),  # warm start: its steps and seconds are counted
             "val_psnr": round(result["val_psnr"], 3),
             "hardware": hardware,
         },

@@ -267,7 +267,7 @@ def train_nowcaster(
     fr, out_dir = fit_task(
         model, cfg, cfg.name, loop, per_epoch, _batches(cfg, train, spec, per_epoch),
         lambda m, x, target: weighted_mae(rollout(m, x, target.shape[1]), target, cfg.heavy_weight),
-        lambda m: (-(vl := val_loss(m)), vl), {"model_args": model.config}, run.resume, run.progress, run.budget_s,
+        lambda m: (-(vl := val_loss(m)), vl), {"model_args": model.config}, run,
     )  # fmt: skip
     history = [first] + [
         {"step": (h["epoch"] + 1) * per_epoch, "train_loss": h["train_loss"], "val_loss": h["val_loss"]}

@@ -265,7 +265,7 @@ def train_segmenter(
     saved = {"model_args": model.config, "input_spec": spec.model_dump()}
     fr, out_dir = fit_task(
         model, cfg, cfg.name, loop, steps, _batches(cfg, data["train"], spec, steps),
-        lambda m, x, yw: weighted_ce(m(x), yw[0], yw[1]), validate, saved, run.resume, run.progress, run.budget_s,
+        lambda m, x, yw: weighted_ce(m(x), yw[0], yw[1]), validate, saved, run,
     )  # fmt: skip
     logits_of = torch_logits(model, device)
     val = score_sets(logits_of, {"val": data["val"]}, spec, out)["val"]

@@ -1,0 +1,79 @@
+"""Warm starts from a committed model: a new run that begins from the weights in ``models/``.
+
+``runs/`` (checkpoints, optimiser state) does not travel between machines; the model repository
+does. A long run that a later session continues elsewhere therefore starts from the committed ONNX
+graph's weights (``--init-from models/<name>``), with a fresh optimiser and warm-up. That works for
+graphs that keep every weight under its PyTorch name (the denoiser, ConvLSTM); an export that folded
+batch norm into the convolutions does not, and is refused with the names it lacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+
+def model_file(path: Path) -> Path:
+    """``model.onnx`` of a model directory's latest version, or ``path`` itself when it is a file."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    versions = sorted((int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True)
+    for v in versions:
+        if (path / str(v) / "model.onnx").exists():
+            return path / str(v) / "model.onnx"
+    raise FileNotFoundError(f"{path}: no <version>/model.onnx to start from")
+
+
+def _match(key: str, weights: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The initializer named ``key``, or ``<prefix>.key`` (an export wrapper's attribute), else None."""
+    if key in weights:
+        return weights[key]
+    found = [v for name, v in weights.items() if name.endswith("." + key)]
+    return found[0] if len(found) == 1 else None
+
+
+@torch.no_grad()
+def load_onnx_weights(model: nn.Module, path: Path) -> Path:
+    """Copy the weights of an ONNX graph into ``model`` by name; every floating parameter and buffer
+    must be found with its shape (else ValueError naming the missing ones). Returns the file used."""
+    file = model_file(path)
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(file)).graph.initializer}
+    state = model.state_dict()
+    missing, loaded = [], {}
+    for key, tensor in state.items():
+        if not tensor.dtype.is_floating_point:
+            continue
+        w = _match(key, weights)
+        if w is None or tuple(w.shape) != tuple(tensor.shape):
+            missing.append(key)
+        else:
+            loaded[key] = torch.from_numpy(np.array(w, copy=True)).to(tensor.dtype)
+    if missing:
+        raise ValueError(
+            f"{file} cannot initialise this network: {len(missing)} weights are not in the graph under their "
+            f"names or shapes ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); an export that "
+            "folds batch norm or another architecture cannot be warm-started"
+        )
+    for key, value in loaded.items():
+        state[key].copy_(value)
+    return file
+
+
+def prior_training(path: Path) -> dict:
+    """What the committed model had been trained for (its card's ``hyperparameters``: steps, seconds),
+    so a continued run's card counts all of it."""
+    file = model_file(path)
+    card = file.parent.parent / "card.json"
+    hyper = json.loads(card.read_text()).get("hyperparameters", {}) if card.exists() else {}
+    return {
+        "model": str(file),
+        "steps_done": hyper.get("steps_done"),
+        "train_seconds": hyper.get("train_seconds"),
+        "epochs_run": hyper.get("epochs_run"),
+    }
