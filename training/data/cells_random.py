@@ -125,7 +125,12 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, top).astype(np.uint8 if kind == "8" else np.uint16)
 
 
-def generate_random_cells(rng: np.random.Generator, size: int = 128, radius: tuple[float, float] = RADIUS) -> CellImage:
+SEAM = 0.7  # share of images whose touching cells meet at a dimmer contact line
+
+
+def generate_random_cells(
+    rng: np.random.Generator, size: int = 128, radius: tuple[float, float] = RADIUS, seam: float = SEAM
+) -> CellImage:
     r0 = float(np.exp(rng.uniform(np.log(radius[0]), np.log(radius[1]))))
     cover = rng.uniform(0.05, 0.8)  # sparse .. confluent
     n = int(np.clip(cover * size * size / (np.pi * r0 * r0), 1, 250))
@@ -146,7 +151,7 @@ def generate_random_cells(rng: np.random.Generator, size: int = 128, radius: tup
             m = instances[sl] == lab
             img[sl][m] += np.exp(rng.uniform(0, np.log(spread))) * prof[sl][m]
     img /= max(img.max(), 1e-9)
-    if rng.random() < 0.7:
+    if rng.random() < seam:
         contact = ndi.gaussian_filter((classes == 2).astype(np.float64), 0.8)
         img *= 1 - rng.uniform(0.1, 0.5) * np.clip(contact * 2, 0, 1)
     if rng.random() < 0.4:
@@ -161,6 +166,6 @@ def generate_random_cells(rng: np.random.Generator, size: int = 128, radius: tup
     return CellImage(image, instances, classes)
 
 
-def make_random_cell_dataset(n: int, seed: int, size: int = 128) -> list[CellImage]:
+def make_random_cell_dataset(n: int, seed: int, size: int = 128, seam: float = SEAM) -> list[CellImage]:
     rng = np.random.default_rng(seed)
-    return [generate_random_cells(rng, size) for _ in range(n)]
+    return [generate_random_cells(rng, size, seam=seam) for _ in range(n)]

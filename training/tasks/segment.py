@@ -62,6 +62,7 @@ class SegmentConfig:
     device: str = "auto"
     out: str = "runs"
     max_batches: int | None = None
+    contact_seam: float = 0.7  # cells_random: share of images whose touching cells meet at a dimmer line
 
 
 def input_spec(cfg: SegmentConfig) -> InputSpec:
@@ -91,8 +92,13 @@ def splits(cfg: SegmentConfig, only: tuple[str, ...] = ("train", "val", "test"))
     if cfg.data not in GENERATORS:
         raise ValueError(f"unknown dataset {cfg.data!r} ({' | '.join(GENERATORS)} | folder)")
     make = GENERATORS[cfg.data]
+    extra = {"seam": cfg.contact_seam} if cfg.data == "cells_random" else {}
     sizes = [("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)]
-    return {name: make(n, seed=cfg.seed * 1000 + k, size=cfg.size) for k, (name, n) in enumerate(sizes) if name in only}
+    return {
+        name: make(n, seed=cfg.seed * 1000 + k, size=cfg.size, **extra)
+        for k, (name, n) in enumerate(sizes)
+        if name in only
+    }
 
 
 def held_out_sets(cfg: SegmentConfig, data: dict[str, list[CellImage]]) -> dict[str, list[CellImage]]:
