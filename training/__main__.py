@@ -183,10 +183,8 @@ def cmd_denoise_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-
+def _add_task_parsers(sub) -> None:
+    """One sub-command per training task, its flags from the task's config dataclass."""
     from training.tasks import TASKS
 
     for task in TASKS.values():
@@ -204,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
             "does not travel between machines, models/ does); not for graphs whose export folded batch norm",
         )
         p.set_defaults(fn=cmd_train)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    _add_task_parsers(sub)
 
     p = sub.add_parser("radar-samples", help="write example radar frames (ODIM HDF5 + .npy) for /nowcast")
     p.add_argument("--out", default="examples/radar")
