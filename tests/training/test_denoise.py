@@ -123,3 +123,43 @@ def test_tiny_training_lowers_loss_exports_and_make_eval_confirms(tmp_path: Path
     head = card.headline_metric
     card.metrics[head] += 1.0
     assert not evaluate_entry(entry).ok
+
+
+def test_opponent_colour_wrapper_is_the_gray_network_on_each_opponent_channel() -> None:
+    from training.nets.opponent import OpponentDenoiser
+
+    gray = ResUNetDenoiser(1, base=8, depth=2).eval()
+    colour = OpponentDenoiser(gray).eval()
+    assert colour.multiple == gray.multiple and set(colour.state_dict()) == {f"net.{k}" for k in gray.state_dict()}
+    t = colour.transform
+    assert torch.allclose(t @ t.T, torch.eye(3), atol=1e-6)  # orthonormal: noise stays white, same sigma
+    with torch.no_grad():
+        g = torch.rand(1, 1, 32, 48)
+        level = torch.full((1, 1, 32, 48), 0.1)
+        out = colour(g.repeat(1, 3, 1, 1), level)  # a gray picture in RGB: both colour differences are 0
+        # by hand: luminance (the mean) at sigma / sqrt(3), the differences flat at 0.5 with their own sigmas
+        lum = gray(g, level / 3**0.5)
+        d1 = (gray(torch.full_like(g, 0.5), level / 2**0.5) - 0.5) * 2**0.5
+        d2 = (gray(torch.full_like(g, 0.5), level * 6**0.5 / 4) - 0.5) * 4 / 6**0.5
+        opp = torch.cat([lum * 3**0.5, d1, d2], 1)
+        want = torch.einsum("kc,bkhw->bchw", t, opp)
+        torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-4)
+        for p in gray.parameters():  # a network that predicts no noise: the wrapper returns its input
+            p.zero_()
+        y = torch.rand(2, 3, 32, 48)
+        torch.testing.assert_close(colour(y, level.expand(2, 1, 32, 48)), y, atol=1e-5, rtol=1e-5)
+
+
+def test_opponent_colour_model_warm_starts_from_a_gray_one_and_exports(tmp_path: Path) -> None:
+    common = dict(base=8, depth=2, max_width=16, ae_steps=8, batch_size=4, patch=32, leaves_pool=4)
+    common |= dict(bm3d=False, second_set=False, out=str(tmp_path / "runs"), eval_every=10)
+    gray = DenoiseConfig(name="g", gray=True, steps=10, **common)
+    train_denoiser(gray, run=Run(export_to=tmp_path / "models", progress=False))
+    colour = DenoiseConfig(name="c", gray=False, colour="opponent", steps=10, **common)
+    r = train_denoiser(colour, run=Run(export_to=tmp_path / "models", progress=False, init_from=tmp_path / "models/g"))
+    assert r["steps_done"] == 20 and r["initialised_from"]["steps_done"] == 10  # the gray run's steps count
+    entry = check_model_dir(tmp_path / "models" / "c")
+    assert entry.ok and entry.card.input.channels == 3
+    assert entry.card.architecture.name == "opponent_resunet_denoiser"
+    assert entry.card.hyperparameters["initialised_from"]["model"].endswith("g/1/model.onnx")
+    assert evaluate_entry(entry).ok

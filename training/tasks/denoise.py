@@ -30,6 +30,7 @@ from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.autoencoder import ConvAutoencoder, WithNoiseChannel
 from training.nets.drunet import ResUNetDenoiser
+from training.nets.opponent import OpponentDenoiser
 from training.tasks.denoise_eval import (
     AE_ROW,
     MODEL_ROW,
@@ -53,6 +54,9 @@ class DenoiseConfig:
     depth: int = 3
     blocks: int = 1  # residual blocks per level
     max_width: int = 96
+    # colour models: joint (one network on the RGB channels) | opponent (a one-channel network on each
+    # channel of an orthonormal opponent colour space, as CBM3D; --init-from a gray model warm-starts it)
+    colour: str = "joint"
     steps: int = 5000  # planned; long runs stop on a time budget (--budget-min) and resume
     eval_every: int = 250  # steps between validation points (and checkpoints)
     ae_steps: int = 400  # the textbook bottleneck autoencoder, trained for comparison
@@ -142,6 +146,16 @@ def train_net(net: torch.nn.Module, source: PatchSource, val, steps: int, cfg: D
     return fr
 
 
+def build_denoiser(cfg: DenoiseConfig) -> torch.nn.Module:
+    """The serving network of ``cfg``: a ResUNetDenoiser, for an opponent colour model wrapped round a
+    one-channel one."""
+    if cfg.gray or cfg.colour == "joint":
+        return ResUNetDenoiser(1 if cfg.gray else 3, cfg.base, cfg.depth, cfg.blocks, max_width=cfg.max_width)
+    if cfg.colour == "opponent":
+        return OpponentDenoiser(ResUNetDenoiser(1, cfg.base, cfg.depth, cfg.blocks, max_width=cfg.max_width))
+    raise ValueError(f"unknown colour model {cfg.colour!r} (joint | opponent)")
+
+
 def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
     """Train the textbook autoencoder and the serving network on the shared loop (dead leaves +
     natural patches), then evaluate both against the classical baselines on the held-out images
@@ -161,7 +175,7 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
     ae = ConvAutoencoder(channels)
     ae_run = replace(run, budget_s=None, init_from=None)  # the reference row: short, always from scratch
     ae_fit = train_net(ae, source, val, cfg.ae_steps, cfg, f"{cfg.name}_ae", ae_run)
-    net = ResUNetDenoiser(channels, cfg.base, cfg.depth, cfg.blocks, max_width=cfg.max_width)
+    net = build_denoiser(cfg)
     fit = train_net(net, source, val, cfg.steps, cfg, cfg.name, run)
     prior = fit.initialised_from or {}  # a warm start: the committed model's training counts too
     steps_done = len(fit.history) * min(cfg.eval_every, cfg.steps) + (prior.get("steps_done") or 0)
@@ -278,8 +292,19 @@ def _provenance(cfg: DenoiseConfig, result: dict) -> DataProvenance:
     )
 
 
+def _colour_note(cfg: DenoiseConfig) -> str:
+    if cfg.gray:
+        return "Gray images."
+    if cfg.colour == "opponent":
+        return (
+            "Colour (RGB) images: one one-channel network on each channel of an orthonormal opponent colour "
+            "space (luminance, red - blue, red + blue - 2 green; training/nets/opponent.py), as CBM3D."
+        )
+    return "Colour (RGB) images."
+
+
 def export_denoiser(
-    net: ResUNetDenoiser,
+    net: torch.nn.Module,
     cfg: DenoiseConfig,
     rows: list[dict],
     result: dict,
@@ -287,7 +312,8 @@ def export_denoiser(
     version: int | None = None,
     overwrite: bool = False,
 ):
-    """Publish a trained ResUNetDenoiser with a card built from the evaluation rows."""
+    """Publish a trained denoiser (ResUNetDenoiser or its opponent-colour wrapper) with a card built
+    from the evaluation rows."""
     channels = 1 if cfg.gray else 3
     net = net.cpu()
     hardware = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
@@ -296,9 +322,9 @@ def export_denoiser(
         task="denoising",
         description="Light DRUNet-style residual U-Net (pixel-unshuffle, bias-free residual blocks) that predicts "
         "and subtracts the noise, with a noise-level input map; the service fills it from the sigma parameter "
-        "or its wavelet noise estimate (blind in use). " + ("Gray images." if cfg.gray else "Colour (RGB) images."),
+        "or its wavelet noise estimate (blind in use). " + _colour_note(cfg),
         architecture=Architecture(
-            name="resunet_denoiser",
+            name="opponent_resunet_denoiser" if isinstance(net, OpponentDenoiser) else "resunet_denoiser",
             family="autoencoder",
             preset="any-size",
             kwargs={k: v for k, v in net.config.items() if k not in ("kind", "channels")},
