@@ -2,6 +2,7 @@
 loop starts from them, and graphs that cannot give them back are refused."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -66,3 +67,14 @@ def test_fit_starts_from_the_committed_weights(tmp_path):
     assert result.initialised_from["steps_done"] > 0
     for k, v in reference.state_dict().items():  # lr 0: one step leaves the warm-started weights as they were
         torch.testing.assert_close(seen[0][k], v)
+
+
+def test_the_task_table_passes_resume_budget_and_warm_start_through(monkeypatch):
+    import training.tasks.denoise as denoise
+    from training.tasks import TASKS
+
+    seen = {}
+    monkeypatch.setattr(denoise, "train_denoiser", lambda cfg, run: seen.setdefault("run", run))
+    TASKS["denoise"].run(denoise.DenoiseConfig(), None, None, False, True, 60.0, Path(DENOISER))
+    run = seen["run"]
+    assert run.resume is True and run.progress is True and run.budget_s == 60.0 and run.init_from == Path(DENOISER)

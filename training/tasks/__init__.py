@@ -67,7 +67,7 @@ class TaskEntry:
         from training.loop import Run
 
         train = getattr(importlib.import_module(self.module), self.train)
-        return train(cfg, run=Run(export_to, version, overwrite, resume, budget_s=budget_s, init_from=init_from))
+        return train(cfg, run=Run(export_to, version, overwrite, resume=resume, budget_s=budget_s, init_from=init_from))
 
     def default_models(self) -> dict:
         return getattr(importlib.import_module("training.defaults"), self.defaults)
