@@ -26,6 +26,9 @@ from tests.conftest import MODELS, ROOT
 
 OUT = ROOT / "test-artifacts" / "reliability"
 QUEUE_BOUND = 8
+# idle connections are dropped by the client before uvicorn's 5 s keep-alive timeout closes them: with
+# both at 5 s (httpx's default) a request can go out on a connection the server is closing (ReadError)
+KEEPALIVE_S = 2.0
 
 
 def _server(env: dict[str, str]) -> ServerProcess:
@@ -76,7 +79,7 @@ async def _closed_loop(base: str, body: bytes, clients: int, seconds: float) -> 
             assert r.status_code == 200, r.text
             done += 1
 
-    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S)) as c:
         t0 = time.perf_counter()
         await asyncio.gather(*(caller(c) for _ in range(clients)))
         return done / (time.perf_counter() - t0)
@@ -85,7 +88,7 @@ async def _closed_loop(base: str, body: bytes, clients: int, seconds: float) -> 
 async def _open_loop(base: str, body: bytes, rate: float, seconds: float) -> tuple[Counter, list, float]:
     """Arrivals at ``rate`` per second whatever the answers; (statuses, bad answers, max queue seen)."""
     statuses, bad, queue_max = Counter(), [], 0.0
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
+    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_S)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as c:
 
         async def one() -> None:
