@@ -11,7 +11,7 @@ import onnxruntime as ort
 from modelrepo.preprocess import preprocess
 from modelrepo.repository import CARD_FILE, ModelEntry, scan_repository
 from training.data import load_splits
-from training.robustness import LEGIBILITY_LIMITED
+from training.robustness import worst_variant
 
 TOLERANCE_POINTS = 0.5  # a re-measured accuracy may fall at most this many points below the card
 
@@ -66,11 +66,7 @@ def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> Ev
             False,
             f"split sizes {splits.sizes} differ from the card's {card.training.sizes}",
         )
-    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
-
-    def logits_of(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([sess.run(None, {card.input.name: x[i : i + 128]})[0] for i in range(0, len(x), 128)])
-
+    logits_of = _logits_of(entry)
     acc = float((logits_of(preprocess(splits.test.images, card.input)).argmax(1) == splits.test.labels).mean())
     claimed = card.metrics["accuracy"]
     ok = 100 * acc >= 100 * claimed - tolerance
@@ -79,6 +75,17 @@ def evaluate_entry(entry: ModelEntry, tolerance: float = TOLERANCE_POINTS) -> Ev
         ok_r, msg_r = _check_robustness(card, logits_of, splits, tolerance)
         ok, msg = ok and ok_r, f"{msg}; {msg_r}"
     return EvalResult(entry.name, claimed, acc, ok, msg)
+
+
+def _logits_of(entry: ModelEntry):
+    """A classifier's ONNX file as a callable from an input batch to logits (in chunks of 128)."""
+    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
+    name = entry.card.input.name
+
+    def logits_of(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([sess.run(None, {name: x[i : i + 128]})[0] for i in range(0, len(x), 128)])
+
+    return logits_of
 
 
 def _check_robustness(card, logits_of, splits, tolerance: float) -> tuple[bool, str]:
@@ -90,7 +97,7 @@ def _check_robustness(card, logits_of, splits, tolerance: float) -> tuple[bool, 
     low = {k: v for k, v in measured.items() if 100 * v < 100 * card.robustness.get(k, 0.0) - tolerance}
     missing = sorted(set(card.robustness) - set(measured))
     unrecorded = sorted(set(measured) - set(card.robustness))
-    worst = min((k for k in measured if k not in LEGIBILITY_LIMITED), key=measured.get)
+    worst = worst_variant(measured)
     msg = f"worst variant {worst} {100 * measured[worst]:.2f} %"
     if low:
         msg += "; below the card: " + ", ".join(
@@ -114,10 +121,7 @@ def remeasure_robustness(root: Path) -> list[str]:
         card, splits = entry.card, _dataset_for(entry) if entry.ok else None
         if card is None or card.robustness is None or splits is None:
             continue
-        run = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"]).run
-        test = splits.test
-        logits_of = lambda x, run=run, name=card.input.name: run(None, {name: x})[0]  # noqa: E731
-        measured = measure(logits_of, card.input, test.images, test.labels)
+        measured = measure(_logits_of(entry), card.input, splits.test.images, splits.test.labels)
         metrics = card.metrics | {HEADLINE: headline(measured)}
         card.model_copy(update={"robustness": measured, "metrics": metrics}).dump(entry.path / CARD_FILE)
         lines.append(f"{entry.name}: {HEADLINE} {100 * metrics[HEADLINE]:.2f} %")

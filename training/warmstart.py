@@ -8,7 +8,6 @@ batch norm into the convolutions does not, and is refused with the names it lack
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,24 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from modelrepo.repository import ModelEntry, check_model_dir
+
+
+def _entry(path: Path) -> ModelEntry | None:
+    """The model directory's entry (card, verified files), or None for a bare ``model.onnx``."""
+    path = Path(path)
+    if path.is_file():
+        return None
+    entry = check_model_dir(path)
+    if not entry.ok:
+        raise ValueError(f"{path} cannot initialise a run: {'; '.join(entry.problems)}")
+    return entry
+
 
 def model_file(path: Path) -> Path:
     """``model.onnx`` of a model directory's latest version, or ``path`` itself when it is a file."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    versions = sorted((int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True)
-    for v in versions:
-        if (path / str(v) / "model.onnx").exists():
-            return path / str(v) / "model.onnx"
-    raise FileNotFoundError(f"{path}: no <version>/model.onnx to start from")
+    entry = _entry(path)
+    return Path(path) if entry is None else entry.version_path()
 
 
 def _match(key: str, weights: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -68,11 +74,10 @@ def load_onnx_weights(model: nn.Module, path: Path) -> Path:
 def prior_training(path: Path) -> dict:
     """What the committed model had been trained for (its card's ``hyperparameters``: steps, seconds),
     so a continued run's card counts all of it."""
-    file = model_file(path)
-    card = file.parent.parent / "card.json"
-    hyper = json.loads(card.read_text()).get("hyperparameters", {}) if card.exists() else {}
+    entry = _entry(path)
+    hyper = entry.card.hyperparameters if entry is not None else {}
     return {
-        "model": str(file),
+        "model": str(model_file(path)),
         "steps_done": hyper.get("steps_done"),
         "train_seconds": hyper.get("train_seconds"),
         "epochs_run": hyper.get("epochs_run"),
