@@ -181,6 +181,12 @@ class ExportInfo(_Strict):
     opset: int = Field(ge=17)
     parity_max_abs_diff: float = Field(ge=0)
     dynamic_axes: list[str]
+    weights: str = Field(
+        "float32", description="how the file stores its weights: float32, or float16 (computed in float32)"
+    )
+    fp16_max_abs_diff: float | None = Field(
+        None, ge=0, description="float16 weights: max |output difference| from the float32 graph on the check inputs"
+    )
 
 
 class VersionFile(_Strict):

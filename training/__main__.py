@@ -53,6 +53,11 @@ def _add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-to", help="model repository to export into, e.g. models")
     p.add_argument("--version", type=int, default=None, help="version number (default: next free)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.add_argument(
+        "--fp16-weights",
+        action="store_true",
+        help="store the exported weights as float16 (half the file; computed in float32)",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -66,6 +71,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = args.budget_min * 60 if args.budget_min is not None else None
     init_from = Path(args.init_from) if args.init_from else None
     r = task.run(cfg, export_to, args.version, args.overwrite, args.resume, budget, init_from)
+    if args.fp16_weights and r.get("exported"):
+        from training.fp16_weights import convert_committed
+
+        print(convert_committed(Path(r["exported"])))
     print(json.dumps({k: v for k, v in r.items() if k not in ("history", "rows")}, indent=2, default=str))
     print(f"{getattr(cfg, 'name', None) or getattr(cfg, 'model_name', '')}: {task.summary(r)}")
     return 0
@@ -73,6 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Retrain and export every default model of every task (or those named by --only)."""
+    from training.defaults import FP16_WEIGHTS
+    from training.fp16_weights import convert_committed
     from training.tasks import TASKS
 
     table = {name: (task, cfg) for task in TASKS.values() for name, cfg in task.default_models().items()}
@@ -85,6 +96,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         task, cfg = table[name]
         cfg.out = args.out
         r = task.run(cfg, Path(args.models), 1, args.overwrite, args.resume)
+        if name in FP16_WEIGHTS:
+            print(convert_committed(Path(args.models) / name))
         print(f"{name}: {task.summary(r)}", flush=True)
     return 0
 
@@ -123,6 +136,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for r in results:
         print(f"{'OK  ' if r.ok else 'FAIL'} {r.name:24s} {r.message}")
     return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_fp16_weights(args: argparse.Namespace) -> int:
+    from training.fp16_weights import convert_committed
+
+    for d in args.model_dirs:
+        print(convert_committed(Path(d)))
+    return 0
 
 
 def cmd_archs(args: argparse.Namespace) -> int:
@@ -253,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         "their cards (a suite that gained variants), then evaluate as usual",
     )
     p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("fp16-weights", help="store committed models' weights as float16, in place (card updated)")
+    p.add_argument("model_dirs", nargs="+", help="model folders, e.g. models/unet_cells")
+    p.set_defaults(fn=cmd_fp16_weights)
 
     p = sub.add_parser("archs", help="list the registered architectures")
     p.set_defaults(fn=cmd_archs)

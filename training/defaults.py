@@ -32,3 +32,7 @@ DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {
     # the lecture's comparison: all 10 steps in one application, trained through the hour
     "convlstm_nowcast": NowcastConfig(name="convlstm_nowcast", arch="convlstm", rollout=1, rollout_start=1),
 }
+
+# models whose committed file stores its weights as float16 (``training.fp16_weights``): models/ must
+# stay <= 30 MB in all, and the segmenter's 1.9 M weights were the largest file
+FP16_WEIGHTS: frozenset[str] = frozenset({"unet_cells"})

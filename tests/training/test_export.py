@@ -72,3 +72,28 @@ def test_export_to_repository_writes_triton_layout_and_refuses_overwrite(tmp_pat
     assert sorted(card2.versions) == [1, 2]
     assert json.loads((mdir / "card.json").read_text())["versions"].keys() == {"1", "2"}
     assert check_model_dir(mdir).ok
+
+
+def test_fp16_weights_halve_a_committed_file_and_keep_its_outputs(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from training.fp16_weights import FP16_ATOL, convert_committed, is_fp16_stored
+
+    torch.manual_seed(0)
+    model = build("lenet5", num_classes=10, in_channels=1)
+    real = np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    export_to_repository(model, _card_fields("tiny"), tmp_path, real)
+    path = tmp_path / "tiny" / "1" / "model.onnx"
+    before, want = path.stat().st_size, ort.InferenceSession(str(path)).run(None, {"input": real})[0]
+    assert "bytes" in convert_committed(tmp_path / "tiny")
+    assert is_fp16_stored(path) and path.stat().st_size < 0.6 * before
+    graph = onnx.load(str(path)).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # inputs and outputs stay float32
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    got = ort.InferenceSession(str(path)).run(None, {"input": real})[0]
+    assert 0 < np.abs(got - want).max() < FP16_ATOL * max(1.0, np.abs(want).max())  # rounded, not changed
+    entry = check_model_dir(tmp_path / "tiny")  # the card's sha256 and size follow the new file
+    assert entry.ok, entry.problems
+    assert entry.card.export.weights == "float16" and entry.card.export.fp16_max_abs_diff > 0
+    assert entry.card.versions[1].bytes == path.stat().st_size
+    assert "already" in convert_committed(tmp_path / "tiny")

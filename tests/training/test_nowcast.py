@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -261,26 +260,6 @@ def test_frame_folder_of_odim_files_uses_their_own_times(tmp_path) -> None:
     f = load_frame_folder(tmp_path)
     assert f.timestep_minutes == 6 and f.times[0] == t0
     assert [float(x[0, 0]) for x in f.frames] == [20, 21, 22]
-
-
-def test_the_lagrangian_nowcaster_moves_echoes_and_exports_gridsample_with_parity(tmp_path) -> None:
-    from training.export import onnx_export, parity_check
-    from training.nets.lagrangian import LagrangianNowcaster, advect
-
-    blob = torch.zeros(1, 1, 24, 24)
-    blob[0, 0, 8, 5] = 1.0
-    disp = torch.zeros(1, 2, 24, 24)
-    disp[:, 1] = 2.0  # 2 px per step to the right
-    assert divmod(int(advect(blob, disp, 3.0).argmax()), 24) == (8, 11)  # 3 steps: 6 px
-    torch.manual_seed(0)
-    m = LagrangianNowcaster(base=4, depth=2, max_disp=3.0).eval()
-    x = torch.rand(2, 3, 32, 32)
-    with torch.no_grad():
-        assert m(x).shape == (2, 2, 32, 32) and float(m.displacement(x).abs().max()) <= 3.0
-    path = tmp_path / "lagrangian.onnx"
-    onnx_export(m, x[:1], path, output_name="forecast", dynamic_spatial=True)
-    assert "GridSample" in {n.op_type for n in onnx.load(str(path)).graph.node}
-    assert parity_check(m, path, [x.numpy(), torch.rand(1, 3, 48, 40).numpy()]) < 1e-4
 
 
 def test_the_convlstm_nowcaster_forecasts_the_hour_in_one_application_and_exports_with_parity(tmp_path) -> None:

@@ -1,45 +1,45 @@
 """A Lagrangian nowcaster (after LUPIN, Pavlik et al. 2024): motion first, then growth and decay.
 
-1. A motion U-Net reads the last ``frames_in`` frames and predicts a displacement field (pixels per
-   time step, bounded by ``max_disp``).
-2. The last frame is advected along it with a differentiable semi-Lagrangian step: frame ``k`` ahead
-   is the last frame sampled at ``p - k * v(p)`` (``grid_sample``; ONNX ``GridSample``, which ONNX
-   Runtime runs on CPU and CUDA).
-3. An evolution U-Net reads the input frames and the advected ones and adds growth and decay.
+1. Motion: dense Lucas-Kanade optical flow of the last ``frames_in`` frames, computed inside the
+   graph (``training.nets.flow``), plus a correction a small motion U-Net predicts from the frames
+   and that flow (at most ``max_disp`` px per step; it starts at zero, so an untrained model is
+   plain extrapolation). Learning motion from scratch through the warp alone was tried first: after
+   3,000 steps it still lost to pysteps' Lucas-Kanade at 6 minutes (MAE 1.37 vs 1.01 dBZ).
+2. Advection: the latest frame is extrapolated along that field for all ``frames_out`` steps with
+   backward semi-Lagrangian trajectories (``grid_sample``; ONNX ``GridSample``, which ONNX Runtime
+   runs on CPU and CUDA), sampled once per step so echoes do not blur as they move.
+3. Evolution: an evolution U-Net reads the input frames and the advected ones and adds growth and
+   decay to each step (its last layer starts at zero too).
 
-Same contract as ``Nowcaster``: (B, frames_in, H, W) on the network scale -> (B, frames_out, H, W),
-so the task's training loop, ``rollout`` (trained through to 60 min), export and the service's
-``/nowcast`` use it unchanged.
+Same contract as ``Nowcaster``: (B, frames_in, H, W) on the network scale -> (B, frames_out, H, W);
+with ``frames_out`` = 10 one application is the whole hour, so it is trained through 60 minutes.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from training.nets.flow import extrapolate, lucas_kanade
 from training.nets.unet import UNet
-
-
-def advect(frame: torch.Tensor, disp: torch.Tensor, k: float) -> torch.Tensor:
-    """(B, 1, H, W) sampled at p - k * disp(p) (disp (B, 2, H, W) in pixels: dy, dx); edges repeat."""
-    _, _, h, w = frame.shape
-    ys = torch.arange(h, dtype=frame.dtype, device=frame.device)
-    xs = torch.arange(w, dtype=frame.dtype, device=frame.device)
-    gy = ys.view(1, h, 1) - k * disp[:, 0]
-    gx = xs.view(1, 1, w) - k * disp[:, 1]
-    # pixel positions -> [-1, 1] (align_corners=True: -1 and 1 are the centres of the edge pixels)
-    grid = torch.stack([2 * gx / (w - 1) - 1, 2 * gy / (h - 1) - 1], dim=-1)
-    return F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 class LagrangianNowcaster(nn.Module):
     def __init__(
-        self, frames_in: int = 3, frames_out: int = 2, base: int = 16, depth: int = 3, max_disp: float = 4.0
+        self,
+        frames_in: int = 3,
+        frames_out: int = 10,
+        base: int = 16,
+        depth: int = 3,
+        max_disp: float = 2.0,
+        motion_base: int = 8,
     ) -> None:
         super().__init__()
-        self.motion = UNet(in_channels=frames_in, num_classes=2, base=base, depth=depth)
+        self.motion = UNet(in_channels=frames_in + 2, num_classes=2, base=motion_base, depth=depth)
         self.evolution = UNet(in_channels=frames_in + frames_out, num_classes=frames_out, base=base, depth=depth)
+        for head in (self.motion.outc.conv, self.evolution.outc.conv):  # start as pure extrapolation
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
         self.frames_in, self.frames_out, self.max_disp = frames_in, frames_out, max_disp
         self.config = {
             "frames_in": frames_in,
@@ -47,14 +47,14 @@ class LagrangianNowcaster(nn.Module):
             "base": base,
             "depth": depth,
             "max_disp": max_disp,
+            "motion_base": motion_base,
         }
 
     def displacement(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 2, H, W): pixels per time step (dy, dx)."""
-        return self.max_disp * torch.tanh(self.motion(x))
+        """(B, 2, H, W): pixels per time step (dy, dx) - the optical flow plus the learned correction."""
+        flow = lucas_kanade(x)
+        return flow + self.max_disp * torch.tanh(self.motion(torch.cat([x, flow / 4.0], dim=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        disp = self.displacement(x)
-        last = x[:, -1:]
-        moved = torch.cat([advect(last, disp, float(k)) for k in range(1, self.frames_out + 1)], dim=1)
+        moved = torch.cat(extrapolate(x[:, -1:], self.displacement(x), self.frames_out), dim=1)
         return torch.relu(moved + self.evolution(torch.cat([x, moved], dim=1)))

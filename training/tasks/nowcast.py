@@ -45,10 +45,11 @@ class NowcastConfig:
     # of the steps. Tried: 2 -> 5 (to 60 min) over 5,000 steps - worse MAE beyond 30 min (README).
     rollout_start: int = 3
     rollout_ramp: float = 0.4
-    # unet (changes to the latest frame) | lagrangian (learned motion + growth/decay) | convlstm (the
-    # lecture's encoder-forecaster ConvLSTM: all 10 steps in one application, so --rollout 1)
+    # unet (changes to the latest frame) | lagrangian (optical flow + learned motion correction, advection,
+    # learned growth/decay) | convlstm (the lecture's encoder-forecaster ConvLSTM); lagrangian and convlstm
+    # forecast all 10 steps in one application, so --rollout 1
     arch: str = "unet"
-    max_disp: float = 4.0  # lagrangian: the largest displacement per 6-minute step (px)
+    max_disp: float = 2.0  # lagrangian: the largest learned correction to the optical flow (px per 6-minute step)
     base: int = 16
     depth: int = 3
     steps: int = 3000
@@ -74,13 +75,16 @@ def radar_spec(cfg: NowcastConfig, timestep: float = 6.0) -> RadarSpec:
     p = RadarParams()
     return RadarSpec(
         frames_in=3,
-        frames_out=LEADS if cfg.arch == "convlstm" else 2,
+        frames_out=LEADS if cfg.arch in ONE_APPLICATION else 2,
         timestep_minutes=timestep,
         max_steps=LEADS,
         zerovalue=p.zerovalue,
         rain_threshold=p.rain_threshold,
         pixel_km=p.pixel_km,
     )
+
+
+ONE_APPLICATION = ("lagrangian", "convlstm")  # archs that forecast all LEADS steps at once
 
 
 def regimes(names: str) -> list[str]:
@@ -204,9 +208,10 @@ def _batches(cfg: NowcastConfig, train: np.ndarray, spec: RadarSpec, per_epoch: 
 ARCHS = {  # arch -> (card name, what the card says the network does)
     "unet": ("nowcaster_unet", "a U-Net takes the last 3 reflectivity frames (6-minute steps) and predicts the "
              "next 2 as changes to the latest"),
-    "lagrangian": ("nowcaster_lagrangian", "a motion U-Net predicts a displacement field from the last 3 reflectivity "
-                   "frames, the latest is advected along it (semi-Lagrangian, GridSample) for the next 2, and an "
-                   "evolution U-Net adds growth and decay"),
+    "lagrangian": ("nowcaster_lagrangian", "dense Lucas-Kanade optical flow of the last 3 reflectivity frames (in "
+                   "the graph) plus a motion U-Net's correction gives the motion, the latest frame is advected along "
+                   "it (semi-Lagrangian, GridSample) for all 10 steps (60 minutes), and an evolution U-Net adds "
+                   "growth and decay"),
     "convlstm": ("nowcaster_convlstm", "an encoder-forecaster ConvLSTM (Shi et al. 2015) reads the last 3 reflectivity "
                  "frames at a quarter of the resolution and forecasts all 10 steps (60 minutes) in one application"),
 }  # fmt: skip
@@ -219,11 +224,11 @@ def pad_multiple(cfg: NowcastConfig) -> int:
 def build_nowcaster(cfg: NowcastConfig, spec: RadarSpec) -> torch.nn.Module:
     if cfg.arch not in ARCHS:
         raise ValueError(f"unknown nowcaster arch {cfg.arch!r}; one of {sorted(ARCHS)}")
+    if cfg.arch in ONE_APPLICATION and spec.frames_out * cfg.rollout > LEADS:
+        raise ValueError(f"{cfg.arch} forecasts all {LEADS} steps in one application: use --rollout 1")
     if cfg.arch == "lagrangian":
         return LagrangianNowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth, cfg.max_disp)
     if cfg.arch == "convlstm":
-        if spec.frames_out * cfg.rollout > LEADS:
-            raise ValueError(f"convlstm forecasts all {LEADS} steps in one application: use --rollout 1")
         return ConvLSTMNowcaster(spec.frames_in, spec.frames_out, hidden=3 * cfg.base)
     return Nowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth)
 

@@ -1,0 +1,89 @@
+"""The in-graph optical flow, semi-Lagrangian extrapolation and the Lagrangian nowcaster built on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from modelrepo.radar import to_network
+from training.data.radar import generate_sequence
+from training.export import onnx_export, parity_check
+from training.nets.flow import extrapolate, gaussian_blur, lucas_kanade, warp
+from training.nets.lagrangian import LagrangianNowcaster
+from training.tasks.nowcast import NowcastConfig, build_nowcaster, radar_spec
+
+SPEC = radar_spec(NowcastConfig())
+
+
+def _rain(size: int = 64, seed: int = 0) -> torch.Tensor:
+    """A smooth rain-like field on the network scale (zero where dry), (1, 1, size, size)."""
+    g = torch.Generator().manual_seed(seed)
+    f = gaussian_blur(torch.randn(1, 1, size, size, generator=g), 3.0)
+    f = f / f.std()
+    return torch.where(f > 0.3, 0.1 + 0.3 * f, torch.zeros_like(f))
+
+
+@pytest.mark.parametrize("shift", [(1.5, -2.5), (-4.0, 3.0), (0.0, 0.0)])
+def test_lucas_kanade_recovers_a_translation_where_it_rains(shift) -> None:
+    v = torch.zeros(1, 2, 96, 96)
+    v[:, 0], v[:, 1] = shift
+    f0 = _rain(96)
+    frames = torch.cat([f0, warp(f0, v), warp(f0, v, 2.0)], dim=1)  # moving by ``shift`` px per step
+    est = lucas_kanade(frames)
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))  # away from the repeated edges
+    rain = (frames[:, -1:] > 0)[inner].expand(-1, 2, -1, -1)
+    err = (est[inner] - v[inner])[rain].abs()
+    assert float(err.median()) < 0.15 and float(err.quantile(0.9)) < 0.5
+
+
+def test_extrapolation_along_a_uniform_field_is_the_shift_by_k_steps() -> None:
+    blob = torch.zeros(1, 1, 24, 24)
+    blob[0, 0, 8, 5] = 1.0
+    v = torch.zeros(1, 2, 24, 24)
+    v[:, 1] = 2.0  # 2 px per step to the right
+    steps = extrapolate(blob, v, 3)
+    assert [divmod(int(s.argmax()), 24) for s in steps] == [(8, 7), (8, 9), (8, 11)]
+    for k, s in enumerate(steps, start=1):  # sampled once per step: no blur accumulates
+        torch.testing.assert_close(s, warp(blob, v, float(k)))
+        assert float(s.max()) == pytest.approx(1.0)
+
+
+def test_extrapolation_follows_curved_trajectories() -> None:
+    """Solid rotation: trajectories through the field, not a straight line p - k v(p)."""
+    n = 64
+    yy, xx = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32), indexing="ij")
+    c, omega = (n - 1) / 2, 0.1
+    v = torch.stack([omega * (xx - c), -omega * (yy - c)])[None]  # rotation about the centre
+    blob = torch.exp(-((yy - c) ** 2 + (xx - c - 20) ** 2) / 4)[None, None]
+    last = extrapolate(blob, v, 8)[-1][0, 0]
+    got = np.unravel_index(int(last.argmax()), last.shape)
+    angle = -8 * omega  # rotated by 0.8 rad, the radius (20 px) kept
+    want = (c - 20 * np.sin(angle), c + 20 * np.cos(angle))
+    assert np.hypot(got[0] - want[0], got[1] - want[1]) < 2.5
+    assert abs(np.hypot(got[0] - c, got[1] - c) - 20) < 2.5
+
+
+def test_an_untrained_lagrangian_nowcaster_is_pure_extrapolation_and_exports_with_parity(tmp_path) -> None:
+    torch.manual_seed(0)
+    m = LagrangianNowcaster(base=4, depth=2, motion_base=4).eval()
+    x = torch.from_numpy(np.stack([to_network(generate_sequence(300 + i, 3, None), SPEC) for i in range(2)]))
+    with torch.no_grad():
+        y = m(x)
+        assert y.shape == (2, 10, 128, 128)
+        expected = torch.relu(torch.cat(extrapolate(x[:, -1:], lucas_kanade(x), 10), dim=1))
+        torch.testing.assert_close(y, expected)  # both learned heads start at zero
+        assert float((y[:, -1] - x[:, -1]).abs().mean()) > 0.005  # the echoes moved
+    path = tmp_path / "lagrangian.onnx"
+    onnx_export(m, x[:1], path, output_name="forecast", dynamic_spatial=True)
+    assert "GridSample" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert parity_check(m, path, [x.numpy(), x[:1, :, :72, :56].numpy().copy()]) < 1e-4
+
+
+def test_lagrangian_config_forecasts_the_hour_in_one_application() -> None:
+    cfg = NowcastConfig(arch="lagrangian", rollout=3)
+    with pytest.raises(ValueError, match="--rollout 1"):
+        build_nowcaster(cfg, radar_spec(cfg))
+    ok = NowcastConfig(arch="lagrangian", rollout=1, base=4)
+    assert radar_spec(ok).frames_out == 10 and build_nowcaster(ok, radar_spec(ok)).frames_out == 10
