@@ -10,7 +10,7 @@ import torch
 from modelrepo.radar import to_network
 from training.data.radar import generate_sequence
 from training.export import onnx_export, parity_check
-from training.nets.flow import extrapolate, gaussian_blur, lucas_kanade, warp
+from training.nets.flow import extrapolate, gaussian_blur, lucas_kanade, trajectories_inside, warp
 from training.nets.lagrangian import LagrangianNowcaster
 from training.tasks.nowcast import NowcastConfig, build_nowcaster, radar_spec
 
@@ -87,3 +87,27 @@ def test_lagrangian_config_forecasts_the_hour_in_one_application() -> None:
         build_nowcaster(cfg, radar_spec(cfg))
     ok = NowcastConfig(arch="lagrangian", rollout=1, base=4)
     assert radar_spec(ok).frames_out == 10 and build_nowcaster(ok, radar_spec(ok)).frames_out == 10
+
+
+def test_trajectories_inside_marks_where_inflow_comes_from_outside() -> None:
+    f0 = _rain(64, seed=1)
+    v = torch.zeros(1, 2, 64, 64)
+    v[:, 1] = 3.0  # 3 px per step to the right: the left edge is fed from outside
+    inside = trajectories_inside(torch.cat([f0, warp(f0, v), warp(f0, v, 2.0)], dim=1), 4)
+    assert inside.shape == (1, 4, 64, 64)
+    cols = inside[0].float().mean(dim=1)  # (steps, W): share of each column inside
+    for k in range(4):
+        reach = 3 * (k + 1)  # the first ~3 (k + 1) columns have their source left of the grid
+        # (the flow estimated at the top and bottom rows is not exactly horizontal: a row or two leave)
+        assert float(cols[k, : reach - 1].max()) == 0.0 and float(cols[k, reach + 2 :].min()) > 0.95
+
+
+def test_the_masked_loss_ignores_pixels_outside_the_mask() -> None:
+    from training.tasks.nowcast import weighted_mae
+
+    pred, target = torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4)
+    target[..., 0] = 1.0  # wrong only in the first column
+    mask = torch.ones_like(target)
+    mask[..., 0] = 0
+    assert float(weighted_mae(pred, target, 2.0, mask)) == 0.0
+    assert float(weighted_mae(pred, target, 2.0)) == pytest.approx(3.0 / 4)  # (1 + 2 * 1) on a quarter

@@ -106,16 +106,32 @@ def lucas_kanade(
     return v
 
 
-def extrapolate(frame: torch.Tensor, v: torch.Tensor, steps: int) -> list[torch.Tensor]:
-    """Semi-Lagrangian extrapolation of (B, C, H, W) along the velocity ``v`` for ``steps`` steps.
-
-    Backward trajectories: the displacement to step k is D_k(p) = D_(k-1)(p) + v(p - D_(k-1)(p)), and the
-    frame is sampled once at p - D_k(p) - no repeated interpolation, so echoes do not blur step by
-    step (what pysteps' ``semilagrangian`` does).
-    """
-    d = v
-    out = [warp(frame, d)]
+def trajectories(v: torch.Tensor, steps: int) -> list[torch.Tensor]:
+    """Backward displacements D_1..D_steps (each (B, 2, H, W)) along the velocity ``v``:
+    D_k(p) = D_(k-1)(p) + v(p - D_(k-1)(p)) - where the echo at p after k steps comes from."""
+    out = [v]
     for _ in range(steps - 1):
-        d = d + warp(v, d)  # plus the velocity found where the trajectory was a step earlier
-        out.append(warp(frame, d))
+        out.append(out[-1] + warp(v, out[-1]))  # plus the velocity found where the trajectory was a step earlier
     return out
+
+
+def extrapolate(frame: torch.Tensor, v: torch.Tensor, steps: int) -> list[torch.Tensor]:
+    """Semi-Lagrangian extrapolation of (B, C, H, W) along the velocity ``v`` for ``steps`` steps: the
+    frame sampled once at p - D_k(p) for each step (``trajectories``) - no repeated interpolation, so
+    echoes do not blur step by step (what pysteps' ``semilagrangian`` does)."""
+    return [warp(frame, d) for d in trajectories(v, steps)]
+
+
+@torch.no_grad()
+def trajectories_inside(frames: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, T, H, W) -> (B, steps, H, W) bool: where the Lucas-Kanade extrapolation's backward trajectory
+    to each lead still starts inside the grid - the pixels extrapolation can forecast at all (elsewhere
+    the echo would flow in from outside; pysteps leaves those NaN and the verification skips them)."""
+    _, _, h, w = frames.shape
+    ys = torch.arange(h, dtype=frames.dtype, device=frames.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=frames.dtype, device=frames.device).view(1, 1, w)
+    out = []
+    for d in trajectories(lucas_kanade(frames), steps):
+        sy, sx = ys - d[:, 0], xs - d[:, 1]
+        out.append((sy >= 0) & (sy <= h - 1) & (sx >= 0) & (sx <= w - 1))
+    return torch.stack(out, dim=1)

@@ -8,8 +8,13 @@
 2. Advection: the latest frame is extrapolated along that field for all ``frames_out`` steps with
    backward semi-Lagrangian trajectories (``grid_sample``; ONNX ``GridSample``, which ONNX Runtime
    runs on CPU and CUDA), sampled once per step so echoes do not blur as they move.
-3. Evolution: an evolution U-Net reads the input frames and the advected ones and adds growth and
-   decay to each step (its last layer starts at zero too).
+3. Evolution, in one of two frames (its last layer starts at zero, too):
+   ``lagrangian`` (default) - the evolution U-Net reads the frames and the last two steps' changes
+   *along the motion* (the latest frame minus the one before advected by one step, and so on: growth
+   and decay as the echo experiences them) and predicts, for each lead, a change on the grid of the
+   latest frame, which is then carried along the same trajectory as the echo;
+   ``eulerian`` - it reads the frames and the advected ones and adds a change to each forecast
+   frame where it stands (the network has to move growth itself).
 
 Same contract as ``Nowcaster``: (B, frames_in, H, W) on the network scale -> (B, frames_out, H, W);
 with ``frames_out`` = 10 one application is the whole hour, so it is trained through 60 minutes.
@@ -20,8 +25,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.nets.flow import extrapolate, lucas_kanade
+from training.nets.flow import lucas_kanade, trajectories, warp
 from training.nets.unet import UNet
+
+EVOLUTIONS = ("lagrangian", "eulerian")
 
 
 class LagrangianNowcaster(nn.Module):
@@ -33,14 +40,18 @@ class LagrangianNowcaster(nn.Module):
         depth: int = 3,
         max_disp: float = 2.0,
         motion_base: int = 8,
+        evolution: str = "lagrangian",
     ) -> None:
         super().__init__()
+        if evolution not in EVOLUTIONS:
+            raise ValueError(f"evolution must be one of {EVOLUTIONS}, not {evolution!r}")
         self.motion = UNet(in_channels=frames_in + 2, num_classes=2, base=motion_base, depth=depth)
-        self.evolution = UNet(in_channels=frames_in + frames_out, num_classes=frames_out, base=base, depth=depth)
+        evo_in = frames_in + (frames_in - 1 if evolution == "lagrangian" else frames_out)
+        self.evolution = UNet(in_channels=evo_in, num_classes=frames_out, base=base, depth=depth)
         for head in (self.motion.outc.conv, self.evolution.outc.conv):  # start as pure extrapolation
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        self.frames_in, self.frames_out, self.max_disp = frames_in, frames_out, max_disp
+        self.frames_in, self.frames_out, self.max_disp, self.mode = frames_in, frames_out, max_disp, evolution
         self.config = {
             "frames_in": frames_in,
             "frames_out": frames_out,
@@ -48,6 +59,7 @@ class LagrangianNowcaster(nn.Module):
             "depth": depth,
             "max_disp": max_disp,
             "motion_base": motion_base,
+            "evolution": evolution,
         }
 
     def displacement(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,5 +68,16 @@ class LagrangianNowcaster(nn.Module):
         return flow + self.max_disp * torch.tanh(self.motion(torch.cat([x, flow / 4.0], dim=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        moved = torch.cat(extrapolate(x[:, -1:], self.displacement(x), self.frames_out), dim=1)
-        return torch.relu(moved + self.evolution(torch.cat([x, moved], dim=1)))
+        v = self.displacement(x)
+        paths = trajectories(v, self.frames_out)
+        last = x[:, -1:]
+        moved = [warp(last, d) for d in paths]
+        if self.mode == "eulerian":
+            change = self.evolution(torch.cat([x, *moved], dim=1))
+            out = [m + change[:, k : k + 1] for k, m in enumerate(moved)]
+        else:  # changes along the motion over the observed steps, newest first
+            n = self.frames_in
+            along = [x[:, i + 1 : i + 2] - warp(x[:, i : i + 1], v) for i in reversed(range(n - 1))]
+            change = self.evolution(torch.cat([x, *along], dim=1))  # on the latest frame's grid
+            out = [warp(last + change[:, k : k + 1], d) for k, d in enumerate(paths)]
+        return torch.relu(torch.cat(out, dim=1))

@@ -20,6 +20,7 @@ from training.data.radar import REGIMES, RadarParams, load_frame_folder, sequenc
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.convlstm import ConvLSTMNowcaster
+from training.nets.flow import trajectories_inside
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast_verify import verify_methods, verify_regimes, write_reports
@@ -50,12 +51,17 @@ class NowcastConfig:
     # forecast all 10 steps in one application, so --rollout 1
     arch: str = "unet"
     max_disp: float = 2.0  # lagrangian: the largest learned correction to the optical flow (px per 6-minute step)
+    # lagrangian: growth and decay learned along the motion (lagrangian) or where the forecast stands (eulerian)
+    evolution: str = "lagrangian"
     base: int = 16
     depth: int = 3
     steps: int = 3000
     batch_size: int = 8
     lr: float = 2e-3
     heavy_weight: float = 2.0  # loss weight per pixel: 1 + heavy_weight * target (network scale)
+    # the loss only where the Lucas-Kanade extrapolation's trajectory starts inside the grid (the pixels
+    # the verification scores); elsewhere echoes flow in from outside and nothing can forecast them
+    mask_inflow: bool = False
     seed: int = 0
     workers: int = 2  # processes generating sequences
     device: str = "auto"
@@ -67,8 +73,9 @@ class NowcastConfig:
     compare: str = ""  # comma-separated committed nowcasters (model folders) verified beside this one
     n_regime_test: int = 12  # held-out sequences per regime (generated data), verified regime by regime
 
-    # not part of the resume key: how many processes generate the (seeded) sequences, what is verified
-    RUN_ONLY: ClassVar[tuple[str, ...]] = ("workers", "lk", "compare", "n_regime_test")
+    # not part of the resume key: how many processes generate the (seeded) sequences, what is verified,
+    # and the name (a trial run in runs/<trial> can be copied to runs/<name> and exported under it)
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("name", "workers", "lk", "compare", "n_regime_test")
 
 
 def radar_spec(cfg: NowcastConfig, timestep: float = 6.0) -> RadarSpec:
@@ -186,8 +193,18 @@ def rollout_at(cfg: NowcastConfig, step: int) -> int:
     return min(cfg.rollout, start + (cfg.rollout - start + 1) * step // ramp)
 
 
-def weighted_mae(pred: torch.Tensor, target: torch.Tensor, heavy_weight: float) -> torch.Tensor:
-    return ((pred - target).abs() * (1 + heavy_weight * target)).mean()
+def weighted_mae(
+    pred: torch.Tensor, target: torch.Tensor, heavy_weight: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    err = (pred - target).abs() * (1 + heavy_weight * target)
+    return err.mean() if mask is None else (err * mask).sum() / mask.sum().clamp(min=1)
+
+
+def nowcast_loss(cfg: NowcastConfig, m: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The weighted MAE of the rollout over the target's steps (where extrapolation reaches, with mask_inflow)."""
+    steps = target.shape[1]
+    mask = trajectories_inside(x, steps).to(target.dtype) if cfg.mask_inflow else None
+    return weighted_mae(rollout(m, x, steps), target, cfg.heavy_weight, mask)
 
 
 EVALS = 10  # validation points over a run: the loop's "epochs" are cfg.steps / EVALS steps each
@@ -227,7 +244,9 @@ def build_nowcaster(cfg: NowcastConfig, spec: RadarSpec) -> torch.nn.Module:
     if cfg.arch in ONE_APPLICATION and spec.frames_out * cfg.rollout > LEADS:
         raise ValueError(f"{cfg.arch} forecasts all {LEADS} steps in one application: use --rollout 1")
     if cfg.arch == "lagrangian":
-        return LagrangianNowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth, cfg.max_disp)
+        return LagrangianNowcaster(
+            spec.frames_in, spec.frames_out, cfg.base, cfg.depth, cfg.max_disp, evolution=cfg.evolution
+        )
     if cfg.arch == "convlstm":
         return ConvLSTMNowcaster(spec.frames_in, spec.frames_out, hidden=3 * cfg.base)
     return Nowcaster(spec.frames_in, spec.frames_out, cfg.base, cfg.depth)
@@ -256,14 +275,11 @@ def train_nowcaster(
     v = torch.from_numpy(to_network(data["val"], spec)).to(device)
     data_seconds = time.time() - t_data
     model = build_nowcaster(cfg, spec)
-    n_steps = spec.frames_out * cfg.rollout
 
     @torch.no_grad()
     def val_loss(m: torch.nn.Module) -> float:
         m.eval()
-        return weighted_mae(
-            rollout(m, v[:, : spec.frames_in], n_steps), v[:, spec.frames_in :], cfg.heavy_weight
-        ).item()
+        return nowcast_loss(cfg, m, v[:, : spec.frames_in], v[:, spec.frames_in :]).item()
 
     per_epoch = -(-cfg.steps // EVALS)
     epochs = -(-cfg.steps // per_epoch)
@@ -271,7 +287,7 @@ def train_nowcaster(
     first = {"step": 0, "train_loss": None, "val_loss": val_loss(model.to(device))}
     fr, out_dir = fit_task(
         model, cfg, cfg.name, loop, per_epoch, _batches(cfg, train, spec, per_epoch),
-        lambda m, x, target: weighted_mae(rollout(m, x, target.shape[1]), target, cfg.heavy_weight),
+        lambda m, x, target: nowcast_loss(cfg, m, x, target),
         lambda m: (-(vl := val_loss(m)), vl), {"model_args": model.config}, run,
     )  # fmt: skip
     history = [first] + [
@@ -343,8 +359,13 @@ def export_nowcaster(
     card_fields = CardDraft(
         name=cfg.name,
         task="nowcasting",
-        description=f"Radar precipitation nowcaster: {ARCHS[cfg.arch][1]}; rolled out autoregressively to 60 minutes. "
-        "Baselines: persistence and pysteps Lucas-Kanade extrapolation.",
+        description=f"Radar precipitation nowcaster: {ARCHS[cfg.arch][1]}; "
+        + (
+            "one application is the hour. "
+            if cfg.arch in ONE_APPLICATION
+            else "rolled out autoregressively to 60 min. "
+        )
+        + "Baselines: persistence and pysteps Lucas-Kanade extrapolation.",
         architecture=Architecture(
             name=ARCHS[cfg.arch][0],
             family="convlstm" if cfg.arch == "convlstm" else "unet",
@@ -374,6 +395,11 @@ def export_nowcaster(
         | {
             "loss": f"MAE on the network scale, weighted 1 + {cfg.heavy_weight} * target, over the rolled-out "
             f"steps ({cfg.rollout_start} growing to {cfg.rollout} applications)"
+            + (
+                ", only where the Lucas-Kanade extrapolation's trajectory starts inside the grid"
+                if cfg.mask_inflow
+                else ""
+            )
         },
         metrics=card_metrics(verification, cfg.name),
         radar=spec,
