@@ -221,7 +221,8 @@ def evaluate_nowcasting(entry: ModelEntry) -> EvalResult:
     the same pixels as in training (where the Lucas-Kanade extrapolation has values), compare with the card."""
     from dataclasses import fields
 
-    from training.tasks.nowcast import TEST_SEED0, NowcastConfig, card_metrics, generated
+    from training.tasks.nowcast import TEST_SEED0, NowcastConfig, generated
+    from training.tasks.nowcast_export import card_metrics
     from training.tasks.nowcast_verify import forecast_lk, forecast_onnx, verify
 
     card = entry.card

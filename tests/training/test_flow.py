@@ -111,3 +111,24 @@ def test_the_masked_loss_ignores_pixels_outside_the_mask() -> None:
     mask[..., 0] = 0
     assert float(weighted_mae(pred, target, 2.0, mask)) == 0.0
     assert float(weighted_mae(pred, target, 2.0)) == pytest.approx(3.0 / 4)  # (1 + 2 * 1) on a quarter
+
+
+def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(tmp_path) -> None:
+    from modelrepo.repository import check_model_dir
+    from training.eval_repo import evaluate_entry
+    from training.loop import Run
+    from training.tasks.nowcast import train_nowcaster
+
+    cfg = NowcastConfig(
+        name="lagrangian_tiny", arch="lagrangian", rollout=1, rollout_start=1, mask_inflow=True, n_train=8,
+        n_val=3, n_test=5, train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4,
+        workers=1, out=str(tmp_path / "runs"), n_regime_test=0,
+    )  # fmt: skip
+    r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
+    assert all(len(s) == 10 for s in r["verification"]["methods"]["lagrangian_tiny"].values())
+    entry = check_model_dir(tmp_path / "models" / "lagrangian_tiny")
+    assert entry.ok, entry.problems
+    assert entry.card.radar.frames_out == 10 and "trajectory starts inside" in entry.card.hyperparameters["loss"]
+    assert entry.card.architecture.kwargs["evolution"] == "lagrangian"
+    result = evaluate_entry(entry)  # make eval: the card's scores from the ONNX file, rolled out by ORT
+    assert result.ok, result.message

@@ -3,21 +3,18 @@ and the verification are in ``training/tasks/nowcast_verify.py``."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec, RadarSpec
+from modelrepo.card import RadarSpec
 from modelrepo.radar import to_network
 from training.data.radar import REGIMES, RadarParams, load_frame_folder, sequence_job
-from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.convlstm import ConvLSTMNowcaster
 from training.nets.flow import trajectories_inside
@@ -311,104 +308,10 @@ def train_nowcaster(
         "data_seconds": round(data_seconds, 1),
     }
     if run.export_to is not None:
+        from training.tasks.nowcast_export import export_nowcaster
+
         test = data["test"]
         result["exported"] = str(
             export_nowcaster(model, cfg, spec, verification, test, run.export_to, run.version, run.overwrite)
         )
     return result
-
-
-def card_metrics(verification: dict, model: str) -> dict[str, float]:
-    """Flat metrics for the card (``make eval`` re-measures them): MAE, CSI and FSS at 30 and 60 min."""
-    s, leads = verification["methods"][model], verification["lead_minutes"]
-    out = {}
-    for minutes in (30, 60):
-        if minutes in leads:
-            i = leads.index(minutes)
-            out |= {f"{k}_{minutes}min": v[i] for k, v in s.items() if v[i] is not None}
-    return out
-
-
-def nowcaster_input_spec(cfg: NowcastConfig, spec: RadarSpec) -> InputSpec:
-    """Frames as channels, any size padded to the network's multiple (scaling: the card's radar block)."""
-    return InputSpec(
-        name="input",
-        color_mode=None,
-        channels=spec.frames_in,
-        height="any",
-        width="any",
-        mean=[0.0] * spec.frames_in,
-        std=[1.0] * spec.frames_in,
-        resize="none",
-        pad_multiple=pad_multiple(cfg),
-    )
-
-
-def export_nowcaster(
-    model: torch.nn.Module,
-    cfg: NowcastConfig,
-    spec: RadarSpec,
-    verification: dict,
-    test: np.ndarray,
-    export_to: Path,
-    version: int | None,
-    overwrite: bool,
-) -> Path:
-    model = model.cpu().eval()
-    summary = {k: v for k, v in verification.items() if k != "boundary_short"}
-    card_fields = CardDraft(
-        name=cfg.name,
-        task="nowcasting",
-        description=f"Radar precipitation nowcaster: {ARCHS[cfg.arch][1]}; "
-        + (
-            "one application is the hour. "
-            if cfg.arch in ONE_APPLICATION
-            else "rolled out autoregressively to 60 min. "
-        )
-        + "Baselines: persistence and pysteps Lucas-Kanade extrapolation.",
-        architecture=Architecture(
-            name=ARCHS[cfg.arch][0],
-            family="convlstm" if cfg.arch == "convlstm" else "unet",
-            preset="any-size",
-            kwargs=dict(model.config)
-            | {
-                "unet": {"residual": "last input frame"},
-                "lagrangian": {"advection": "semi-Lagrangian"},
-                "convlstm": {"recurrence": "encoder-forecaster ConvLSTM", "residual": "last input frame"},
-            }[cfg.arch],
-            num_parameters=sum(p.numel() for p in model.parameters()),
-        ),
-        input=nowcaster_input_spec(cfg, spec),
-        output=OutputSpec(name="forecast", kind="frames", shape=[spec.frames_out, "any", "any"]),
-        training=DataProvenance(
-            source="generated:radar" if cfg.data == "generated" else f"folder:{cfg.data_dir}",
-            description="training.data.radar generator (power-law rain fields, scale-dependent Lagrangian "
-            "evolution, growth/decay trends, varying translation/rotation/deformation/swirl) "
-            + json.dumps(asdict(RadarParams()))
-            + "".join(f"; regime {r}: {json.dumps(REGIMES[r])}" for r in regimes(cfg.train_regimes) if r != "base"),
-            split={},
-            sizes={"train": int(cfg.n_train), "val": int(cfg.n_val), "test": len(test)},
-            seed=cfg.seed,
-            augmentation={"crop": cfg.crop, "rot90": True, "flip": True},
-        ),
-        hyperparameters=asdict(cfg)
-        | {
-            "loss": f"MAE on the network scale, weighted 1 + {cfg.heavy_weight} * target, over the rolled-out "
-            f"steps ({cfg.rollout_start} growing to {cfg.rollout} applications)"
-            + (
-                ", only where the Lucas-Kanade extrapolation's trajectory starts inside the grid"
-                if cfg.mask_inflow
-                else ""
-            )
-        },
-        metrics=card_metrics(verification, cfg.name),
-        radar=spec,
-        verification=summary,
-    )
-    real = to_network(test[:2, : spec.frames_in], spec)
-    odd = to_network(test[-1:, : spec.frames_in, :72, :56], spec)  # another size (multiples of 8)
-    card = export_to_repository(
-        model, card_fields, export_to, real, version=version, overwrite=overwrite,
-        max_batch_size=8, dynamic_spatial=True, extra_inputs=[odd], output_name="forecast",
-    )  # fmt: skip
-    return export_to / card.name
