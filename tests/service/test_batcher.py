@@ -113,3 +113,51 @@ def test_model_failure_reaches_every_caller_of_the_batch() -> None:
         return results
 
     assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
+
+
+@pytest.mark.parametrize("delay_s, inline", [(0.0, True), (0.003, False)])
+def test_a_light_model_runs_on_the_event_loop_and_a_heavy_one_on_its_thread(delay_s, inline) -> None:
+    import threading
+
+    threads: list[int] = []
+
+    def run(x: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        if delay_s:
+            time.sleep(delay_s)
+        return x + 1.0
+
+    async def main() -> int:
+        b = DynamicBatcher("m", run, max_batch_size=4, max_delay_ms=0, max_queue=100)
+        for _ in range(5):
+            y, _ = await b.infer(np.zeros((1, 2), np.float32), timeout_s=5)
+            assert float(y[0, 0]) == 1.0
+        await b.aclose()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert threads[0] != loop_thread  # unmeasured: the first batch goes to the model's thread
+    assert all((t == loop_thread) == inline for t in threads[1:])
+
+
+def test_one_slow_batch_sends_a_light_model_back_to_its_thread() -> None:
+    import threading
+
+    threads: list[int] = []
+    delays = [0.0, 0.0, 0.0, 0.01, 0.0, 0.0]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        time.sleep(delays[len(threads) - 1])
+        return x
+
+    async def main() -> int:
+        b = DynamicBatcher("m", run, max_batch_size=4, max_delay_ms=0, max_queue=100)
+        for _ in delays:
+            await b.infer(np.zeros((1, 2), np.float32), timeout_s=5)
+        await b.aclose()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    on_loop = [t == loop_thread for t in threads]
+    assert on_loop[1:4] == [True, True, True] and on_loop[4:] == [False, False]  # 10 ms decays slowly
