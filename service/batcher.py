@@ -23,7 +23,6 @@ from typing import Protocol
 
 import numpy as np
 
-
 INLINE_S = 0.0005  # batches faster than this (the recent worst) run on the event loop, not the thread
 
 
