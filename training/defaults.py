@@ -31,7 +31,13 @@ DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {
     "unet_nowcast": NowcastConfig(name="unet_nowcast"),
     # the lecture's comparison: all 10 steps in one application, trained through the hour
     "convlstm_nowcast": NowcastConfig(name="convlstm_nowcast", arch="convlstm", rollout=1, rollout_start=1),
-}
+    # optical flow in the graph + learned motion correction and growth/decay along the motion, the hour in
+    # one application, on every weather regime, scored only where extrapolation reaches
+    "lagrangian_nowcast": NowcastConfig(
+        name="lagrangian_nowcast", arch="lagrangian", rollout=1, rollout_start=1, train_regimes="all",
+        mask_inflow=True, lr=1e-3, steps=9000,
+    ),
+}  # fmt: skip
 
 # models whose committed file stores its weights as float16 (``training.fp16_weights``): models/ must
 # stay <= 30 MB in all, and the segmenter's 1.9 M weights were the largest file
