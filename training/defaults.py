@@ -23,9 +23,19 @@ DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
     ]
 }
 
-DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {"unet_cells": SegmentConfig(name="unet_cells")}
+# the committed segmenter's recipe (its card's hyperparameters): contact lines in a quarter of the images
+DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {
+    "unet_cells": SegmentConfig(name="unet_cells", epochs=16, contact_seam=0.25),
+}
 
-DEFAULT_DENOISERS: dict[str, DenoiseConfig] = {"unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray")}
+# The committed denoisers come from runs of several hours continued across sessions (``--budget-min``,
+# ``--resume``, ``--init-from``; the card records steps, hours and what each run started from). These
+# recipes train the same networks on the same data for the configured steps in one call.
+DEFAULT_DENOISERS: dict[str, DenoiseConfig] = {
+    "unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray"),
+    # one one-channel network on each channel of an opponent colour space (as CBM3D)
+    "unet_denoise_rgb": DenoiseConfig(name="unet_denoise_rgb", gray=False, colour="opponent", lr=2e-4),
+}
 
 DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {
     "unet_nowcast": NowcastConfig(name="unet_nowcast"),
