@@ -78,3 +78,47 @@ def test_the_task_table_passes_resume_budget_and_warm_start_through(monkeypatch)
     TASKS["denoise"].run(denoise.DenoiseConfig(), None, None, False, True, 60.0, Path(DENOISER))
     run = seen["run"]
     assert run.resume is True and run.progress is True and run.budget_s == 60.0 and run.init_from == Path(DENOISER)
+
+
+def _bn_unet_with_statistics() -> torch.nn.Module:
+    from training.nets.unet import UNet
+
+    torch.manual_seed(0)
+    net = UNet(in_channels=1, num_classes=3, base=4, depth=2)
+    net.train()
+    with torch.no_grad():  # batch-norm running statistics away from their initial 0 / 1
+        for _ in range(3):
+            net(torch.randn(4, 1, 32, 32) * 3 + 1)
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # weights away from the shared initial values
+    return net.eval()
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_batch_norm_network_warm_starts_from_its_export(tmp_path, fp16):
+    """Exports keep batch norm as nodes, so a U-Net with batch norm comes back from its ONNX file
+    (exactly, or to float16 rounding from float16 storage) and reproduces the file's outputs."""
+    import onnx
+
+    from training.export import onnx_export
+    from training.fp16_weights import to_fp16_weights
+    from training.nets.unet import UNet
+
+    net = _bn_unet_with_statistics()
+    path = tmp_path / "model.onnx"
+    onnx_export(net, torch.rand(1, 1, 32, 32), path, dynamic_spatial=True)
+    if fp16:
+        converted, n = to_fp16_weights(onnx.load(str(path)))
+        assert n > 0
+        onnx.save(converted, str(path))
+    fresh = UNet(in_channels=1, num_classes=3, base=4, depth=2).eval()
+    load_onnx_weights(fresh, path)
+    want_state = net.state_dict()
+    for key, value in fresh.state_dict().items():
+        if value.dtype.is_floating_point:
+            torch.testing.assert_close(value, want_state[key], rtol=1e-3 if fp16 else 0, atol=1e-3 if fp16 else 0)
+    x = np.random.default_rng(1).random((1, 1, 48, 40), np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    with torch.no_grad():
+        got = fresh(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)

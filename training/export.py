@@ -71,6 +71,10 @@ def onnx_export(
             dynamic_axes={input_name: axes, output_name: axes if dynamic_spatial else {0: "batch"}},
             opset_version=opset,
             dynamo=False,
+            # batch norm stays a node (inference mode: the model is in eval) instead of being folded
+            # into the convolutions, so every weight keeps its PyTorch name and a later session can
+            # warm-start from the committed file (``--init-from``); ONNX Runtime fuses it at load
+            training=torch.onnx.TrainingMode.PRESERVE,
         )
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 

@@ -3,8 +3,9 @@
 ``runs/`` (checkpoints, optimiser state) does not travel between machines; the model repository
 does. A long run that a later session continues elsewhere therefore starts from the committed ONNX
 graph's weights (``--init-from models/<name>``), with a fresh optimiser and warm-up. That works for
-graphs that keep every weight under its PyTorch name (the denoiser, ConvLSTM); an export that folded
-batch norm into the convolutions does not, and is refused with the names it lacks."""
+graphs that keep every weight under its PyTorch name: every export since batch norm stays a node
+(``training.export``), float16 storage included. Models exported earlier with batch norm folded into
+the convolutions cannot, and are refused with the names they lack."""
 
 from __future__ import annotations
 
@@ -44,12 +45,23 @@ def _match(key: str, weights: dict[str, np.ndarray]) -> np.ndarray | None:
     return found[0] if len(found) == 1 else None
 
 
+def graph_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Initializers by name, plus the names the graph gives them through ``Identity`` (the exporter
+    shares equal tensors between parameters) and ``Cast`` (float16 storage, ``training.fp16_weights``),
+    as float32."""
+    weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type in ("Identity", "Cast") and len(node.input) == 1 and node.input[0] in weights:
+            weights.setdefault(node.output[0], weights[node.input[0]])
+    return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in weights.items()}
+
+
 @torch.no_grad()
 def load_onnx_weights(model: nn.Module, path: Path) -> Path:
     """Copy the weights of an ONNX graph into ``model`` by name; every floating parameter and buffer
     must be found with its shape (else ValueError naming the missing ones). Returns the file used."""
     file = model_file(path)
-    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(file)).graph.initializer}
+    weights = graph_weights(onnx.load(str(file)).graph)
     state = model.state_dict()
     missing, loaded = [], {}
     for key, tensor in state.items():
