@@ -292,3 +292,27 @@ def test_convlstm_config_needs_one_application(tmp_path) -> None:
         build_nowcaster(cfg, radar_spec(cfg))
     ok = NowcastConfig(arch="convlstm", rollout=1, base=4)
     assert radar_spec(ok).frames_out == 10 and build_nowcaster(ok, radar_spec(ok)).frames_out == 10
+
+
+def test_soft_csi_loss_rewards_keeping_heavy_cores_and_skips_thresholds_with_no_event() -> None:
+    from training.tasks.nowcast import soft_csi_loss
+
+    truth = torch.zeros(2, 3, 16, 16)
+    truth[:, :, 4:10, 4:10] = 0.6  # 35 dBZ on the network scale
+    thresholds, tau = (0.3, 0.5), 0.04
+    perfect = soft_csi_loss(truth, truth, thresholds, tau).item()
+    softened = soft_csi_loss(truth * 0.7, truth, thresholds, tau).item()  # the core falls below 0.5
+    displaced = soft_csi_loss(torch.roll(truth, 6, dims=-1), truth, thresholds, tau).item()
+    assert perfect < 0.1 < softened and perfect < displaced
+    # no observed event above the threshold: the term is 0 whatever is forecast (the MAE sees false alarms)
+    assert soft_csi_loss(truth, torch.zeros_like(truth), thresholds, tau).item() == 0.0
+    masked = torch.zeros_like(truth)
+    masked[..., :, :8] = 1  # only the left half counts: a forecast wrong only on the right half is perfect
+    wrong_right = truth.clone()
+    wrong_right[..., 8:] = 0
+    perfect_left = soft_csi_loss(truth, truth, thresholds, tau, masked).item()
+    assert soft_csi_loss(wrong_right, truth, thresholds, tau, masked).item() == pytest.approx(perfect_left, abs=1e-6)
+    assert soft_csi_loss(wrong_right, truth, thresholds, tau).item() > 0.3
+    pred = (truth * 0.7).requires_grad_()
+    soft_csi_loss(pred, truth, thresholds, tau).backward()
+    assert pred.grad[:, :, 4:10, 4:10].lt(0).all()  # the gradient pushes the softened core back up

@@ -56,6 +56,10 @@ class NowcastConfig:
     batch_size: int = 8
     lr: float = 2e-3
     heavy_weight: float = 2.0  # loss weight per pixel: 1 + heavy_weight * target (network scale)
+    # + csi_weight x (1 - soft CSI) at 20, 30 and 40 dBZ (a sigmoid of csi_tau dBZ in place of the threshold):
+    # an average error alone rewards softening heavy cores whose future is uncertain, CSI rewards keeping them
+    csi_weight: float = 0.0
+    csi_tau: float = 2.0
     # the loss only where the Lucas-Kanade extrapolation's trajectory starts inside the grid (the pixels
     # the verification scores); elsewhere echoes flow in from outside and nothing can forecast them
     mask_inflow: bool = False
@@ -197,11 +201,39 @@ def weighted_mae(
     return err.mean() if mask is None else (err * mask).sum() / mask.sum().clamp(min=1)
 
 
+CSI_THRESHOLDS_DBZ = (20.0, 30.0, 40.0)
+
+
+def soft_csi_loss(
+    pred: torch.Tensor, target: torch.Tensor, thresholds: tuple[float, ...], tau: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean over thresholds and leads of 1 - soft CSI: hits / (hits + misses + false alarms), with the
+    forecast's exceedance a sigmoid of width ``tau`` (all on the network scale), pooled over the batch.
+    (B, T, H, W) tensors; a lead and threshold with no observed event counts 0 (the MAE sees false alarms there)."""
+    keep = torch.ones_like(target) if mask is None else mask
+    losses = []
+    for thr in thresholds:
+        p = torch.sigmoid((pred - thr) / tau) * keep
+        t = (target >= thr).to(pred.dtype) * keep
+        hits = (p * t).sum(dim=(0, 2, 3))  # (T,)
+        union = (p + t - p * t).sum(dim=(0, 2, 3))
+        events = t.sum(dim=(0, 2, 3))
+        losses.append(torch.where(events > 0, 1 - hits / union.clamp(min=1e-6), torch.zeros_like(union)))
+    return torch.stack(losses).mean()
+
+
 def nowcast_loss(cfg: NowcastConfig, m: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The weighted MAE of the rollout over the target's steps (where extrapolation reaches, with mask_inflow)."""
+    """The weighted MAE of the rollout over the target's steps (where extrapolation reaches, with
+    mask_inflow), plus ``csi_weight`` x the soft-CSI loss at 20/30/40 dBZ."""
     steps = target.shape[1]
     mask = trajectories_inside(x, steps).to(target.dtype) if cfg.mask_inflow else None
-    return weighted_mae(rollout(m, x, steps), target, cfg.heavy_weight, mask)
+    pred = rollout(m, x, steps)
+    loss = weighted_mae(pred, target, cfg.heavy_weight, mask)
+    if cfg.csi_weight > 0:
+        spec = radar_spec(cfg)
+        thresholds = tuple((d - spec.zerovalue) / spec.scale_dbz for d in CSI_THRESHOLDS_DBZ)
+        loss = loss + cfg.csi_weight * soft_csi_loss(pred, target, thresholds, cfg.csi_tau / spec.scale_dbz, mask)
+    return loss
 
 
 EVALS = 10  # validation points over a run: the loop's "epochs" are cfg.steps / EVALS steps each
