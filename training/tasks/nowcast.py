@@ -205,7 +205,11 @@ CSI_THRESHOLDS_DBZ = (20.0, 30.0, 40.0)
 
 
 def soft_csi_loss(
-    pred: torch.Tensor, target: torch.Tensor, thresholds: tuple[float, ...], tau: float, mask: torch.Tensor | None = None
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    thresholds: tuple[float, ...],
+    tau: float,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over thresholds and leads of 1 - soft CSI: hits / (hits + misses + false alarms), with the
     forecast's exceedance a sigmoid of width ``tau`` (all on the network scale), pooled over the batch.

@@ -91,7 +91,11 @@ def nowcaster_card(
                 if cfg.mask_inflow
                 else ""
             )
-            + (f", + {cfg.csi_weight} x (1 - soft CSI at 20/30/40 dBZ, tau {cfg.csi_tau} dBZ)" if cfg.csi_weight else "")
+            + (
+                f", + {cfg.csi_weight} x (1 - soft CSI at 20/30/40 dBZ, tau {cfg.csi_tau} dBZ)"
+                if cfg.csi_weight
+                else ""
+            )
         },
         metrics=card_metrics(verification, cfg.name),
         radar=spec,
