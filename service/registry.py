@@ -21,6 +21,7 @@ from modelrepo.model_config import ModelConfig
 from modelrepo.repository import ModelEntry, scan_repository
 from service.batcher import Batcher, DynamicBatcher
 from service.metrics import ServiceMetrics
+from service.runner import SessionRunner, bucket_sizes, on_gpu
 from service.settings import Settings
 
 log = logging.getLogger("convserve.registry")
@@ -73,6 +74,14 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     return opts
 
 
+def provider_options(settings: Settings, providers: list[str]) -> list[str | tuple[str, dict[str, str]]]:
+    """The providers with their options: CUDA gets the cuDNN convolution algorithm search setting."""
+    return [
+        (p, {"cudnn_conv_algo_search": settings.cudnn_conv_algo_search}) if p == "CUDAExecutionProvider" else p
+        for p in providers
+    ]
+
+
 @dataclass
 class ModelState:
     name: str
@@ -87,6 +96,8 @@ class ModelState:
     batcher: Batcher | None = None
     config: ModelConfig | None = None  # its config.pbtxt
     warmup_ms: float | None = None
+    io_binding: bool = False
+    batch_buckets: list[int] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -111,6 +122,8 @@ class ModelState:
             "fallback": self.fallback,
             "warmup_ms": self.warmup_ms,
             "max_batch_size": self.batcher.max_batch_size if self.batcher is not None else None,
+            "io_binding": self.io_binding,
+            "batch_buckets": self.batch_buckets,
             "architecture": card.architecture.name if card else None,
             "metrics": card.metrics if card else None,
         }
@@ -233,7 +246,8 @@ class ModelRegistry(RegistryBase):
         state.batcher = self._batcher(state)
 
     def _open(self, path: str, requested: list[str]) -> ort.InferenceSession:
-        return ort.InferenceSession(path, sess_options=session_options(self.settings), providers=requested)
+        providers = provider_options(self.settings, requested)
+        return ort.InferenceSession(path, sess_options=session_options(self.settings), providers=providers)
 
     def _check_providers(self, state: ModelState, actual: list[str]) -> None:
         state.providers = list(actual)
@@ -255,16 +269,17 @@ class ModelRegistry(RegistryBase):
     def _batcher(self, state: ModelState) -> DynamicBatcher:
         sess = state.session
         assert sess is not None and state.card is not None
-        input_name = state.card.input.name
-
-        def run(x: np.ndarray) -> np.ndarray:
-            return sess.run(None, {input_name: x})[0]
-
         s, cfg = self.settings, state.config
+        max_batch = s.batch_size_for(state.name, cfg.max_batch_size if cfg else None)
+        gpu = on_gpu(sess)
+        io_binding = s.io_binding == "on" or (s.io_binding == "auto" and gpu)
+        buckets = s.batch_buckets if s.batch_buckets != "auto" else ("pow2" if gpu else "none")
+        state.io_binding, state.batch_buckets = io_binding, bucket_sizes(max_batch, buckets)
+        run = SessionRunner(sess, state.card.input.name, io_binding, state.batch_buckets)
         return DynamicBatcher(
             state.name,
             run,
-            s.batch_size_for(state.name, cfg.max_batch_size if cfg else None),
+            max_batch,
             s.queue_delay_for(state.name, cfg.max_queue_delay_ms if cfg else None),
             s.max_queue_length,
             observer=self.metrics.batch_observer(state.name, str(state.version)),

@@ -174,7 +174,7 @@ class RemoteRegistry(RegistryBase):
                 self.models[m["name"]] = state
             state.status, state.reason = m["status"], m["reason"]
             state.providers, state.requested, state.fallback = m["providers"], m["requested_providers"], m["fallback"]
-            state.warmup_ms = m["warmup_ms"]
+            state.warmup_ms, state.io_binding, state.batch_buckets = m["warmup_ms"], m["io_binding"], m["batch_buckets"]
         self.loaded, self._engine_ready = h["loaded"], h["ready"]
 
     async def _poll_status(self) -> None:

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     ort_spinning: bool = Field(
         True, description="let ONNX Runtime's idle intra-op threads spin (ORT's default; faster for small models)"
     )
+    io_binding: Literal["auto", "on", "off"] = Field(
+        "auto", description="ONNX Runtime IO binding with pre-allocated device input buffers (auto: on CUDA only)"
+    )
+    batch_buckets: Literal["auto", "pow2", "none"] = Field(
+        "auto", description="pad each batch up to a power of two, so a GPU sees few shapes (auto: pow2 on CUDA only)"
+    )
+    cudnn_conv_algo_search: Literal["EXHAUSTIVE", "HEURISTIC", "DEFAULT"] = Field(
+        "EXHAUSTIVE", description="CUDA: how cuDNN picks a convolution algorithm per shape (ORT's default: EXHAUSTIVE)"
+    )
     max_batch_size: int = Field(32, ge=1, le=1024, description="default per-model dynamic batch limit")
     max_queue_delay_ms: float = Field(2.0, ge=0, le=1000, description="extra wait to fill a batch, only under load")
     batch_sizes: dict[str, int] = Field(default_factory=dict, description="per-model max batch size")

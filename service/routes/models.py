@@ -25,6 +25,9 @@ _EXAMPLE = {
     "requested_providers": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "fallback": "CUDAExecutionProvider could not be initialised; running on CPUExecutionProvider",
     "warmup_ms": 12.3,
+    "max_batch_size": 32,
+    "io_binding": False,
+    "batch_buckets": [],
     "architecture": "resnet20",
     "metrics": {"accuracy": 0.994444, "val_accuracy": 1.0},
 }
