@@ -2,7 +2,8 @@
 against PyTorch eager, per model and batch size, ms per batch (median).
 
 Rows per model: ORT with numpy in/out, ORT with IO binding (input copied once to a device buffer,
-output left on the device), ORT fp16 (ResNet-50: the network in half precision behind float32 casts,
+output left on the device), the service's own runner (``service/runner.py``: IO binding, output copied
+back, power-of-two batch buckets), ORT fp16 (ResNet-50: the network in half precision behind float32 casts,
 so callers still send float32) and torch eager fp32 / fp16 channels-last. Runs on a CPU machine too
 (CPU execution provider, torch on CPU, no fp16) so the script itself is tested here; its GPU figures
 exist only once it has run on a GPU. Prints one table last.
@@ -73,6 +74,12 @@ def ort_rows(path: Path, x: np.ndarray, cuda: bool, reps: int) -> dict[str, floa
         binding.synchronize_outputs()
 
     rows[f"ort {dev} io-binding"] = _time(bound, reps)
+    # what the service runs per batch (service/runner.py): IO binding with its kept input buffer, the
+    # output copied back to the host, the batch padded to a power-of-two bucket
+    from service.runner import SessionRunner, bucket_sizes
+
+    runner = SessionRunner(sess, "input", io_binding=True, buckets=bucket_sizes(64, "pow2"))
+    rows[f"convserve runner {dev}"] = _time(lambda: runner(x), reps)
     return rows
 
 
