@@ -184,8 +184,11 @@ class ExportInfo(_Strict):
     weights: str = Field(
         "float32", description="how the file stores its weights: float32, or float16 (computed in float32)"
     )
+    compute: Literal["float32", "float16"] = Field(
+        "float32", description="the arithmetic: float16 for a GPU copy (training.fp16_compute); I/O stays float32"
+    )
     fp16_max_abs_diff: float | None = Field(
-        None, ge=0, description="float16 weights: max |output difference| from the float32 graph on the check inputs"
+        None, ge=0, description="float16 weights or arithmetic: max |output difference| from the float32 graph"
     )
 
 

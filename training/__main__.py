@@ -146,6 +146,14 @@ def cmd_fp16_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fp16_compute(args: argparse.Namespace) -> int:
+    from training.fp16_compute import convert_to_fp16_compute
+
+    for d in args.model_dirs:
+        print(convert_to_fp16_compute(Path(d), Path(args.out), args.overwrite))
+    return 0
+
+
 def cmd_archs(args: argparse.Namespace) -> int:
     from training.nets import get_arch, list_archs
 
@@ -278,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fp16-weights", help="store committed models' weights as float16, in place (card updated)")
     p.add_argument("model_dirs", nargs="+", help="model folders, e.g. models/unet_cells")
     p.set_defaults(fn=cmd_fp16_weights)
+
+    p = sub.add_parser("fp16-compute", help="write a float16-arithmetic copy <name>_fp16 of committed models (GPUs)")
+    p.add_argument("model_dirs", nargs="+", help="model folders, e.g. models/resnet20_digits")
+    p.add_argument("--out", default="models", help="model repository for the copies")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing <name>_fp16")
+    p.set_defaults(fn=cmd_fp16_compute)
 
     p = sub.add_parser("archs", help="list the registered architectures")
     p.set_defaults(fn=cmd_archs)
