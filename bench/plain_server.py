@@ -23,9 +23,13 @@ from modelrepo.repository import check_model_dir
 
 
 def ort_runner(entry):
+    import os
+
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
+    # PLAIN_PROVIDERS=CUDAExecutionProvider,CPUExecutionProvider on a GPU host (bench/gpu_http.py)
+    providers = os.environ.get("PLAIN_PROVIDERS", "CPUExecutionProvider").split(",")
+    sess = ort.InferenceSession(str(entry.version_path()), providers=providers)
     name = entry.card.input.name
     return lambda x: sess.run(None, {name: x})[0]
 

@@ -112,3 +112,34 @@ def test_gpu_script_paths_agree_on_the_cpu(tmp_path):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         np.testing.assert_allclose(sess.run(None, {"input": x})[0], net(torch.from_numpy(x)).numpy(), atol=1e-4)
+
+
+def test_httpload_counts_answers_latencies_and_refusals():
+    """The standard-library load generator (for machines without wrk) against a real server."""
+    import numpy as np
+
+    from bench.httpload import load
+    from tests.service.conftest import png_bytes, running_server
+
+    digit = png_bytes((np.eye(8, dtype=np.uint8) * 255), 64)
+    with running_server() as url:
+        ok = load(f"{url}/classify?model=lenet5_digits", digit, "image/png", clients=4, seconds=1.0, processes=2)
+        refused = load(f"{url}/classify", b"not an image", "image/png", clients=2, seconds=0.5)
+    assert ok["requests"] > 4 and ok["non_2xx"] == 0 and ok["socket_errors"] == 0
+    assert 0 < ok["p50_ms"] <= ok["p90_ms"] <= ok["p99_ms"] and ok["rps"] == pytest.approx(ok["requests"] / 1.0)
+    assert refused["requests"] > 0 and refused["non_2xx"] == refused["requests"]
+
+
+def test_gpu_http_script_runs_on_the_cpu():
+    """bench/gpu_http.py end to end with the CPU provider and a committed classifier (a smoke test of
+    the script the GPU machine runs; its GPU figures exist only once it has run there)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "bench/gpu_http.py", "--cpu", "--model", "models/lenet5_digits", "--workers", "1"]
+    cmd += ["--clients", "2", "--seconds", "1", "--load-processes", "1"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("lenet5_digits cpu: ")]
+    assert len(rows) == 3 and "convserve x1" in rows[1] and "plain" in rows[2]
+    assert all(float(r.split()[-4]) > 0 and r.split()[-1] == "0" for r in rows[1:])  # req/s, no refusal
