@@ -6,6 +6,7 @@ import asyncio
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -63,6 +64,9 @@ class SegmentConfig:
     out: str = "runs"
     max_batches: int | None = None
     contact_seam: float = 0.7  # cells_random: share of images whose touching cells meet at a dimmer line
+
+    # not part of the resume key: a trial run in runs/<trial> can be copied to runs/<name> and exported under it
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("name",)
 
 
 def input_spec(cfg: SegmentConfig) -> InputSpec:
