@@ -233,6 +233,19 @@ def _add_task_parsers(sub) -> None:
         p.set_defaults(fn=cmd_train)
 
 
+def _add_fp16_parsers(sub) -> None:
+    """The commands that rewrite committed model files in float16 (storage, or arithmetic for GPUs)."""
+    p = sub.add_parser("fp16-weights", help="store committed models' weights as float16, in place (card updated)")
+    p.add_argument("model_dirs", nargs="+", help="model folders, e.g. models/unet_cells")
+    p.set_defaults(fn=cmd_fp16_weights)
+
+    p = sub.add_parser("fp16-compute", help="write a float16-arithmetic copy <name>_fp16 of committed models (GPUs)")
+    p.add_argument("model_dirs", nargs="+", help="model folders, e.g. models/resnet20_digits")
+    p.add_argument("--out", default="models", help="model repository for the copies")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing <name>_fp16")
+    p.set_defaults(fn=cmd_fp16_compute)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -283,15 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(fn=cmd_eval)
 
-    p = sub.add_parser("fp16-weights", help="store committed models' weights as float16, in place (card updated)")
-    p.add_argument("model_dirs", nargs="+", help="model folders, e.g. models/unet_cells")
-    p.set_defaults(fn=cmd_fp16_weights)
-
-    p = sub.add_parser("fp16-compute", help="write a float16-arithmetic copy <name>_fp16 of committed models (GPUs)")
-    p.add_argument("model_dirs", nargs="+", help="model folders, e.g. models/resnet20_digits")
-    p.add_argument("--out", default="models", help="model repository for the copies")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing <name>_fp16")
-    p.set_defaults(fn=cmd_fp16_compute)
+    _add_fp16_parsers(sub)
 
     p = sub.add_parser("archs", help="list the registered architectures")
     p.set_defaults(fn=cmd_archs)
