@@ -286,7 +286,8 @@ class ModelRegistry(RegistryBase):
         )
 
     def warmup(self) -> None:
-        """Run each model once with its card's input shape; a model becomes ready only after this."""
+        """Run each model with its card's input shape (batch 1 and 8, or every batch bucket); a model
+        becomes ready only after this."""
         for state in self.all_states():
             if state.status != "warming":
                 continue
@@ -296,7 +297,8 @@ class ModelRegistry(RegistryBase):
             w = spec.width if isinstance(spec.width, int) else 64
             t0 = time.perf_counter()
             try:
-                for n in sorted({1, min(8, state.batcher.max_batch_size)}):
+                # every batch bucket once (a GPU's per-shape algorithm search then happens here, not on a request)
+                for n in state.batch_buckets or sorted({1, min(8, state.batcher.max_batch_size)}):
                     state.batcher.run_chunked(np.zeros((n, spec.tensor_channels, h, w), np.float32))
             except Exception as exc:
                 state.status, state.reason = "unavailable", f"warm-up failed: {exc}"
