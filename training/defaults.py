@@ -42,13 +42,15 @@ DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {
     # the lecture's comparison: all 10 steps in one application, trained through the hour
     "convlstm_nowcast": NowcastConfig(name="convlstm_nowcast", arch="convlstm", rollout=1, rollout_start=1),
     # optical flow in the graph + learned motion correction and growth/decay along the motion, the hour in
-    # one application, on every weather regime, scored only where extrapolation reaches
+    # one application, on every weather regime, scored only where extrapolation reaches; the soft-CSI term
+    # keeps heavy cores that an average error alone would soften
     "lagrangian_nowcast": NowcastConfig(
         name="lagrangian_nowcast", arch="lagrangian", rollout=1, rollout_start=1, train_regimes="all",
-        mask_inflow=True, lr=1e-3, steps=9000,
+        mask_inflow=True, lr=1e-3, steps=9000, csi_weight=0.05,
     ),
 }  # fmt: skip
 
 # models whose committed file stores its weights as float16 (``training.fp16_weights``): models/ must
-# stay <= 30 MB in all, and the segmenter's 1.9 M weights were the largest file
-FP16_WEIGHTS: frozenset[str] = frozenset({"unet_cells"})
+# stay <= 30 MB in all; the segmenter's 1.9 M weights were the largest file, and the Lagrangian nowcaster
+# (batch norm kept as nodes since 2026-12-02, so a later session can warm-start it) pushed past the limit
+FP16_WEIGHTS: frozenset[str] = frozenset({"unet_cells", "lagrangian_nowcast"})
