@@ -76,6 +76,8 @@ def resolve_model(
             raise ApiError(503, "no_model", f"no {task} model is ready", {"Retry-After": "5"})
     else:
         state = registry.models.get(name)
+        if state is None and not registry.loaded:  # e.g. a worker waiting for a restarted engine
+            raise ApiError(503, "not_ready", "the models are not loaded yet", {"Retry-After": "5"})
         if state is None:
             raise ApiError(404, "model_not_found", f"unknown model {name!r}; GET /models lists them")
         if state.card is not None and state.card.task != task:

@@ -155,8 +155,15 @@ class RemoteRegistry(RegistryBase):
         self._engine_ready = False
 
     async def start(self, warmup: bool = True) -> None:
-        await self.client.connect()
-        await self.refresh()
+        """Connect to the engine and read its models. An engine that is down (its supervisor is restarting
+        it) does not fail start-up: the worker starts not ready and the status poll reconnects. Failing
+        would stop the whole server - uvicorn ends every worker when a (re)started one fails its start-up,
+        and a worker restarted while the engine restarts would."""
+        try:
+            await self.client.connect()
+            await self.refresh()
+        except OSError as exc:  # ConnectionError and a missing socket file are OSErrors
+            log.warning("the inference engine is not reachable (%s): starting not ready, reconnecting", exc)
         self._poll = asyncio.create_task(self._poll_status())
 
     async def refresh(self) -> None:

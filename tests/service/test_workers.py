@@ -61,3 +61,55 @@ def test_nowcast_rollout_through_the_engine_equals_in_process(workers_server, cl
     local = client.post("/nowcast", json=body)
     assert remote.status_code == local.status_code == 200, remote.text
     np.testing.assert_allclose(np.array(remote.json()["frames"]), np.array(local.json()["frames"]), atol=1e-3)
+
+
+@pytest.mark.timeout(180)
+def test_a_worker_started_while_the_engine_is_down_answers_503_then_serves_once_it_is_back(tmp_path, digits):
+    """A front-end worker (re)started while the supervisor restarts the engine must not fail its start-up:
+    uvicorn then stops every worker. It starts not ready (503 with Retry-After), the status poll reconnects."""
+    import asyncio
+    import contextlib
+    import shutil
+    import threading
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.engine import Engine
+    from service.settings import Settings
+    from tests.conftest import MODELS
+
+    repo = tmp_path / "repo"
+    shutil.copytree(MODELS / "lenet5_digits", repo / "lenet5_digits")
+    sock = str(tmp_path / "engine.sock")  # no engine behind it yet
+    png, label = digits[0]
+    post = {"content": png, "headers": {"content-type": "image/png"}}
+    stop = threading.Event()
+
+    async def engine() -> None:  # the restarted engine, on the same socket, in a thread of its own
+        task = asyncio.create_task(Engine(Settings(models_dir=repo)).serve(sock))
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    thread = threading.Thread(target=asyncio.run, args=(engine(),), daemon=True)
+    try:
+        with TestClient(create_app(Settings(models_dir=repo, engine_socket=sock, arena_slots=2))) as c:
+            assert c.get("/health/ready").status_code == 503
+            for path in ("/classify", "/classify?model=lenet5_digits"):
+                r = c.post(path, **post)
+                assert r.status_code == 503 and r.headers["retry-after"], r.text
+            thread.start()
+            deadline = time.time() + 120
+            while c.get("/health/ready").status_code != 200 and time.time() < deadline:
+                time.sleep(0.1)
+            r = c.post("/classify?model=lenet5_digits", **post)
+            assert r.status_code == 200, r.text
+            assert r.json()["results"][0]["predictions"][0]["index"] == label
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(10)
