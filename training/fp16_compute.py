@@ -27,9 +27,7 @@ SUFFIX = "_fp16"
 def to_fp16_compute(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxconverter_common import float16
 
-    # GridSample (the Lagrangian nowcaster) has no float16 kernel on ONNX Runtime's CPU and CUDA providers
-    # alike in this version: it stays float32
-    return float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=["GridSample"])
+    return float16.convert_float_to_float16(model, keep_io_types=True)
 
 
 def convert_to_fp16_compute(model_dir: Path, out_root: Path, overwrite: bool = False) -> str:
@@ -52,7 +50,11 @@ def convert_to_fp16_compute(model_dir: Path, out_root: Path, overwrite: bool = F
     dst = dst_dir / "1" / "model.onnx"
     dst.parent.mkdir(parents=True)
     onnx.save(to_fp16_compute(onnx.load(str(src))), str(dst))
-    diff = compare(src, dst, sample_inputs(card))
+    try:
+        diff = compare(src, dst, sample_inputs(card))
+    except Exception as exc:  # e.g. the Lagrangian nowcaster: the converter leaves its Casts inconsistent
+        shutil.rmtree(dst_dir)
+        raise ValueError(f"{card.name} does not convert to float16 arithmetic: {str(exc)[:300]}") from exc
     export = card.export.model_copy(update={"compute": "float16", "fp16_max_abs_diff": diff})
     fp16 = card.model_copy(
         update={

@@ -63,3 +63,17 @@ def test_refuses_float16_stored_weights_and_an_existing_copy(fp16_repo, tmp_path
         convert_to_fp16_compute(MODELS / "unet_cells", tmp_path)
     with pytest.raises(FileExistsError, match="--overwrite"):
         convert_to_fp16_compute(fp16_repo / "resnet20_digits", fp16_repo)
+
+
+def test_a_copy_that_fails_its_check_is_refused_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    """As the Lagrangian nowcaster's float32 graph does (the converter leaves its Casts inconsistent, and
+    ONNX Runtime refuses the file): here the check is made to fail the same way."""
+    import training.fp16_compute as fc
+
+    def refused(*_):
+        raise RuntimeError("Type Error: Type (tensor(float16)) of output arg does not match expected type")
+
+    monkeypatch.setattr(fc, "compare", refused)
+    with pytest.raises(ValueError, match="does not convert to float16 arithmetic"):
+        fc.convert_to_fp16_compute(MODELS / "resnet20_digits", tmp_path)
+    assert not (tmp_path / "resnet20_digits_fp16").exists()
