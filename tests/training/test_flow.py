@@ -113,6 +113,21 @@ def test_the_masked_loss_ignores_pixels_outside_the_mask() -> None:
     assert float(weighted_mae(pred, target, 2.0)) == pytest.approx(3.0 / 4)  # (1 + 2 * 1) on a quarter
 
 
+def test_lead_weights_balance_the_leads_errors() -> None:
+    from training.tasks.nowcast import lead_weights, weighted_mae
+
+    w = lead_weights(10, 0.5)
+    assert float(w.mean()) == pytest.approx(1.0)
+    assert float(w[0] / w[3]) == pytest.approx(2.0)  # lead 1 vs lead 4: 4 ** 0.5
+    # errors that grow as the square root of the lead weigh alike per lead with power 0.5
+    target = torch.zeros(1, 10, 2, 2)
+    pred = torch.arange(1, 11, dtype=torch.float32).sqrt().view(1, 10, 1, 1).expand(1, 10, 2, 2)
+    per_lead = (pred - target).abs() * w.view(1, -1, 1, 1)
+    assert torch.allclose(per_lead[0, :, 0, 0], per_lead[0, 0, 0, 0].expand(10))
+    assert float(weighted_mae(pred, target, 0.0, lead_power=0.5)) == pytest.approx(float(per_lead.mean()))
+    assert float(weighted_mae(pred, target, 0.0)) == pytest.approx(float(pred.mean()))  # power 0: plain mean
+
+
 def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(tmp_path) -> None:
     from modelrepo.repository import check_model_dir
     from training.eval_repo import evaluate_entry

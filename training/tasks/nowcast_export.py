@@ -86,6 +86,7 @@ def nowcaster_card(
         | {
             "loss": f"MAE on the network scale, weighted 1 + {cfg.heavy_weight} * target, over the rolled-out "
             f"steps ({cfg.rollout_start} growing to {cfg.rollout} applications)"
+            + (f", lead k weighted k ** -{cfg.lead_power} (mean 1)" if cfg.lead_power else "")
             + (
                 ", only where the Lucas-Kanade extrapolation's trajectory starts inside the grid"
                 if cfg.mask_inflow
