@@ -128,6 +128,27 @@ def test_lead_weights_balance_the_leads_errors() -> None:
     assert float(weighted_mae(pred, target, 0.0)) == pytest.approx(float(pred.mean()))  # power 0: plain mean
 
 
+def test_the_relative_loss_is_the_error_over_extrapolations_per_sequence_and_lead() -> None:
+    from training.tasks.nowcast import relative_mae
+
+    target = torch.zeros(2, 3, 4, 4)
+    reference = torch.full_like(target, 0.1)
+    reference[1] = 0.4  # the second sequence is harder for extrapolation
+    assert float(relative_mae(reference, target, reference, 0.0, None, 1e-3)) == pytest.approx(1.0)
+    pred = reference / 2  # half extrapolation's error everywhere: 0.5, whatever the scale of each sequence
+    assert float(relative_mae(pred, target, reference, 0.0, None, 1e-3)) == pytest.approx(0.5)
+    pred = reference.clone()
+    pred[1] = 0.0  # perfect on the hard sequence only: its ratio 0, the easy one's 1
+    assert float(relative_mae(pred, target, reference, 0.0, None, 1e-3)) == pytest.approx(0.5)
+    # the floor: where extrapolation is (nearly) perfect the ratio is taken against the floor
+    assert float(relative_mae(torch.full_like(target, 0.01), target, target, 0.0, None, 0.02)) == pytest.approx(0.5)
+    mask = torch.ones_like(target)
+    mask[..., 0] = 0
+    pred = reference.clone()
+    pred[..., 0] = 5.0  # wrong only outside the mask
+    assert float(relative_mae(pred, target, reference, 2.0, mask, 1e-3)) == pytest.approx(1.0)
+
+
 def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(tmp_path) -> None:
     from modelrepo.repository import check_model_dir
     from training.eval_repo import evaluate_entry
@@ -137,13 +158,15 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(t
     cfg = NowcastConfig(
         name="lagrangian_tiny", arch="lagrangian", rollout=1, rollout_start=1, mask_inflow=True, n_train=8,
         n_val=3, n_test=5, train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4,
-        workers=1, out=str(tmp_path / "runs"), n_regime_test=0,
+        workers=1, out=str(tmp_path / "runs"), n_regime_test=0, relative=True, csi_weight=0.5,
     )  # fmt: skip
     r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
+    assert all(np.isfinite(h["val_loss"]) for h in r["history"]) and np.isfinite(r["history"][-1]["train_loss"])
     assert all(len(s) == 10 for s in r["verification"]["methods"]["lagrangian_tiny"].values())
     entry = check_model_dir(tmp_path / "models" / "lagrangian_tiny")
     assert entry.ok, entry.problems
-    assert entry.card.radar.frames_out == 10 and "trajectory starts inside" in entry.card.hyperparameters["loss"]
+    loss = entry.card.hyperparameters["loss"]
+    assert entry.card.radar.frames_out == 10 and "trajectory starts inside" in loss and "divided by plain" in loss
     assert entry.card.architecture.kwargs["evolution"] == "lagrangian"
     result = evaluate_entry(entry)  # make eval: the card's scores from the ONNX file, rolled out by ORT
     assert result.ok, result.message

@@ -17,7 +17,7 @@ from modelrepo.radar import to_network
 from training.data.radar import REGIMES, RadarParams, load_frame_folder, sequence_job
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.convlstm import ConvLSTMNowcaster
-from training.nets.flow import trajectories_inside
+from training.nets.flow import extrapolate, lucas_kanade, trajectories_inside
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast_verify import verify_methods, verify_regimes, write_reports
@@ -64,6 +64,11 @@ class NowcastConfig:
     # MAE triples from 6 to 60 min), so 0.5 weighs each lead's relative error about alike instead of
     # letting the hour's large errors drown the first steps
     lead_power: float = 0.0
+    # each sequence's weighted error at each lead divided by that of plain extrapolation along the in-graph
+    # Lucas-Kanade flow (no gradient; floor relative_floor_dbz): the error relative to extrapolation, so each
+    # sequence (regime) and each lead counts alike - the target is to beat extrapolation in every one
+    relative: bool = False
+    relative_floor_dbz: float = 0.25
     # the loss only where the Lucas-Kanade extrapolation's trajectory starts inside the grid (the pixels
     # the verification scores); elsewhere echoes flow in from outside and nothing can forecast them
     mask_inflow: bool = False
@@ -219,6 +224,23 @@ def weighted_mae(
     return err.mean() if mask is None else (err * mask).sum() / mask.sum().clamp(min=1)
 
 
+def relative_mae(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    reference: torch.Tensor,
+    heavy_weight: float,
+    mask: torch.Tensor | None,
+    floor: float,
+) -> torch.Tensor:
+    """Mean over sequences and leads of the forecast's weighted MAE divided by the reference forecast's
+    (the same weights and pixels; the reference's error at least ``floor``). (B, T, H, W) tensors."""
+    w = (1 + heavy_weight * target) * (torch.ones_like(target) if mask is None else mask)
+    n = w.gt(0).sum(dim=(2, 3)).clamp(min=1)
+    err = ((pred - target).abs() * w).sum(dim=(2, 3)) / n
+    ref = ((reference - target).abs() * w).sum(dim=(2, 3)) / n
+    return (err / ref.clamp(min=floor)).mean()
+
+
 CSI_THRESHOLDS_DBZ = (20.0, 30.0, 40.0)
 
 
@@ -246,13 +268,20 @@ def soft_csi_loss(
 
 def nowcast_loss(cfg: NowcastConfig, m: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The weighted MAE of the rollout over the target's steps (where extrapolation reaches, with
-    mask_inflow), plus ``csi_weight`` x the soft-CSI loss at 20/30/40 dBZ."""
+    mask_inflow) - or, with ``relative``, that error relative to plain extrapolation's per sequence and
+    lead - plus ``csi_weight`` x the soft-CSI loss at 20/30/40 dBZ."""
     steps = target.shape[1]
     mask = trajectories_inside(x, steps).to(target.dtype) if cfg.mask_inflow else None
     pred = rollout(m, x, steps)
-    loss = weighted_mae(pred, target, cfg.heavy_weight, mask, cfg.lead_power)
+    spec = radar_spec(cfg)
+    if cfg.relative:
+        with torch.no_grad():
+            reference = torch.cat(extrapolate(x[:, -1:], lucas_kanade(x), steps), dim=1)
+        floor = cfg.relative_floor_dbz / spec.scale_dbz
+        loss = relative_mae(pred, target, reference, cfg.heavy_weight, mask, floor)
+    else:
+        loss = weighted_mae(pred, target, cfg.heavy_weight, mask, cfg.lead_power)
     if cfg.csi_weight > 0:
-        spec = radar_spec(cfg)
         thresholds = tuple((d - spec.zerovalue) / spec.scale_dbz for d in CSI_THRESHOLDS_DBZ)
         loss = loss + cfg.csi_weight * soft_csi_loss(pred, target, thresholds, cfg.csi_tau / spec.scale_dbz, mask)
     return loss

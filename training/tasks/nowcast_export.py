@@ -86,7 +86,13 @@ def nowcaster_card(
         | {
             "loss": f"MAE on the network scale, weighted 1 + {cfg.heavy_weight} * target, over the rolled-out "
             f"steps ({cfg.rollout_start} growing to {cfg.rollout} applications)"
-            + (f", lead k weighted k ** -{cfg.lead_power} (mean 1)" if cfg.lead_power else "")
+            + (f", lead k weighted k ** -{cfg.lead_power} (mean 1)" if cfg.lead_power and not cfg.relative else "")
+            + (
+                f", per sequence and lead divided by plain extrapolation's (in-graph LK; floor "
+                f"{cfg.relative_floor_dbz} dBZ)"
+                if cfg.relative
+                else ""
+            )
             + (
                 ", only where the Lucas-Kanade extrapolation's trajectory starts inside the grid"
                 if cfg.mask_inflow
