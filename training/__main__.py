@@ -154,6 +154,15 @@ def cmd_fp16_compute(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nowcast_ablation(args: argparse.Namespace) -> int:
+    """A Lagrangian nowcaster with its learned parts switched off, per regime, against pysteps' LK."""
+    from training.nowcast_ablation import ablation, table
+
+    leads = tuple(args.leads)
+    print(table(ablation(Path(args.model), args.n, args.size, leads), leads))
+    return 0
+
+
 def cmd_archs(args: argparse.Namespace) -> int:
     from training.nets import get_arch, list_archs
 
@@ -251,6 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     _add_task_parsers(sub)
+
+    p = sub.add_parser(
+        "nowcast-ablation", help="a Lagrangian nowcaster's MAE per regime with its learned parts switched off"
+    )
+    p.add_argument("model", nargs="?", default="models/lagrangian_nowcast", help="model folder")
+    p.add_argument("--n", type=int, default=8, help="validation sequences per regime")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--leads", type=int, nargs="+", default=[1, 5, 10], help="leads, in 6-minute steps")
+    p.set_defaults(fn=cmd_nowcast_ablation)
 
     p = sub.add_parser("radar-samples", help="write example radar frames (ODIM HDF5 + .npy) for /nowcast")
     p.add_argument("--out", default="examples/radar")

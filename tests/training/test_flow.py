@@ -170,3 +170,30 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(t
     assert entry.card.architecture.kwargs["evolution"] == "lagrangian"
     result = evaluate_entry(entry)  # make eval: the card's scores from the ONNX file, rolled out by ORT
     assert result.ok, result.message
+
+
+def test_the_nowcast_ablation_switches_parts_off_and_restores_them(tmp_path) -> None:
+    from training.loop import Run
+    from training.nowcast_ablation import PARTS, ablation, load_lagrangian, table
+    from training.tasks.nowcast import train_nowcaster
+
+    cfg = NowcastConfig(
+        name="lagrangian_abl", arch="lagrangian", rollout=1, rollout_start=1, n_train=8, n_val=3, n_test=2,
+        train_size=48, crop=32, test_size=48, base=4, depth=2, steps=30, batch_size=4, lr=3e-2, workers=1,
+        out=str(tmp_path / "runs"), n_regime_test=0,
+    )  # fmt: skip
+    train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))  # 2 test cases export too
+    model_dir = tmp_path / "models" / "lagrangian_abl"
+    model = load_lagrangian(model_dir)
+    x = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        before = model(x)
+    result = ablation(model_dir, n=1, size=48, leads=(1, 10))
+    with torch.no_grad():
+        assert torch.equal(model(x), before)  # a fresh model per call; and this one untouched
+    assert set(result) >= {"base", "fast", "stratiform"}
+    rows = result["base"]
+    assert set(rows) == {"pysteps LK extrapolation", *PARTS} and all(len(v) == 2 for v in rows.values())
+    # the evolution trained away from zero: switching it off changes the forecast
+    assert rows["model"] != rows["no evolution"]
+    assert "| base | in-graph extrapolation |" in table(result, (1, 10))

@@ -128,7 +128,7 @@ def export_nowcaster(
     real = to_network(test[:2, : spec.frames_in], spec)
     odd = to_network(test[-1:, : spec.frames_in, :72, :56], spec)  # another size (multiples of 8)
     flow = cfg.arch == "lagrangian"
-    extra = [odd] + ([to_network(test[2:5, : spec.frames_in], spec)] if flow else [])
+    extra = [odd] + ([to_network(test[2:5, : spec.frames_in], spec)] if flow and len(test) > 2 else [])
     card = export_to_repository(
         model, card_fields, export_to, real, version=version, overwrite=overwrite, max_batch_size=8,
         dynamic_spatial=True, extra_inputs=extra, output_name="forecast", random_check=not flow,
