@@ -69,8 +69,9 @@ def ablation(model_dir: Path, n: int = 8, size: int = 128, leads: tuple[int, ...
 
 
 def _mae(f: np.ndarray, truth: np.ndarray, ok: np.ndarray, leads: tuple[int, ...]) -> list[float]:
-    """MAE at each lead (1-based steps) over the pixels ``ok``."""
-    return [round(float(np.abs(f - truth)[:, k - 1][ok[:, k - 1]].mean()), 3) for k in leads]
+    """MAE at each lead (1-based steps) over the pixels ``ok``; NaN where LK reaches no pixel at all."""
+    err = np.abs(f - truth)
+    return [round(float(err[:, k - 1][ok[:, k - 1]].mean()), 3) if ok[:, k - 1].any() else float("nan") for k in leads]
 
 
 def table(result: dict, leads: tuple[int, ...], minutes: float = 6.0) -> str:
