@@ -152,9 +152,13 @@ def test_nowcast_sample_animates_observed_then_forecast(page, base) -> None:
     pixels = canvas_pixels(page, "#view-nowcast .radar")
     assert len({tuple(p) for p in pixels[::97]}) > 3  # a coloured radar picture, not a blank canvas
     labels = set()
-    for _ in range(frames + 2):
+    # sampled every 150 ms (a 650 ms sampling could step over one frame of the loop on a busy machine),
+    # for up to two full loops
+    for _ in range(2 * (frames + 2) * 650 // 150):
         labels.add(page.inner_text("#view-nowcast .frame-label"))
-        page.wait_for_timeout(650)
+        if any(s.startswith("observed") for s in labels) and "forecast +60 min" in labels:
+            break
+        page.wait_for_timeout(150)
     assert any(s.startswith("observed") for s in labels) and "forecast +60 min" in labels
     assert page.locator("#view-nowcast .skill tbody tr").count() >= 3  # model, persistence, extrapolation
     shot(page, "nowcast")
