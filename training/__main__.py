@@ -255,32 +255,14 @@ def _add_fp16_parsers(sub) -> None:
     p.set_defaults(fn=cmd_fp16_compute)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-
-    _add_task_parsers(sub)
-
-    p = sub.add_parser(
-        "nowcast-ablation", help="a Lagrangian nowcaster's MAE per regime with its learned parts switched off"
-    )
-    p.add_argument("model", nargs="?", default="models/lagrangian_nowcast", help="model folder")
-    p.add_argument("--n", type=int, default=8, help="validation sequences per regime")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--leads", type=int, nargs="+", default=[1, 5, 10], help="leads, in 6-minute steps")
-    p.set_defaults(fn=cmd_nowcast_ablation)
-
+def _add_sample_parsers(sub) -> None:
+    """The commands that write example uploads for the endpoints."""
     p = sub.add_parser("radar-samples", help="write example radar frames (ODIM HDF5 + .npy) for /nowcast")
     p.add_argument("--out", default="examples/radar")
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=2026)
     p.set_defaults(fn=cmd_radar_samples)
-
-    p = sub.add_parser("report", help="tables and plots for docs/ from the committed cards")
-    p.add_argument("--models", default="models")
-    p.add_argument("--out", default="docs")
-    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("cell-samples", help="write an example 16-bit cells TIFF for /segment")
     p.add_argument("--out", default="examples/cells")
@@ -295,6 +277,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="examples/denoise")
     p.set_defaults(fn=cmd_denoise_samples)
 
+
+def _add_analysis_parsers(sub) -> None:
+    """Diagnostics of committed models that write nothing."""
+    p = sub.add_parser(
+        "nowcast-ablation", help="a Lagrangian nowcaster's MAE per regime with its learned parts switched off"
+    )
+    p.add_argument("model", nargs="?", default="models/lagrangian_nowcast", help="model folder")
+    p.add_argument("--n", type=int, default=8, help="validation sequences per regime")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--leads", type=int, nargs="+", default=[1, 5, 10], help="leads, in 6-minute steps")
+    p.set_defaults(fn=cmd_nowcast_ablation)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    _add_task_parsers(sub)
+
+    p = sub.add_parser("report", help="tables and plots for docs/ from the committed cards")
+    p.add_argument("--models", default="models")
+    p.add_argument("--out", default="docs")
+    p.set_defaults(fn=cmd_report)
+
+    _add_sample_parsers(sub)
     p = sub.add_parser("models", help="retrain and export every default model")
     p.add_argument("--models", default="models")
     p.add_argument("--out", default="runs")
@@ -315,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_eval)
 
     _add_fp16_parsers(sub)
+    _add_analysis_parsers(sub)
 
     p = sub.add_parser("archs", help="list the registered architectures")
     p.set_defaults(fn=cmd_archs)

@@ -219,9 +219,7 @@ NOWCAST_TOLERANCE = {"mae_dbz": 0.05, "csi": 0.01, "fss": 0.01}  # re-measured m
 def evaluate_nowcasting(entry: ModelEntry) -> EvalResult:
     """Regenerate the card's held-out radar sequences, roll the ONNX model out with ONNX Runtime, verify on
     the same pixels as in training (where the Lucas-Kanade extrapolation has values), compare with the card."""
-    from dataclasses import fields
-
-    from training.tasks.nowcast import TEST_SEED0, NowcastConfig, generated
+    from training.tasks.nowcast import TEST_SEED0, config_from_card, generated
     from training.tasks.nowcast_export import card_metrics
     from training.tasks.nowcast_verify import forecast_lk, forecast_onnx, verify
 
@@ -229,8 +227,7 @@ def evaluate_nowcasting(entry: ModelEntry) -> EvalResult:
     assert card is not None and card.radar is not None
     if card.training.source != "generated:radar":
         return EvalResult(entry.name, None, None, False, f"data source {card.training.source} is not available here")
-    known = {f.name for f in fields(NowcastConfig)}
-    cfg = NowcastConfig(**{k: v for k, v in card.hyperparameters.items() if k in known})
+    cfg = config_from_card(card)
     spec = card.radar
     test = generated(
         range(TEST_SEED0, TEST_SEED0 + cfg.n_test), spec.frames_in + spec.max_steps, cfg.test_size, 2, "test"

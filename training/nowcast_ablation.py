@@ -14,29 +14,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modelrepo.card import RadarSpec
 from modelrepo.radar import from_network, to_network
-from training.data.radar import REGIMES, generate_sequence, regime_params
-from training.nets.lagrangian import LagrangianNowcaster
-from training.tasks.nowcast import VAL_SEED0, NowcastConfig, radar_spec
+from modelrepo.repository import check_model_dir
+from training.data.radar import REGIMES
+from training.tasks.nowcast import VAL_SEED0, build_nowcaster, config_from_card, generated
 from training.tasks.nowcast_verify import forecast_lk
-from training.warmstart import _entry, load_onnx_weights
+from training.warmstart import load_onnx_weights
 
 PARTS = {"model": (), "no motion correction": ("motion",), "no evolution": ("evolution",)}
 PARTS["in-graph extrapolation"] = ("motion", "evolution")
 
 
-def load_lagrangian(model_dir: Path) -> LagrangianNowcaster:
-    entry = _entry(model_dir)
-    if entry is None or entry.card.architecture.name != "nowcaster_lagrangian":
-        raise ValueError(f"{model_dir} is not a Lagrangian nowcaster's model folder")
-    kwargs = {k: v for k, v in entry.card.architecture.kwargs.items() if k != "advection"}
-    model = LagrangianNowcaster(**kwargs)
+def load_lagrangian(model_dir: Path) -> tuple[torch.nn.Module, RadarSpec]:
+    """The committed model rebuilt from its card's config (``build_nowcaster``) with the ONNX graph's
+    weights, and its radar spec."""
+    entry = check_model_dir(Path(model_dir))
+    if not entry.ok or entry.card is None or entry.card.radar is None:
+        raise ValueError(f"{model_dir} is not a nowcaster's model folder: {'; '.join(entry.problems)}")
+    cfg = config_from_card(entry.card)
+    if cfg.arch != "lagrangian":
+        raise ValueError(f"{model_dir} is a {cfg.arch} nowcaster; the ablation switches a Lagrangian one's parts off")
+    model = build_nowcaster(cfg, entry.card.radar)
     load_onnx_weights(model, model_dir)
-    return model.eval()
+    return model.eval(), entry.card.radar
 
 
 @torch.no_grad()
-def _forecast(model: LagrangianNowcaster, x: torch.Tensor, off: tuple[str, ...]) -> np.ndarray:
+def forecast(model: torch.nn.Module, x: torch.Tensor, off: tuple[str, ...]) -> np.ndarray:
     """The model's forecast with the named sub-networks answering zeros (their heads' untrained state)."""
     saved = {name: getattr(model, name).forward for name in off}
     try:
@@ -50,20 +55,19 @@ def _forecast(model: LagrangianNowcaster, x: torch.Tensor, off: tuple[str, ...])
 
 def ablation(model_dir: Path, n: int = 8, size: int = 128, leads: tuple[int, ...] = (1, 5, 10)) -> dict:
     """{regime: {row: [MAE at each lead]}} (leads in steps of the radar spec)."""
-    model = load_lagrangian(model_dir)
-    spec = radar_spec(NowcastConfig(arch="lagrangian"))
-    steps = model.frames_out
+    model, spec = load_lagrangian(model_dir)
+    steps = spec.frames_out
     out = {}
     for regime in REGIMES:
-        params = regime_params(regime, size)
-        seqs = np.stack([generate_sequence(VAL_SEED0 + 97 * i, 3 + steps, params) for i in range(n)])
-        obs, truth = seqs[:, :3], seqs[:, 3:]
+        seeds = range(VAL_SEED0, VAL_SEED0 + 97 * n, 97)
+        seqs = generated(seeds, spec.frames_in + steps, size, 1, f"validation {regime}", (regime,))
+        obs, truth = seqs[:, : spec.frames_in], seqs[:, spec.frames_in :]
         lk = forecast_lk(obs, steps, spec)
+        ok = np.isfinite(lk)
         x = torch.from_numpy(np.stack([to_network(o, spec) for o in obs]))
-        rows = {"pysteps LK extrapolation": _mae(lk, truth, np.isfinite(lk), leads)}
+        rows = {"pysteps LK extrapolation": _mae(lk, truth, ok, leads)}
         for row, off in PARTS.items():
-            f = np.stack([from_network(a, spec) for a in _forecast(model, x, off)])
-            rows[row] = _mae(f, truth, np.isfinite(lk), leads)
+            rows[row] = _mae(np.stack([from_network(f, spec) for f in forecast(model, x, off)]), truth, ok, leads)
         out[regime] = rows
     return out
 

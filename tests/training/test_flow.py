@@ -103,7 +103,7 @@ def test_trajectories_inside_marks_where_inflow_comes_from_outside() -> None:
 
 
 def test_the_masked_loss_ignores_pixels_outside_the_mask() -> None:
-    from training.tasks.nowcast import weighted_mae
+    from training.tasks.nowcast_losses import weighted_mae
 
     pred, target = torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4)
     target[..., 0] = 1.0  # wrong only in the first column
@@ -114,7 +114,7 @@ def test_the_masked_loss_ignores_pixels_outside_the_mask() -> None:
 
 
 def test_lead_weights_balance_the_leads_errors() -> None:
-    from training.tasks.nowcast import lead_weights, weighted_mae
+    from training.tasks.nowcast_losses import lead_weights, weighted_mae
 
     w = lead_weights(10, 0.5)
     assert float(w.mean()) == pytest.approx(1.0)
@@ -129,7 +129,7 @@ def test_lead_weights_balance_the_leads_errors() -> None:
 
 
 def test_the_relative_loss_is_the_error_over_extrapolations_per_sequence_and_lead() -> None:
-    from training.tasks.nowcast import relative_mae
+    from training.tasks.nowcast_losses import relative_mae
 
     target = torch.zeros(2, 3, 4, 4)
     reference = torch.full_like(target, 0.1)
@@ -174,7 +174,7 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(t
 
 def test_the_nowcast_ablation_switches_parts_off_and_restores_them(tmp_path) -> None:
     from training.loop import Run
-    from training.nowcast_ablation import PARTS, ablation, load_lagrangian, table
+    from training.nowcast_ablation import PARTS, ablation, forecast, load_lagrangian, table
     from training.tasks.nowcast import train_nowcaster
 
     cfg = NowcastConfig(
@@ -184,16 +184,20 @@ def test_the_nowcast_ablation_switches_parts_off_and_restores_them(tmp_path) -> 
     )  # fmt: skip
     train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))  # 2 test cases export too
     model_dir = tmp_path / "models" / "lagrangian_abl"
-    model = load_lagrangian(model_dir)
-    x = torch.rand(1, 3, 48, 48)
+    model, spec = load_lagrangian(model_dir)
+    x = torch.from_numpy(to_network(generate_sequence(7, 3)[:, :48, :48], spec))[None]
     with torch.no_grad():
-        before = model(x)
+        full = model(x).numpy()
+    assert np.array_equal(forecast(model, x, ()), full)
+    # both learned parts off: plain extrapolation of the latest frame along the in-graph flow
+    with torch.no_grad():
+        plain = torch.cat(extrapolate(x[:, -1:], lucas_kanade(x), 10), dim=1).numpy()
+    np.testing.assert_allclose(forecast(model, x, ("motion", "evolution")), plain, atol=1e-6)
+    assert not np.allclose(forecast(model, x, ("evolution",)), full, atol=1e-4)  # the evolution trained
+    with torch.no_grad():
+        assert np.array_equal(model(x).numpy(), full)  # switched back on afterwards
     result = ablation(model_dir, n=1, size=48, leads=(1, 10))
-    with torch.no_grad():
-        assert torch.equal(model(x), before)  # a fresh model per call; and this one untouched
     assert set(result) >= {"base", "fast", "stratiform"}
     rows = result["base"]
     assert set(rows) == {"pysteps LK extrapolation", *PARTS} and all(len(v) == 2 for v in rows.values())
-    # the evolution trained away from zero: switching it off changes the forecast
-    assert rows["model"] != rows["no evolution"]
     assert "| base | in-graph extrapolation |" in table(result, (1, 10))

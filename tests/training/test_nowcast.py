@@ -295,7 +295,7 @@ def test_convlstm_config_needs_one_application(tmp_path) -> None:
 
 
 def test_soft_csi_loss_rewards_keeping_heavy_cores_and_skips_thresholds_with_no_event() -> None:
-    from training.tasks.nowcast import soft_csi_loss
+    from training.tasks.nowcast_losses import soft_csi_loss
 
     truth = torch.zeros(2, 3, 16, 16)
     truth[:, :, 4:10, 4:10] = 0.6  # 35 dBZ on the network scale

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -20,6 +20,7 @@ from training.nets.convlstm import ConvLSTMNowcaster
 from training.nets.flow import extrapolate, lucas_kanade, trajectories_inside
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
+from training.tasks.nowcast_losses import CSI_THRESHOLDS_DBZ, relative_mae, soft_csi_loss, weighted_mae
 from training.tasks.nowcast_verify import verify_methods, verify_regimes, write_reports
 
 LEADS = 10  # verified steps: 60 minutes
@@ -86,6 +87,12 @@ class NowcastConfig:
     # not part of the resume key: how many processes generate the (seeded) sequences, what is verified,
     # and the name (a trial run in runs/<trial> can be copied to runs/<name> and exported under it)
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("name", "workers", "lk", "compare", "n_regime_test")
+
+
+def config_from_card(card) -> NowcastConfig:
+    """The run's config from a committed nowcaster's card (its hyperparameters; fields added since: defaults)."""
+    known = {f.name for f in fields(NowcastConfig)}
+    return NowcastConfig(**{k: v for k, v in card.hyperparameters.items() if k in known})
 
 
 def radar_spec(cfg: NowcastConfig, timestep: float = 6.0) -> RadarSpec:
@@ -201,69 +208,6 @@ def rollout_at(cfg: NowcastConfig, step: int) -> int:
     start = min(cfg.rollout_start, cfg.rollout)
     ramp = max(1, int(cfg.rollout_ramp * cfg.steps))
     return min(cfg.rollout, start + (cfg.rollout - start + 1) * step // ramp)
-
-
-def lead_weights(steps: int, power: float) -> torch.Tensor:
-    """(steps,) weights lead ** -power (leads 1..steps), scaled to mean 1."""
-    w = torch.arange(1, steps + 1, dtype=torch.float32) ** -power
-    return w / w.mean()
-
-
-def weighted_mae(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    heavy_weight: float,
-    mask: torch.Tensor | None = None,
-    lead_power: float = 0.0,
-) -> torch.Tensor:
-    """Mean of |pred - target| x (1 + heavy_weight x target) over (B, T, H, W), where ``mask`` is set,
-    each lead's errors weighted by ``lead_weights``."""
-    err = (pred - target).abs() * (1 + heavy_weight * target)
-    if lead_power:
-        err = err * lead_weights(err.shape[1], lead_power).to(err).view(1, -1, 1, 1)
-    return err.mean() if mask is None else (err * mask).sum() / mask.sum().clamp(min=1)
-
-
-def relative_mae(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    reference: torch.Tensor,
-    heavy_weight: float,
-    mask: torch.Tensor | None,
-    floor: float,
-) -> torch.Tensor:
-    """Mean over sequences and leads of the forecast's weighted MAE divided by the reference forecast's
-    (the same weights and pixels; the reference's error at least ``floor``). (B, T, H, W) tensors."""
-    w = (1 + heavy_weight * target) * (torch.ones_like(target) if mask is None else mask)
-    n = w.gt(0).sum(dim=(2, 3)).clamp(min=1)
-    err = ((pred - target).abs() * w).sum(dim=(2, 3)) / n
-    ref = ((reference - target).abs() * w).sum(dim=(2, 3)) / n
-    return (err / ref.clamp(min=floor)).mean()
-
-
-CSI_THRESHOLDS_DBZ = (20.0, 30.0, 40.0)
-
-
-def soft_csi_loss(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    thresholds: tuple[float, ...],
-    tau: float,
-    mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Mean over thresholds and leads of 1 - soft CSI: hits / (hits + misses + false alarms), with the
-    forecast's exceedance a sigmoid of width ``tau`` (all on the network scale), pooled over the batch.
-    (B, T, H, W) tensors; a lead and threshold with no observed event counts 0 (the MAE sees false alarms there)."""
-    keep = torch.ones_like(target) if mask is None else mask
-    losses = []
-    for thr in thresholds:
-        p = torch.sigmoid((pred - thr) / tau) * keep
-        t = (target >= thr).to(pred.dtype) * keep
-        hits = (p * t).sum(dim=(0, 2, 3))  # (T,)
-        union = (p + t - p * t).sum(dim=(0, 2, 3))
-        events = t.sum(dim=(0, 2, 3))
-        losses.append(torch.where(events > 0, 1 - hits / union.clamp(min=1e-6), torch.zeros_like(union)))
-    return torch.stack(losses).mean()
 
 
 def nowcast_loss(cfg: NowcastConfig, m: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

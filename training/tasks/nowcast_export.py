@@ -43,6 +43,23 @@ def nowcaster_input_spec(cfg: NowcastConfig, spec: RadarSpec) -> InputSpec:
     )
 
 
+def loss_description(cfg: NowcastConfig) -> str:
+    """The card's words for the training loss."""
+    return (
+        f"MAE on the network scale, weighted 1 + {cfg.heavy_weight} * target, over the rolled-out "
+        f"steps ({cfg.rollout_start} growing to {cfg.rollout} applications)"
+        + (f", lead k weighted k ** -{cfg.lead_power} (mean 1)" if cfg.lead_power and not cfg.relative else "")
+        + (
+            f", per sequence and lead divided by plain extrapolation's (in-graph LK; floor "
+            f"{cfg.relative_floor_dbz} dBZ)"
+            if cfg.relative
+            else ""
+        )
+        + (", only where the Lucas-Kanade extrapolation's trajectory starts inside the grid" if cfg.mask_inflow else "")
+        + (f", + {cfg.csi_weight} x (1 - soft CSI at 20/30/40 dBZ, tau {cfg.csi_tau} dBZ)" if cfg.csi_weight else "")
+    )
+
+
 def nowcaster_card(
     model: torch.nn.Module, cfg: NowcastConfig, spec: RadarSpec, verification: dict, n_test: int
 ) -> CardDraft:
@@ -82,28 +99,7 @@ def nowcaster_card(
             seed=cfg.seed,
             augmentation={"crop": cfg.crop, "rot90": True, "flip": True},
         ),
-        hyperparameters=asdict(cfg)
-        | {
-            "loss": f"MAE on the network scale, weighted 1 + {cfg.heavy_weight} * target, over the rolled-out "
-            f"steps ({cfg.rollout_start} growing to {cfg.rollout} applications)"
-            + (f", lead k weighted k ** -{cfg.lead_power} (mean 1)" if cfg.lead_power and not cfg.relative else "")
-            + (
-                f", per sequence and lead divided by plain extrapolation's (in-graph LK; floor "
-                f"{cfg.relative_floor_dbz} dBZ)"
-                if cfg.relative
-                else ""
-            )
-            + (
-                ", only where the Lucas-Kanade extrapolation's trajectory starts inside the grid"
-                if cfg.mask_inflow
-                else ""
-            )
-            + (
-                f", + {cfg.csi_weight} x (1 - soft CSI at 20/30/40 dBZ, tau {cfg.csi_tau} dBZ)"
-                if cfg.csi_weight
-                else ""
-            )
-        },
+        hyperparameters=asdict(cfg) | {"loss": loss_description(cfg)},
         metrics=card_metrics(verification, cfg.name),
         radar=spec,
         verification=summary,
