@@ -149,6 +149,26 @@ def test_the_relative_loss_is_the_error_over_extrapolations_per_sequence_and_lea
     assert float(relative_mae(pred, target, reference, 2.0, mask, 1e-3)) == pytest.approx(1.0)
 
 
+def test_the_served_forecast_drops_sub_threshold_values_and_passes_the_gradient_straight_through() -> None:
+    from modelrepo.radar import from_network
+    from training.tasks.nowcast_losses import as_served, weighted_mae
+
+    thr = (SPEC.rain_threshold - SPEC.zerovalue) / SPEC.scale_dbz
+    pred = torch.tensor([0.0, 0.5 * thr, 0.99 * thr, thr, 0.5], requires_grad=True)
+    served = as_served(pred, thr)
+    # the same values the service sends (from_network maps them to dBZ with the same rule)
+    expect = torch.tensor([0.0, 0.0, 0.0, thr, 0.5])
+    assert torch.equal(served.detach(), expect)
+    assert np.allclose(from_network(served.detach().numpy(), SPEC), from_network(pred.detach().numpy(), SPEC))
+    # a wet pixel forecast just below the threshold is a full miss, and its gradient still points up
+    target = torch.full((1, 1, 1, 5), 0.3)
+    loss = weighted_mae(as_served(pred.view(1, 1, 1, 5), thr), target, 0.0)
+    loss.backward()
+    assert float(loss) == pytest.approx(float((target.view(5) - expect).abs().mean()))
+    assert bool((pred.grad[:4] < 0).all())  # every value below the wet target is pulled up, those served dry too
+    assert float(pred.grad[4]) > 0  # and the one above it down
+
+
 def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(tmp_path) -> None:
     from modelrepo.repository import check_model_dir
     from training.eval_repo import evaluate_entry

@@ -20,7 +20,7 @@ from training.nets.convlstm import ConvLSTMNowcaster
 from training.nets.flow import extrapolate, lucas_kanade, trajectories_inside
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
-from training.tasks.nowcast_losses import CSI_THRESHOLDS_DBZ, relative_mae, soft_csi_loss, weighted_mae
+from training.tasks.nowcast_losses import CSI_THRESHOLDS_DBZ, as_served, relative_mae, soft_csi_loss, weighted_mae
 from training.tasks.nowcast_verify import verify_methods, verify_regimes, write_reports
 
 LEADS = 10  # verified steps: 60 minutes
@@ -73,6 +73,10 @@ class NowcastConfig:
     # the loss only where the Lucas-Kanade extrapolation's trajectory starts inside the grid (the pixels
     # the verification scores); elsewhere echoes flow in from outside and nothing can forecast them
     mask_inflow: bool = False
+    # the loss sees the forecast as served: below the rain threshold is no rain (straight-through gradient).
+    # Without it the Lagrangian model hedged at rain edges with sub-threshold values that are served as
+    # no rain: its misses at 6 min were 1.5 x plain extrapolation's (validation, fast and growth_decay)
+    served_loss: bool = False
     seed: int = 0
     workers: int = 2  # processes generating sequences
     device: str = "auto"
@@ -218,6 +222,8 @@ def nowcast_loss(cfg: NowcastConfig, m: torch.nn.Module, x: torch.Tensor, target
     mask = trajectories_inside(x, steps).to(target.dtype) if cfg.mask_inflow else None
     pred = rollout(m, x, steps)
     spec = radar_spec(cfg)
+    if cfg.served_loss:
+        pred = as_served(pred, (spec.rain_threshold - spec.zerovalue) / spec.scale_dbz)
     if cfg.relative:
         with torch.no_grad():
             reference = torch.cat(extrapolate(x[:, -1:], lucas_kanade(x), steps), dim=1)

@@ -1,9 +1,19 @@
 """The nowcasters' loss terms on (B, T, H, W) tensors on the network scale: the heavy-rain-weighted MAE
-(optionally weighted per lead), the same error relative to a reference forecast, and a soft CSI."""
+(optionally weighted per lead), the same error relative to a reference forecast, a soft CSI, and the
+forecast as it is served (below the rain threshold: no rain) for the loss to see."""
 
 from __future__ import annotations
 
 import torch
+
+
+def as_served(pred: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The forecast as ``modelrepo.radar.from_network`` serves it - values below the rain ``threshold``
+    (network scale) are no rain (0) - with a straight-through gradient. The data never holds a value
+    between no rain and the threshold, so a network that hedges at a rain edge with a sub-threshold value
+    is served a miss; this lets the loss see that (a wet pixel forecast dry still pulls the value up)."""
+    hard = torch.where(pred >= threshold, pred, torch.zeros_like(pred))
+    return pred + (hard - pred).detach()
 
 
 def lead_weights(steps: int, power: float) -> torch.Tensor:
