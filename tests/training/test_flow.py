@@ -173,12 +173,13 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(t
     from modelrepo.repository import check_model_dir
     from training.eval_repo import evaluate_entry
     from training.loop import Run
-    from training.tasks.nowcast import train_nowcaster
+    from training.tasks.nowcast import config_from_card, train_nowcaster
 
     cfg = NowcastConfig(
         name="lagrangian_tiny", arch="lagrangian", rollout=1, rollout_start=1, mask_inflow=True, n_train=8,
         n_val=3, n_test=5, train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4,
-        workers=1, out=str(tmp_path / "runs"), n_regime_test=0, relative=True, csi_weight=0.5,
+        workers=1, out=str(tmp_path / "runs"), n_regime_test=0, relative=True, csi_weight=0.5, served_loss=True,
+        flow_smooth=16.0,
     )  # fmt: skip
     r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert all(np.isfinite(h["val_loss"]) for h in r["history"]) and np.isfinite(r["history"][-1]["train_loss"])
@@ -187,7 +188,8 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(t
     assert entry.ok, entry.problems
     loss = entry.card.hyperparameters["loss"]
     assert entry.card.radar.frames_out == 10 and "trajectory starts inside" in loss and "divided by plain" in loss
-    assert entry.card.architecture.kwargs["evolution"] == "lagrangian"
+    assert entry.card.architecture.kwargs["evolution"] == "lagrangian" and "as served" in loss
+    assert entry.card.architecture.kwargs["flow_smooth"] == 16.0 and config_from_card(entry.card).flow_smooth == 16.0
     result = evaluate_entry(entry)  # make eval: the card's scores from the ONNX file, rolled out by ORT
     assert result.ok, result.message
 

@@ -41,6 +41,7 @@ class LagrangianNowcaster(nn.Module):
         max_disp: float = 2.0,
         motion_base: int = 8,
         evolution: str = "lagrangian",
+        flow_smooth: float = 8.0,
     ) -> None:
         super().__init__()
         if evolution not in EVOLUTIONS:
@@ -52,6 +53,7 @@ class LagrangianNowcaster(nn.Module):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
         self.frames_in, self.frames_out, self.max_disp, self.mode = frames_in, frames_out, max_disp, evolution
+        self.flow_smooth = flow_smooth
         self.config = {
             "frames_in": frames_in,
             "frames_out": frames_out,
@@ -60,11 +62,12 @@ class LagrangianNowcaster(nn.Module):
             "max_disp": max_disp,
             "motion_base": motion_base,
             "evolution": evolution,
+            "flow_smooth": flow_smooth,
         }
 
     def displacement(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, H, W): pixels per time step (dy, dx) - the optical flow plus the learned correction."""
-        flow = lucas_kanade(x)
+        flow = lucas_kanade(x, smooth=self.flow_smooth)
         return flow + self.max_disp * torch.tanh(self.motion(torch.cat([x, flow / 4.0], dim=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -51,6 +51,9 @@ class NowcastConfig:
     max_disp: float = 2.0  # lagrangian: the largest learned correction to the optical flow (px per 6-minute step)
     # lagrangian: growth and decay learned along the motion (lagrangian) or where the forecast stands (eulerian)
     evolution: str = "lagrangian"
+    # lagrangian: the in-graph optical flow's final confidence-weighted smoothing (px). 16 instead of 8 made
+    # the committed model's 60-min MAE 1-5 % lower in every regime (validation, 2026-12-05)
+    flow_smooth: float = 8.0
     base: int = 16
     depth: int = 3
     steps: int = 3000
@@ -275,7 +278,8 @@ def build_nowcaster(cfg: NowcastConfig, spec: RadarSpec) -> torch.nn.Module:
         raise ValueError(f"{cfg.arch} forecasts all {LEADS} steps in one application: use --rollout 1")
     if cfg.arch == "lagrangian":
         return LagrangianNowcaster(
-            spec.frames_in, spec.frames_out, cfg.base, cfg.depth, cfg.max_disp, evolution=cfg.evolution
+            spec.frames_in, spec.frames_out, cfg.base, cfg.depth, cfg.max_disp, evolution=cfg.evolution,
+            flow_smooth=cfg.flow_smooth,
         )
     if cfg.arch == "convlstm":
         return ConvLSTMNowcaster(spec.frames_in, spec.frames_out, hidden=3 * cfg.base)
