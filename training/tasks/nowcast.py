@@ -278,7 +278,12 @@ def build_nowcaster(cfg: NowcastConfig, spec: RadarSpec) -> torch.nn.Module:
         raise ValueError(f"{cfg.arch} forecasts all {LEADS} steps in one application: use --rollout 1")
     if cfg.arch == "lagrangian":
         return LagrangianNowcaster(
-            spec.frames_in, spec.frames_out, cfg.base, cfg.depth, cfg.max_disp, evolution=cfg.evolution,
+            spec.frames_in,
+            spec.frames_out,
+            cfg.base,
+            cfg.depth,
+            cfg.max_disp,
+            evolution=cfg.evolution,
             flow_smooth=cfg.flow_smooth,
         )
     if cfg.arch == "convlstm":

@@ -56,7 +56,7 @@ def loss_description(cfg: NowcastConfig) -> str:
             else ""
         )
         + (", only where the Lucas-Kanade extrapolation's trajectory starts inside the grid" if cfg.mask_inflow else "")
-        + (", on the forecast as served (below the rain threshold: no rain; straight-through)" if cfg.served_loss else "")
+        + (", on the forecast as served (below the rain threshold: no rain)" if cfg.served_loss else "")
         + (f", + {cfg.csi_weight} x (1 - soft CSI at 20/30/40 dBZ, tau {cfg.csi_tau} dBZ)" if cfg.csi_weight else "")
     )
 
