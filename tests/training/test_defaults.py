@@ -21,6 +21,9 @@ ALLOWED = {
     "steps",  # denoisers: the committed runs planned 200,000 steps on a time budget; make models trains 5,000
     "max_disp",  # read by the Lagrangian nowcaster only (the ConvLSTM's card carries the default of its day)
 }  # fmt: skip
+# the gray denoiser's last run was an annealing fine-tune at lr 1e-4 from the committed weights (its card's
+# initialised_from says so); the recipe keeps the 5e-4 that a fresh run needs
+ALLOWED_PER_MODEL = {"unet_denoise_gray": {"lr"}}
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in MODELS.iterdir() if (p / "card.json").exists()))
@@ -28,5 +31,6 @@ def test_committed_model_has_its_recipe(name: str) -> None:
     assert name in RECIPES, f"models/{name} has no recipe in training.defaults: make models would not rebuild it"
     trained = json.loads((MODELS / name / "card.json").read_text())["hyperparameters"]
     recipe = asdict(RECIPES[name])
-    differ = {k: (v, trained[k]) for k, v in recipe.items() if k in trained and trained[k] != v and k not in ALLOWED}
+    allowed = ALLOWED | ALLOWED_PER_MODEL.get(name, set())
+    differ = {k: (v, trained[k]) for k, v in recipe.items() if k in trained and trained[k] != v and k not in allowed}
     assert not differ, f"recipe vs card (recipe, card): {differ}"
