@@ -8,8 +8,9 @@ import torch
 
 
 def as_served(pred: torch.Tensor, threshold: float) -> torch.Tensor:
-    """The forecast as ``modelrepo.radar.from_network`` serves it - values below the rain ``threshold``
-    (network scale) are no rain (0) - with a straight-through gradient. The data never holds a value
+    """The forecast's rain / no-rain split as ``modelrepo.radar.from_network`` serves it - values below the
+    rain ``threshold`` (network scale) are no rain (0); its max_dbz ceiling is not applied - with a
+    straight-through gradient. The data never holds a value
     between no rain and the threshold, so a network that hedges at a rain edge with a sub-threshold value
     is served a miss; this lets the loss see that (a wet pixel forecast dry still pulls the value up)."""
     hard = torch.where(pred >= threshold, pred, torch.zeros_like(pred))
