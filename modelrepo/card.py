@@ -148,6 +148,10 @@ class RadarSpec(_Strict):
     zr_a: float = Field(200.0, gt=0, description="default Z-R relation Z = a R^b (Marshall-Palmer)")
     zr_b: float = Field(1.6, gt=0)
 
+    def net_value(self, dbz: Any) -> Any:
+        """dBZ (a float or an array) -> the network's scale: (dBZ - zerovalue) / scale_dbz."""
+        return (dbz - self.zerovalue) / self.scale_dbz
+
     @model_validator(mode="after")
     def _check(self) -> RadarSpec:
         if not self.zerovalue < self.rain_threshold < self.max_dbz:

@@ -41,7 +41,7 @@ def to_network(dbz: np.ndarray, spec: RadarSpec) -> np.ndarray:
     """dBZ -> the network's scale: no rain and no data are 0, ``scale_dbz`` dBZ above zerovalue is 1."""
     d = np.nan_to_num(np.asarray(dbz, np.float32), nan=spec.zerovalue)
     d = np.where(d < spec.rain_threshold, spec.zerovalue, np.minimum(d, spec.max_dbz))
-    return ((d - spec.zerovalue) / spec.scale_dbz).astype(np.float32)
+    return spec.net_value(d).astype(np.float32)
 
 
 def from_network(y: np.ndarray, spec: RadarSpec) -> np.ndarray:

@@ -153,7 +153,7 @@ def test_the_served_forecast_drops_sub_threshold_values_and_passes_the_gradient_
     from modelrepo.radar import from_network
     from training.tasks.nowcast_losses import as_served, weighted_mae
 
-    thr = (SPEC.rain_threshold - SPEC.zerovalue) / SPEC.scale_dbz
+    thr = SPEC.net_value(SPEC.rain_threshold)
     pred = torch.tensor([0.0, 0.5 * thr, 0.99 * thr, thr, 0.5], requires_grad=True)
     served = as_served(pred, thr)
     # the same values the service sends (from_network maps them to dBZ with the same rule)

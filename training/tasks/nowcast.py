@@ -226,7 +226,7 @@ def nowcast_loss(cfg: NowcastConfig, m: torch.nn.Module, x: torch.Tensor, target
     pred = rollout(m, x, steps)
     spec = radar_spec(cfg)
     if cfg.served_loss:
-        pred = as_served(pred, (spec.rain_threshold - spec.zerovalue) / spec.scale_dbz)
+        pred = as_served(pred, spec.net_value(spec.rain_threshold))
     if cfg.relative:
         with torch.no_grad():
             reference = torch.cat(extrapolate(x[:, -1:], lucas_kanade(x, smooth=cfg.flow_smooth), steps), dim=1)
@@ -235,7 +235,7 @@ def nowcast_loss(cfg: NowcastConfig, m: torch.nn.Module, x: torch.Tensor, target
     else:
         loss = weighted_mae(pred, target, cfg.heavy_weight, mask, cfg.lead_power)
     if cfg.csi_weight > 0:
-        thresholds = tuple((d - spec.zerovalue) / spec.scale_dbz for d in CSI_THRESHOLDS_DBZ)
+        thresholds = tuple(spec.net_value(d) for d in CSI_THRESHOLDS_DBZ)
         loss = loss + cfg.csi_weight * soft_csi_loss(pred, target, thresholds, cfg.csi_tau / spec.scale_dbz, mask)
     return loss
 
