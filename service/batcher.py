@@ -4,6 +4,9 @@ Requests that arrive while the model is busy are gathered and run together, up t
 max batch size; each caller gets its own slice back. When the model is idle a request runs at
 once - there is no fixed batching window. Only under load (the last batch held more than one
 request) does the batcher wait up to ``max_delay_ms`` from the oldest request to fill a batch.
+With ``preferred`` batch sizes (Triton's ``dynamic_batching { preferred_batch_size }``) a batch is
+the largest preferred size the queue can fill, so a model whose throughput peaks at batch 8 is not
+handed 32 rows at once under heavy load; it waits for the largest preferred size, not the maximum.
 
 A batch runs on the model's inference thread, so the event loop keeps serving - except where that
 hop costs more than the work: once the model's recent batches took less than ``INLINE_S`` each
@@ -82,10 +85,12 @@ class DynamicBatcher:
         max_delay_ms: float,
         max_queue: int,
         observer: BatchObserver | None = None,
+        preferred: list[int] | tuple[int, ...] = (),
     ) -> None:
         self.name = name
         self._run = run
         self.max_batch_size = max_batch_size
+        self.preferred = tuple(sorted({p for p in preferred if 1 <= p <= max_batch_size}))
         self.max_delay_s = max_delay_ms / 1000
         self.max_queue = max_queue
         self._observer = observer
@@ -138,18 +143,24 @@ class DynamicBatcher:
         while self._pending and self._pending[0].future.done():
             self._rows -= len(self._pending.popleft().x)
 
+    def _limit(self) -> int:
+        """Rows the next batch may take: the largest preferred size the queued rows fill, else the maximum."""
+        fills = [p for p in self.preferred if p <= self._rows]
+        return fills[-1] if fills else self.max_batch_size
+
     def _take(self) -> list[_Item]:
-        """FIFO items sharing the first item's row shape, up to max_batch_size rows (at least one item)."""
+        """FIFO items sharing the first item's row shape, up to ``_limit()`` rows (at least one item)."""
         first = self._pending[0]
         shape = first.x.shape[1:]
+        limit = self._limit()
         taken, rows, keep = [], 0, deque()
         while self._pending:
             item = self._pending.popleft()
             if item.future.done():
                 self._rows -= len(item.x)
                 continue
-            fits = rows + len(item.x) <= self.max_batch_size or not taken
-            if item.x.shape[1:] == shape and fits and rows < self.max_batch_size:
+            fits = rows + len(item.x) <= limit or not taken
+            if item.x.shape[1:] == shape and fits and rows < limit:
                 taken.append(item)
                 rows += len(item.x)
                 self._rows -= len(item.x)
@@ -159,10 +170,12 @@ class DynamicBatcher:
         return taken
 
     async def _fill(self) -> None:
-        """Under load, wait until a full batch is queued or the oldest request is max_delay old."""
+        """Under load, wait until a full batch (the largest preferred size, else the maximum) is queued or the
+        oldest request is max_delay old."""
         assert self._event is not None
         deadline = self._pending[0].enqueued + self.max_delay_s
-        while self._rows < self.max_batch_size and (left := deadline - time.perf_counter()) > 0:
+        full = self.preferred[-1] if self.preferred else self.max_batch_size
+        while self._rows < full and (left := deadline - time.perf_counter()) > 0:
             self._event.clear()
             try:
                 await asyncio.wait_for(self._event.wait(), left)

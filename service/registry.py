@@ -122,6 +122,7 @@ class ModelState:
             "fallback": self.fallback,
             "warmup_ms": self.warmup_ms,
             "max_batch_size": self.batcher.max_batch_size if self.batcher is not None else None,
+            "preferred_batch_sizes": list(getattr(self.batcher, "preferred", ())),
             "io_binding": self.io_binding,
             "batch_buckets": self.batch_buckets,
             "architecture": card.architecture.name if card else None,
@@ -283,6 +284,7 @@ class ModelRegistry(RegistryBase):
             s.queue_delay_for(state.name, cfg.max_queue_delay_ms if cfg else None),
             s.max_queue_length,
             observer=self.metrics.batch_observer(state.name, str(state.version)),
+            preferred=cfg.preferred_batch_sizes if cfg else (),
         )
 
     def warmup(self) -> None:

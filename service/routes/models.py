@@ -26,6 +26,7 @@ _EXAMPLE = {
     "fallback": "CUDAExecutionProvider could not be initialised; running on CPUExecutionProvider",
     "warmup_ms": 12.3,
     "max_batch_size": 32,
+    "preferred_batch_sizes": [],
     "io_binding": False,
     "batch_buckets": [],
     "architecture": "resnet20",

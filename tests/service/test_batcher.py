@@ -161,3 +161,42 @@ def test_one_slow_batch_sends_a_light_model_back_to_its_thread() -> None:
     loop_thread = asyncio.run(main())
     on_loop = [t == loop_thread for t in threads]
     assert on_loop[1:4] == [True, True, True] and on_loop[4:] == [False, False]  # 10 ms decays slowly
+
+
+def test_preferred_batch_sizes_cut_a_long_queue_into_preferred_batches() -> None:
+    """Triton's preferred_batch_size: with 20 rows queued behind a busy model and preferred [4, 8], the
+    batches are 8, 8 and then 4 (the largest preferred size the queue fills), never the maximum 16."""
+    batches: list[int] = []
+
+    async def main():
+        b = DynamicBatcher(
+            "m", slow_double(0.05, batches), max_batch_size=16, max_delay_ms=0, max_queue=100, preferred=[8, 4, 32]
+        )
+        assert b.preferred == (4, 8)  # sorted; a size above the maximum is dropped
+        first = asyncio.ensure_future(b.infer(np.zeros((1, 2), np.float32), 10))  # keeps the model busy
+        await asyncio.sleep(0.01)
+        xs = [np.full((1, 2), float(i), np.float32) for i in range(20)]
+        outs = await asyncio.gather(*(b.infer(x, 10) for x in xs))
+        await first
+        await b.aclose()
+        return xs, outs
+
+    xs, outs = asyncio.run(main())
+    for x, (y, _) in zip(xs, outs):
+        np.testing.assert_array_equal(y, x * 2.0)
+    assert batches == [1, 8, 8, 4]
+
+
+def test_without_preferred_sizes_a_long_queue_goes_in_maximum_batches() -> None:
+    batches: list[int] = []
+
+    async def main():
+        b = DynamicBatcher("m", slow_double(0.05, batches), max_batch_size=16, max_delay_ms=0, max_queue=100)
+        first = asyncio.ensure_future(b.infer(np.zeros((1, 2), np.float32), 10))
+        await asyncio.sleep(0.01)
+        await asyncio.gather(*(b.infer(np.zeros((1, 2), np.float32), 10) for _ in range(20)))
+        await first
+        await b.aclose()
+
+    asyncio.run(main())
+    assert batches == [1, 16, 4]

@@ -189,10 +189,13 @@ def test_a_cpu_host_starts_without_an_error_line() -> None:
 def test_config_pbtxt_batching_is_honoured_and_settings_override_it(models_copy) -> None:
     cfg = models_copy / "lenet5_digits" / "config.pbtxt"
     text = cfg.read_text().replace("max_batch_size: 64", "max_batch_size: 3")
-    cfg.write_text(text.replace("dynamic_batching { }", "dynamic_batching { max_queue_delay_microseconds: 1500 }"))
+    batching = "dynamic_batching { preferred_batch_size: [ 2 ] max_queue_delay_microseconds: 1500 }"
+    cfg.write_text(text.replace("dynamic_batching { }", batching))
     with ready_client(models_dir=models_copy) as c:
         m = {x["name"]: x for x in c.get("/models").json()["models"]}
         assert m["lenet5_digits"]["max_batch_size"] == 3  # from its config.pbtxt
+        assert m["lenet5_digits"]["preferred_batch_sizes"] == [2]  # Triton's dynamic_batching field, honoured
+        assert m["resnet20_digits"]["preferred_batch_sizes"] == []
         assert c.app.state.registry.models["lenet5_digits"].batcher.max_delay_s == pytest.approx(0.0015)
         assert m["resnet20_digits"]["max_batch_size"] == 64  # its own config says 64
     with ready_client(models_dir=models_copy, batch_sizes={"lenet5_digits": 5}) as c:
