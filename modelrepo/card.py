@@ -142,11 +142,21 @@ class RadarSpec(_Strict):
     max_steps: int = Field(10, ge=1, description="longest rollout verified (steps of timestep_minutes)")
     zerovalue: float = Field(5.0, description="dBZ standing for no rain (and, inside the network, no data)")
     rain_threshold: float = Field(10.0, description="dBZ; weaker values are no rain")
+    rain_decision_dbz: float | None = Field(
+        None,
+        description="a forecast value at or above this is served as rain (at least rain_threshold), below it as no "
+        "rain; None: the rain threshold itself. Chosen on validation sequences (training.nowcast_calibrate)",
+    )
     scale_dbz: float = Field(50.0, gt=0, description="network value = (dBZ - zerovalue) / scale_dbz")
     max_dbz: float = 70.0
     pixel_km: float = Field(1.0, gt=0, description="grid spacing the model was trained on")
     zr_a: float = Field(200.0, gt=0, description="default Z-R relation Z = a R^b (Marshall-Palmer)")
     zr_b: float = Field(1.6, gt=0)
+
+    @property
+    def decision_dbz(self) -> float:
+        """Where a forecast turns from no rain to rain (``rain_decision_dbz``, else the rain threshold)."""
+        return self.rain_threshold if self.rain_decision_dbz is None else self.rain_decision_dbz
 
     def net_value(self, dbz: Any) -> Any:
         """dBZ (a float or an array) -> the network's scale: (dBZ - zerovalue) / scale_dbz."""
@@ -156,6 +166,8 @@ class RadarSpec(_Strict):
     def _check(self) -> RadarSpec:
         if not self.zerovalue < self.rain_threshold < self.max_dbz:
             raise ValueError("need zerovalue < rain_threshold < max_dbz")
+        if not self.zerovalue < self.decision_dbz <= self.rain_threshold:
+            raise ValueError("need zerovalue < rain_decision_dbz <= rain_threshold")
         return self
 
 

@@ -45,9 +45,11 @@ def to_network(dbz: np.ndarray, spec: RadarSpec) -> np.ndarray:
 
 
 def from_network(y: np.ndarray, spec: RadarSpec) -> np.ndarray:
-    """The network's values -> dBZ; below the rain threshold -> zerovalue."""
+    """The network's values -> dBZ: from the card's rain decision value up, rain (at least the rain threshold,
+    at most max_dbz); below it, zerovalue. Without a decision value that is the rain threshold itself."""
     d = spec.zerovalue + spec.scale_dbz * np.asarray(y, np.float32)
-    return np.where(d < spec.rain_threshold, spec.zerovalue, np.minimum(d, spec.max_dbz)).astype(np.float32)
+    rain = np.clip(d, spec.rain_threshold, spec.max_dbz)
+    return np.where(d < spec.decision_dbz, spec.zerovalue, rain).astype(np.float32)
 
 
 # reflectivity colour scale (NWS-like steps of 5 dBZ from the rain threshold up); no rain white, no data gray

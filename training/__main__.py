@@ -163,6 +163,17 @@ def cmd_nowcast_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nowcast_calibrate(args: argparse.Namespace) -> int:
+    """A committed nowcaster's rain decision value chosen again on validation, verified, optionally exported."""
+    from training.nowcast_calibrate import recalibrate, table
+
+    export_to = Path(args.export_to) if args.export_to else None
+    r = recalibrate(Path(args.model), Path(args.out), export_to, args.version, args.overwrite)
+    print(table(r["verification"]["rain_decision"]))
+    print(json.dumps({k: v for k, v in r.items() if k != "verification"}, indent=2, default=str))
+    return 0
+
+
 def cmd_archs(args: argparse.Namespace) -> int:
     from training.nets import get_arch, list_archs
 
@@ -279,7 +290,7 @@ def _add_sample_parsers(sub) -> None:
 
 
 def _add_analysis_parsers(sub) -> None:
-    """Diagnostics of committed models that write nothing."""
+    """Diagnostics of committed models (they write nothing), and the recalibration of a nowcaster."""
     p = sub.add_parser(
         "nowcast-ablation", help="a Lagrangian nowcaster's MAE per regime with its learned parts switched off"
     )
@@ -288,6 +299,16 @@ def _add_analysis_parsers(sub) -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--leads", type=int, nargs="+", default=[1, 5, 10], help="leads, in 6-minute steps")
     p.set_defaults(fn=cmd_nowcast_ablation)
+    p = sub.add_parser(
+        "nowcast-calibrate",
+        help="choose a committed nowcaster's rain decision value on validation, verify it, optionally export it",
+    )
+    p.add_argument("model", nargs="?", default="models/lagrangian_nowcast", help="model folder")
+    p.add_argument("--out", default="runs", help="reports go to OUT/<name>_calibrated")
+    p.add_argument("--export-to", default=None, help="model repository to export into, e.g. models")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(fn=cmd_nowcast_calibrate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,22 @@ def test_network_scale_round_trip() -> None:
     assert back[1, 3] == SPEC.max_dbz and back[0, 1] == SPEC.zerovalue
 
 
+def test_rain_decision_value_serves_a_forecast_just_below_the_threshold_as_rain_at_the_threshold() -> None:
+    """A network hedging at a rain edge lands just below 10 dBZ; with the card's decision value 8.5 dBZ such a
+    value is served as rain at the threshold (the data never holds 5-10 dBZ), lower ones stay no rain."""
+    dbz = np.array([[8.0, 8.5, 9.9, 10.0, 30.0, np.nan]], np.float32)
+    y = SPEC.net_value(dbz)
+    plain = from_network(y, SPEC)  # no decision value: the threshold itself
+    np.testing.assert_allclose(plain[0, :5], [5.0, 5.0, 5.0, 10.0, 30.0], atol=1e-4)
+    calibrated = from_network(y, SPEC.model_copy(update={"rain_decision_dbz": 8.5}))
+    np.testing.assert_allclose(calibrated[0, :5], [5.0, 10.0, 10.0, 10.0, 30.0], atol=1e-4)
+    assert np.isnan(plain[0, 5]) and np.isnan(calibrated[0, 5])  # no data stays no data
+    assert SPEC.decision_dbz == SPEC.rain_threshold
+    for bad in (SPEC.zerovalue, SPEC.rain_threshold + 0.5):
+        with pytest.raises(ValueError, match="rain_decision_dbz"):
+            RadarSpec(**(SPEC.model_dump() | {"rain_decision_dbz": bad}))
+
+
 def test_colorize_marks_no_data_gray_and_rain_in_colour() -> None:
     rgb = colorize(np.array([[np.nan, 5.0, 45.0]]))
     assert rgb.shape == (1, 3, 3)

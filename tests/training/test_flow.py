@@ -179,7 +179,7 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(t
         name="lagrangian_tiny", arch="lagrangian", rollout=1, rollout_start=1, mask_inflow=True, n_train=8,
         n_val=3, n_test=5, train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4,
         workers=1, out=str(tmp_path / "runs"), n_regime_test=0, relative=True, csi_weight=0.5, served_loss=True,
-        flow_smooth=16.0,
+        flow_smooth=16.0, calibrate_rain=True,
     )  # fmt: skip
     r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert all(np.isfinite(h["val_loss"]) for h in r["history"]) and np.isfinite(r["history"][-1]["train_loss"])
@@ -190,6 +190,12 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(t
     assert entry.card.radar.frames_out == 10 and "trajectory starts inside" in loss and "divided by plain" in loss
     assert entry.card.architecture.kwargs["evolution"] == "lagrangian" and "as served" in loss
     assert entry.card.architecture.kwargs["flow_smooth"] == 16.0 and config_from_card(entry.card).flow_smooth == 16.0
+    # the rain decision value chosen on validation is the validation-best margin, in the card and served
+    chosen = r["verification"]["rain_decision"]
+    means = [np.mean(row) for row in chosen["mae"]]
+    assert chosen["chosen_margin_dbz"] == chosen["margins_dbz"][int(np.argmin(means))]
+    assert entry.card.radar.rain_decision_dbz == entry.card.radar.rain_threshold - chosen["chosen_margin_dbz"]
+    assert "(chosen)" in (tmp_path / "runs/lagrangian_tiny/rain_decision.md").read_text()
     result = evaluate_entry(entry)  # make eval: the card's scores from the ONNX file, rolled out by ORT
     assert result.ok, result.message
 
@@ -223,3 +229,36 @@ def test_the_nowcast_ablation_switches_parts_off_and_restores_them(tmp_path) -> 
     rows = result["base"]
     assert set(rows) == {"pysteps LK extrapolation", *PARTS} and all(len(v) == 2 for v in rows.values())
     assert "| base | in-graph extrapolation |" in table(result, (1, 10))
+
+
+def test_recalibrating_a_committed_nowcaster_keeps_its_network_and_re_measures(tmp_path) -> None:
+    """``nowcast-calibrate``: the committed graph's weights, a rain decision value chosen on validation, the
+    verification again, and an export whose card make eval re-measures; the network's outputs are unchanged."""
+    import onnxruntime as ort
+
+    from modelrepo.repository import check_model_dir
+    from training.eval_repo import evaluate_entry
+    from training.loop import Run
+    from training.nowcast_calibrate import MARGINS_DBZ, recalibrate
+    from training.tasks.nowcast import train_nowcaster
+
+    cfg = NowcastConfig(
+        name="lagrangian_cal", arch="lagrangian", rollout=1, rollout_start=1, n_train=8, n_val=3, n_test=3,
+        train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4, lr=3e-2, workers=1,
+        out=str(tmp_path / "runs"), n_regime_test=0,
+    )  # fmt: skip
+    train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
+    assert check_model_dir(tmp_path / "models" / "lagrangian_cal").card.radar.rain_decision_dbz is None
+    r = recalibrate(tmp_path / "models" / "lagrangian_cal", tmp_path / "runs", export_to=tmp_path / "models2")
+    entry = check_model_dir(tmp_path / "models2" / "lagrangian_cal")
+    assert entry.ok, entry.problems
+    assert entry.card.radar.rain_decision_dbz == r["rain_decision_dbz"]
+    assert entry.card.radar.rain_threshold - r["rain_decision_dbz"] in MARGINS_DBZ
+    x = to_network(generate_sequence(3, 3)[:, :48, :48], entry.card.radar)[None]
+    before, after = (
+        ort.InferenceSession(str(d / "lagrangian_cal" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+        for d in (tmp_path / "models", tmp_path / "models2")
+    )
+    np.testing.assert_allclose(after.run(None, {"input": x})[0], before.run(None, {"input": x})[0], atol=1e-5)
+    result = evaluate_entry(entry)
+    assert result.ok, result.message

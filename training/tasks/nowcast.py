@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -80,6 +81,9 @@ class NowcastConfig:
     # Without it the Lagrangian model hedged at rain edges with sub-threshold values that are served as
     # no rain: its misses at 6 min were 1.5 x plain extrapolation's (validation, fast and growth_decay)
     served_loss: bool = False
+    # after training, choose where the served forecast turns from no rain to rain on validation sequences
+    # (training.nowcast_calibrate): a value just below the rain threshold is usually rain at the threshold
+    calibrate_rain: bool = False
     seed: int = 0
     workers: int = 2  # processes generating sequences
     device: str = "auto"
@@ -93,7 +97,7 @@ class NowcastConfig:
 
     # not part of the resume key: how many processes generate the (seeded) sequences, what is verified,
     # and the name (a trial run in runs/<trial> can be copied to runs/<name> and exported under it)
-    RUN_ONLY: ClassVar[tuple[str, ...]] = ("name", "workers", "lk", "compare", "n_regime_test")
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("name", "workers", "lk", "compare", "n_regime_test", "calibrate_rain")
 
 
 def config_from_card(card) -> NowcastConfig:
@@ -300,6 +304,24 @@ def verify_all(cfg: NowcastConfig, model: torch.nn.Module, spec: RadarSpec, test
     return verification, forecasts
 
 
+def calibrate_and_verify(
+    cfg: NowcastConfig, model: torch.nn.Module, spec: RadarSpec, test: np.ndarray, device, out_dir: Path
+) -> tuple[RadarSpec, dict, dict]:
+    """With ``cfg.calibrate_rain``, the rain decision value chosen on validation (its table in
+    ``out_dir/rain_decision.md`` and the verification's ``rain_decision``); then ``verify_all``."""
+    calibration = None
+    if cfg.calibrate_rain:
+        from training.nowcast_calibrate import calibrated, table
+
+        spec, calibration = calibrated(model, cfg, spec)
+        (out_dir / "rain_decision.md").write_text(table(calibration) + "\n")
+        model.to(device)
+    verification, forecasts = verify_all(cfg, model, spec, test, device)
+    if calibration is not None:
+        verification["rain_decision"] = calibration
+    return spec, verification, forecasts
+
+
 def train_nowcaster(
     cfg: NowcastConfig,
     run: Run = Run(),
@@ -336,7 +358,7 @@ def train_nowcaster(
     torch.save(
         {"model_args": model.config, "config": asdict(cfg), "state_dict": model.state_dict()}, out_dir / "model.pt"
     )
-    verification, forecasts = verify_all(cfg, model, spec, data["test"], device)
+    spec, verification, forecasts = calibrate_and_verify(cfg, model, spec, data["test"], device, out_dir)
     write_reports(verification, forecasts, history, data["test"], spec, out_dir)
     result = {
         "name": cfg.name,
