@@ -43,10 +43,11 @@ DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {
     "convlstm_nowcast": NowcastConfig(name="convlstm_nowcast", arch="convlstm", rollout=1, rollout_start=1),
     # optical flow in the graph + learned motion correction and growth/decay along the motion, the hour in
     # one application, on every weather regime, scored only where extrapolation reaches; the soft-CSI term
-    # keeps heavy cores that an average error alone would soften
+    # keeps heavy cores that an average error alone would soften; the rain decision value is chosen on
+    # validation after training (training.nowcast_calibrate)
     "lagrangian_nowcast": NowcastConfig(
         name="lagrangian_nowcast", arch="lagrangian", rollout=1, rollout_start=1, train_regimes="all",
-        mask_inflow=True, lr=1e-3, steps=9000, csi_weight=0.05,
+        mask_inflow=True, lr=1e-3, steps=9000, csi_weight=0.05, calibrate_rain=True,
     ),
 }  # fmt: skip
 
