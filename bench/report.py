@@ -77,6 +77,10 @@ def targets(results: dict) -> list[str]:
             )
         p = h["convserve"][8]
         out.append(_check("ResNet-50 8 clients, p99 / p50", p["p99_ms"] / p["p50_ms"], 2.0, higher=False))
+        if "preferred" in h:
+            ratios = " / ".join(f"{h['preferred'][c]['rps'] / best:.2f}" for c in (8, 32))
+            size = r50.get("preferred_batch")
+            out.append(f"  (preferred_batch_size {size}: 8 / 32 clients / raw best batch {ratios})")
     if "cold_start" in results:
         out.append(
             _check(

@@ -3,6 +3,7 @@
 Measured side by side in one run on one machine (load from ``wrk``, a separate process):
 - the limit: raw ORT per model at several batch sizes (the service's session options);
 - ConvServe over HTTP at 1, 8, 32 and 128 clients: batching on and off, one process and ``--workers 2``;
+  for ResNet-50 also ``preferred``: its config.pbtxt given ``preferred_batch_size`` = the best raw batch;
 - a plain FastAPI endpoint running the same ONNX session per request, and one running the PyTorch
   network eagerly; for LeNet-5 (64x64 PNG) and ResNet-50 (imagenet preset, random weights, 224x224 JPEG);
 - the v2 protocol with a binary tensor (LeNet-5), the segmentation, denoising and nowcast models at
@@ -48,7 +49,12 @@ def bench_workload(w: Workload, seconds: float, raw_s: float) -> dict:
     print(f"[{w.label}] raw ONNX Runtime ...", flush=True)
     result = {"raw_per_s": raw_throughput(w.model_dir, w.raw_input, w.raw_batches, raw_s), "http": {}, "note": w.note}
     for kind in w.kinds:
-        server = Server(kind, repo, repo / w.model_dir.name)
+        here = repo
+        if kind == "preferred":  # ConvServe told the batch size the raw measurement found best
+            best = max(result["raw_per_s"], key=result["raw_per_s"].get)
+            here = with_preferred_batch(repo, work / "repo_preferred", w.model_dir.name, best)
+            result["preferred_batch"] = best
+        server = Server("convserve" if kind == "preferred" else kind, here, here / w.model_dir.name)
         try:
             headers = {"content-type": w.ctype} | (dict([w.header.split(": ", 1)]) if w.header else {})
             for _ in range(3):  # warm: first requests pay for lazy initialisation
@@ -60,6 +66,17 @@ def bench_workload(w: Workload, seconds: float, raw_s: float) -> dict:
             server.stop()
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def with_preferred_batch(repo: Path, dest: Path, model: str, batch: int) -> Path:
+    """A copy of ``repo`` whose ``model`` has Triton's ``dynamic_batching { preferred_batch_size: [batch] }``."""
+    shutil.copytree(repo, dest)
+    cfg = dest / model / "config.pbtxt"
+    text = cfg.read_text()
+    preferred = f"dynamic_batching {{ preferred_batch_size: [ {batch} ] }}"
+    empty = "dynamic_batching { }"
+    cfg.write_text(text.replace(empty, preferred) if empty in text else text + "\n" + preferred + "\n")
+    return dest
 
 
 def cold_start(models: Path, runs: int = 3) -> dict:
@@ -118,7 +135,12 @@ def workloads(only: str | None) -> list[Workload]:
         mdir = make_resnet50_repo(Path(tempfile.mkdtemp(prefix="bench-r50-")))
         out.append(
             classify_workload(
-                "ResNet-50 (224x224 JPEG)", mdir, jpg.getvalue(), "image/jpeg", CLASSIFY_KINDS, (1, 8, 32)
+                "ResNet-50 (224x224 JPEG)",
+                mdir,
+                jpg.getvalue(),
+                "image/jpeg",
+                (*CLASSIFY_KINDS, "preferred"),
+                (1, 8, 32),
             )
         )
     if only in (None, "tasks"):

@@ -78,7 +78,11 @@ def test_targets_are_ratios_of_the_same_run():
             },
             "ResNet-50 (224x224 JPEG)": {
                 "raw_per_s": {1: 10.0, 8: 20.0},
-                "http": {"convserve": {1: _point(9.0), 8: _point(19.5, 100, 300), 32: _point(18.0)}},
+                "http": {
+                    "convserve": {1: _point(9.0), 8: _point(19.5, 100, 300), 32: _point(18.0)},
+                    "preferred": {1: _point(9.0), 8: _point(19.0), 32: _point(19.2)},
+                },
+                "preferred_batch": 8,
             },
         },
         "cold_start": {"median_s": 2.5},
@@ -89,7 +93,20 @@ def test_targets_are_ratios_of_the_same_run():
     assert "MET     ResNet-50 8 clients, ConvServe / raw ORT best batch: 0.97" in lines
     assert "NOT MET ResNet-50 32 clients, ConvServe / raw ORT best batch: 0.90" in lines
     assert "NOT MET ResNet-50 8 clients, p99 / p50: 3.00" in lines
+    assert "(preferred_batch_size 8: 8 / 32 clients / raw best batch 0.95 / 0.96)" in lines
     assert "MET     cold start" in lines
+
+
+def test_preferred_batch_variant_writes_tritons_field(tmp_path):
+    from bench.run import with_preferred_batch
+    from modelrepo.model_config import parse_model_config
+
+    repo = tmp_path / "repo"
+    (repo / "m").mkdir(parents=True)
+    (repo / "m" / "config.pbtxt").write_text((ROOT / "models" / "lenet5_digits" / "config.pbtxt").read_text())
+    out = with_preferred_batch(repo, tmp_path / "pref", "m", 8)
+    assert parse_model_config((out / "m" / "config.pbtxt").read_text()).preferred_batch_sizes == [8]
+    assert parse_model_config((repo / "m" / "config.pbtxt").read_text()).preferred_batch_sizes == []
 
 
 def test_gpu_script_paths_agree_on_the_cpu(tmp_path):
