@@ -18,8 +18,8 @@ from modelrepo.card import RadarSpec
 from modelrepo.radar import from_network, to_network
 from modelrepo.repository import check_model_dir
 from training.data.radar import REGIMES
-from training.tasks.nowcast import VAL_SEED0, build_nowcaster, config_from_card, generated
-from training.tasks.nowcast_verify import forecast_lk
+from training.tasks.nowcast import build_nowcaster, config_from_card, validation_regime
+from training.tasks.nowcast_verify import lead_mae
 from training.warmstart import load_onnx_weights
 
 PARTS = {"model": (), "no motion correction": ("motion",), "no evolution": ("evolution",)}
@@ -56,13 +56,9 @@ def forecast(model: torch.nn.Module, x: torch.Tensor, off: tuple[str, ...]) -> n
 def ablation(model_dir: Path, n: int = 8, size: int = 128, leads: tuple[int, ...] = (1, 5, 10)) -> dict:
     """{regime: {row: [MAE at each lead]}} (leads in steps of the radar spec)."""
     model, spec = load_lagrangian(model_dir)
-    steps = spec.frames_out
     out = {}
     for regime in REGIMES:
-        seeds = range(VAL_SEED0, VAL_SEED0 + 97 * n, 97)
-        seqs = generated(seeds, spec.frames_in + steps, size, 1, f"validation {regime}", (regime,))
-        obs, truth = seqs[:, : spec.frames_in], seqs[:, spec.frames_in :]
-        lk = forecast_lk(obs, steps, spec)
+        obs, truth, lk = validation_regime(regime, spec, n, size)
         ok = np.isfinite(lk)
         x = torch.from_numpy(np.stack([to_network(o, spec) for o in obs]))
         rows = {"pysteps LK extrapolation": _mae(lk, truth, ok, leads)}
@@ -73,9 +69,7 @@ def ablation(model_dir: Path, n: int = 8, size: int = 128, leads: tuple[int, ...
 
 
 def _mae(f: np.ndarray, truth: np.ndarray, ok: np.ndarray, leads: tuple[int, ...]) -> list[float]:
-    """MAE at each lead (1-based steps) over the pixels ``ok``; NaN where LK reaches no pixel at all."""
-    err = np.abs(f - truth)
-    return [round(float(err[:, k - 1][ok[:, k - 1]].mean()), 3) if ok[:, k - 1].any() else float("nan") for k in leads]
+    return [round(v, 3) for v in lead_mae(f, truth, ok, leads)]
 
 
 def table(result: dict, leads: tuple[int, ...], minutes: float = 6.0) -> str:

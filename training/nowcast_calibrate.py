@@ -26,8 +26,8 @@ from modelrepo.card import RadarSpec
 from modelrepo.radar import from_network, to_network
 from modelrepo.repository import check_model_dir
 from training.nets.nowcaster import rollout
-from training.tasks.nowcast import VAL_SEED0, NowcastConfig, generated, regimes
-from training.tasks.nowcast_verify import forecast_lk
+from training.tasks.nowcast import VAL_SEED0, NowcastConfig, generated, regimes, validation_regime
+from training.tasks.nowcast_verify import lead_mae
 
 MARGINS_DBZ = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
@@ -53,14 +53,12 @@ def margin_scores(
     names = regimes(cfg.train_regimes) if cfg.data == "generated" else ["base"]
     mae: list[list[float]] = [[] for _ in margins]
     for regime in names:
-        seeds = range(VAL_SEED0, VAL_SEED0 + 97 * n, 97)
-        seqs = generated(seeds, spec.frames_in + steps, size, 1, f"calibration {regime}", (regime,))
-        obs, truth = seqs[:, : spec.frames_in], seqs[:, spec.frames_in :]
-        ok = np.isfinite(forecast_lk(obs, steps, spec))
+        obs, truth, lk = validation_regime(regime, spec, n, size, "calibration")
+        ok = np.isfinite(lk)
         y = _network_forecasts(model, obs, spec, steps)
         for row, m in zip(mae, margins):
             f = from_network(y, spec.model_copy(update={"rain_decision_dbz": spec.rain_threshold - m}))
-            row.append(round(float(np.mean([np.abs(f - truth)[:, k][ok[:, k]].mean() for k in range(steps)])), 4))
+            row.append(round(float(np.mean(lead_mae(f, truth, ok, range(1, steps + 1)))), 4))
     return {"margins_dbz": list(margins), "regimes": names, "mae": mae, "seeds": f"{VAL_SEED0} + 97 k, k < {n}"}
 
 

@@ -22,7 +22,7 @@ from training.nets.flow import extrapolate, lucas_kanade, trajectories_inside
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast_losses import CSI_THRESHOLDS_DBZ, as_served, relative_mae, soft_csi_loss, weighted_mae
-from training.tasks.nowcast_verify import verify_methods, verify_regimes, write_reports
+from training.tasks.nowcast_verify import forecast_lk, verify_methods, verify_regimes, write_reports
 
 LEADS = 10  # verified steps: 60 minutes
 TEST_SEED0 = 1_000_000  # test sequences: other seeds than training (0..) and validation (500_000..)
@@ -184,6 +184,18 @@ def datasets(cfg: NowcastConfig, spec: RadarSpec) -> dict[str, np.ndarray]:
             range(TEST_SEED0, TEST_SEED0 + cfg.n_test), n_test_frames, cfg.test_size, cfg.workers, "test"
         ),
     }
+
+
+def validation_regime(
+    regime: str, spec: RadarSpec, n: int, size: int, desc: str = "validation"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` validation sequences of one regime (seeds VAL_SEED0 + 97 k: never the test or regime test seeds),
+    split into observed frames and the ``max_steps`` to forecast, with pysteps' LK forecast (NaN where
+    echoes flow in - the pixels the verification skips): (obs, truth, lk), dBZ."""
+    seqs = generated(range(VAL_SEED0, VAL_SEED0 + 97 * n, 97), spec.frames_in + spec.max_steps, size, 1,
+                     f"{desc} {regime}", (regime,))  # fmt: skip
+    obs, truth = seqs[:, : spec.frames_in], seqs[:, spec.frames_in :]
+    return obs, truth, forecast_lk(obs, spec.max_steps, spec)
 
 
 REGIME_SEED0 = 2_000_000  # held-out regime sequences: regime k uses seeds REGIME_SEED0 + 10,000 k + i

@@ -8,7 +8,8 @@ import torch
 
 
 def as_served(pred: torch.Tensor, threshold: float) -> torch.Tensor:
-    """The forecast's rain / no-rain split as ``modelrepo.radar.from_network`` serves it - values below the
+    """The forecast's rain / no-rain split as ``modelrepo.radar.from_network`` serves it without a calibrated
+    rain decision value (one is chosen only after training) - values below the
     rain ``threshold`` (network scale) are no rain (0); its max_dbz ceiling is not applied - with a
     straight-through gradient. The data never holds a value
     between no rain and the threshold, so a network that hedges at a rain edge with a sub-threshold value

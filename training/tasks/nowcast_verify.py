@@ -67,6 +67,12 @@ def forecast_onnx(card, onnx_path: Path, seqs_dbz: np.ndarray, steps: int) -> np
     return np.stack([from_network(rollout_numpy(run, to_network(o, spec)[None], steps)[0], spec) for o in obs])
 
 
+def lead_mae(f: np.ndarray, truth: np.ndarray, ok: np.ndarray, leads) -> list[float]:
+    """MAE at each lead (1-based steps) over the pixels ``ok``; NaN where LK reaches no pixel at all."""
+    err = np.abs(f - truth)
+    return [float(err[:, k - 1][ok[:, k - 1]].mean()) if ok[:, k - 1].any() else float("nan") for k in leads]
+
+
 def verify(truth: np.ndarray, forecasts: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, dict[str, list]]:
     """Scores per lead, pooled over cases. truth/forecasts (N, L, H, W) dBZ; mask (N, L, H, W) pixels verified."""
     from pysteps.verification import detcatscores, spatialscores
