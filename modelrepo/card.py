@@ -88,6 +88,9 @@ class InputSpec(_Strict):
     pad_multiple: int = Field(default=1, ge=1)
     # denoisers: one more input channel after the image's, filled with sigma / 255 at every pixel
     noise_level_channel: bool = False
+    # any-size networks: the geometric self-ensemble served by default - the network runs on 1, 2, 4 or 8
+    # flipped / rotated copies and the answers are turned back and averaged (modelrepo.denoising.ENSEMBLES)
+    ensemble: Literal[1, 2, 4, 8] = 1
     # digit-like classifiers: find the ink, fix polarity and alpha, crop, scale and centre it first
     framing: Framing | None = None
 
@@ -113,6 +116,8 @@ class InputSpec(_Strict):
         fixed = isinstance(self.height, int) and isinstance(self.width, int)
         if self.resize != "none" and not fixed:
             raise ValueError(f"resize={self.resize} needs a fixed height and width")
+        if self.ensemble > 1 and self.resize != "none":
+            raise ValueError("a self-ensemble is for any-size networks fed at the image's own size")
         return self
 
 

@@ -174,6 +174,17 @@ def cmd_nowcast_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_denoise_ensemble(args: argparse.Namespace) -> int:
+    """A committed denoiser served with another self-ensemble size: validation gains, held-out table, export."""
+    from training.denoise_ensemble import reensemble, table
+
+    export_to = Path(args.export_to) if args.export_to else None
+    r = reensemble(Path(args.model), args.ensemble, Path(args.out), export_to, args.version, args.overwrite)
+    print(table(r["ensemble_validation"]))
+    print(json.dumps({k: v for k, v in r.items() if k not in ("rows", "ensemble_validation")}, indent=2, default=str))
+    return 0
+
+
 def cmd_archs(args: argparse.Namespace) -> int:
     from training.nets import get_arch, list_archs
 
@@ -290,7 +301,8 @@ def _add_sample_parsers(sub) -> None:
 
 
 def _add_analysis_parsers(sub) -> None:
-    """Diagnostics of committed models (they write nothing), and the recalibration of a nowcaster."""
+    """Diagnostics of committed models (they write nothing), the recalibration of a nowcaster and a
+    denoiser's self-ensemble."""
     p = sub.add_parser(
         "nowcast-ablation", help="a Lagrangian nowcaster's MAE per regime with its learned parts switched off"
     )
@@ -309,6 +321,17 @@ def _add_analysis_parsers(sub) -> None:
     p.add_argument("--version", type=int, default=None)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(fn=cmd_nowcast_calibrate)
+    p = sub.add_parser(
+        "denoise-ensemble",
+        help="serve a committed denoiser with a self-ensemble size: validation gains, held-out table, optional export",
+    )
+    p.add_argument("model", help="model folder, e.g. models/unet_denoise_gray")
+    p.add_argument("--ensemble", type=int, choices=(1, 2, 4, 8), required=True, help="flipped / rotated passes")
+    p.add_argument("--out", default="runs", help="reports go to OUT/<name>_ensemble")
+    p.add_argument("--export-to", default=None, help="model repository to export into, e.g. models")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(fn=cmd_denoise_ensemble)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,10 +31,14 @@ DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {
 # The committed denoisers come from runs of several hours continued across sessions (``--budget-min``,
 # ``--resume``, ``--init-from``; the card records steps, hours and what each run started from). These
 # recipes train the same networks on the same data for the configured steps in one call.
+# Self-ensemble sizes chosen on the validation images (training.denoise_ensemble; 2026-12-05, the committed
+# weights): gray +0.16 / +0.22 / +0.27 dB for 2 / 4 / 8 passes, colour +0.19 / +0.25 / +0.29. Gray: 2, the
+# most that keeps a 512 x 512 image within 0.25 s on 2 cores; colour (no time target; CBM3D takes ~24 s): 4,
+# most of 8's gain at half its time.
 DEFAULT_DENOISERS: dict[str, DenoiseConfig] = {
-    "unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray"),
+    "unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray", ensemble=2),
     # one one-channel network on each channel of an opponent colour space (as CBM3D)
-    "unet_denoise_rgb": DenoiseConfig(name="unet_denoise_rgb", gray=False, colour="opponent", lr=2e-4),
+    "unet_denoise_rgb": DenoiseConfig(name="unet_denoise_rgb", gray=False, colour="opponent", lr=2e-4, ensemble=4),
 }
 
 DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {

@@ -9,6 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from modelrepo.denoising import ENSEMBLES
 from service.batcher import timings_ms
 from service.deps import begin, resolve_model
 from service.errors import ApiError
@@ -43,6 +44,11 @@ async def denoise_image(
     version: int | None = version_query(),
     sigma: float | None = Query(None, ge=0, le=255, description="noise level on the 0-255 scale; estimated if absent"),
     output: Literal["png", "tiff", "json"] = Query("png", description="png | tiff | json"),
+    ensemble: int | None = Query(
+        None,
+        description="geometric self-ensemble: the network runs on 1, 2, 4 or 8 flipped / rotated copies of the "
+        "image and the answers are averaged (more is slower and a little better); default: the model card's",
+    ),
 ) -> Response:
     """Remove Gaussian-like noise from one image, keeping its bit depth (8/16-bit, float32 TIFF) and alpha."""
     t0 = time.perf_counter()
@@ -56,15 +62,24 @@ async def denoise_image(
     warnings = [JPEG_WARNING] if d.fmt in ("JPEG", "MPO") else []
     estimated = task.noise_255(d.x) if sigma is None else None
     used = sigma if sigma is not None else estimated
+    if ensemble is not None and ensemble not in ENSEMBLES:
+        raise ApiError(422, "invalid_parameter", f"ensemble must be one of 1, 2, 4 or 8, got {ensemble}")
+    passes = ensemble or state.card.input.ensemble
     t1 = time.perf_counter()
     y, timing = await guarded(
         task.predict(
-            state, d.x, used, settings.request_timeout_s, settings.denoise_tile_size, settings.denoise_tile_overlap
+            state,
+            d.x,
+            used,
+            settings.request_timeout_s,
+            settings.denoise_tile_size,
+            settings.denoise_tile_overlap,
+            passes,
         ),
         settings.request_timeout_s,
     )
     out = task.restore(y, d)
-    headers = {"X-Sigma-Used": f"{used:.3f}", "X-Model": f"{state.name}/{state.version}"}
+    headers = {"X-Sigma-Used": f"{used:.3f}", "X-Ensemble": str(passes), "X-Model": f"{state.name}/{state.version}"}
     if estimated is not None:
         headers["X-Sigma-Estimated"] = f"{estimated:.3f}"
     if warnings:
@@ -87,6 +102,7 @@ async def denoise_image(
         "shape": list(out.shape),
         "sigma_used": round(used, 3),
         "sigma_estimated": estimated,
+        "ensemble": passes,
         "noise_before": task.noise_255(d.x),
         "noise_after": task.noise_255(y),
         "warnings": warnings,

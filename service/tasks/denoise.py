@@ -95,10 +95,10 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
 
 
 async def predict(
-    state: ModelState, x: np.ndarray, sigma_255: float, timeout_s: float, tile: int, overlap: int
+    state: ModelState, x: np.ndarray, sigma_255: float, timeout_s: float, tile: int, overlap: int, ensemble: int = 1
 ) -> tuple[np.ndarray, Timing]:
     """The shared path (``modelrepo/denoising.py``) with the model's batcher as the network; a gray
-    model runs each colour plane. Timings add up over every call."""
+    model runs each colour plane; ``ensemble`` flipped / rotated passes. Timings add up over every call."""
     assert state.batcher is not None and state.card is not None
     totals = [0.0, 0.0, 0]
     group = max(1, state.batcher.max_batch_size // (x.shape[2] if state.card.input.channels == 1 else 1))
@@ -108,7 +108,7 @@ async def predict(
         totals[0], totals[1], totals[2] = totals[0] + t.queue_s, totals[1] + t.inference_s, max(totals[2], t.batch_rows)
         return y
 
-    y = await denoise(infer, x, state.card.input, sigma_255, tile, overlap, group)
+    y = await denoise(infer, x, state.card.input, sigma_255, tile, overlap, group, ensemble)
     return y, Timing(totals[0], totals[1], int(totals[2]))
 
 

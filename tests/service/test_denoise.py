@@ -93,6 +93,23 @@ def test_sigma_parameter_and_json(client, camera) -> None:
     assert np.abs(np.diff(strong, axis=1)).mean() < np.abs(np.diff(weak, axis=1)).mean()  # sigma matters
 
 
+def test_self_ensemble_defaults_to_the_card_and_can_be_chosen(client, camera) -> None:
+    clean, noisy = camera
+    data = encode(noisy.astype(np.uint8))
+    card_value = client.get("/models/unet_denoise_gray").json()["card"]["input"]["ensemble"]
+    r = post(client, data, "?output=json&sigma=25")
+    assert r.json()["ensemble"] == card_value and r.headers["x-ensemble"] == str(card_value)
+    outs = {}
+    for n in (1, 8):
+        r = post(client, data, f"?sigma=25&ensemble={n}")
+        assert r.status_code == 200 and r.headers["x-ensemble"] == str(n)
+        outs[n] = np.asarray(Image.open(io.BytesIO(r.content)), np.float64)
+    assert not np.array_equal(outs[1], outs[8])  # the passes really differ and are averaged
+    assert psnr(outs[8], clean, 255) > psnr(outs[1], clean, 255)  # and the average is closer to the truth
+    r = post(client, data, "?ensemble=3")
+    assert r.status_code == 422 and "ensemble" in r.text
+
+
 def test_jpeg_input_warns(client, camera) -> None:
     _, noisy = camera
     r = post(client, encode(noisy.astype(np.uint8), "JPEG"), "?output=json", "image/jpeg")

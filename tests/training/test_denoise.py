@@ -163,3 +163,32 @@ def test_opponent_colour_model_warm_starts_from_a_gray_one_and_exports(tmp_path:
     assert entry.card.architecture.name == "opponent_resunet_denoiser"
     assert entry.card.hyperparameters["initialised_from"]["model"].endswith("g/1/model.onnx")
     assert evaluate_entry(entry).ok
+
+
+def test_a_committed_denoiser_gets_a_self_ensemble_with_the_same_weights(tmp_path: Path) -> None:
+    import onnx
+
+    from training.__main__ import main
+    from training.warmstart import graph_weights
+
+    cfg = DenoiseConfig(
+        name="e", base=8, depth=2, max_width=16, steps=10, eval_every=10, ae_steps=8, batch_size=4, patch=32,
+        leaves_pool=4, bm3d=False, second_set=False, out=str(tmp_path / "runs"),
+    )  # fmt: skip
+    train_denoiser(cfg, run=Run(export_to=tmp_path / "models", progress=False))
+    before = check_model_dir(tmp_path / "models" / "e")
+    assert before.card.input.ensemble == 1
+    gains = before.card.hyperparameters["ensemble_validation"]
+    assert gains["sizes"] == [1, 2, 4, 8] and gains["gain_db"][0] == 0 and len(gains["psnr"]) == 4
+    w0 = graph_weights(onnx.load(str(before.version_path())).graph)
+    argv = ["denoise-ensemble", str(tmp_path / "models" / "e"), "--ensemble", "4", "--out", str(tmp_path / "runs")]
+    assert main(argv + ["--export-to", str(tmp_path / "models"), "--version", "1", "--overwrite"]) == 0
+    after = check_model_dir(tmp_path / "models" / "e")
+    assert after.ok and after.card.input.ensemble == 4
+    for k in ("steps_done", "train_seconds", "val_psnr"):  # its training record is the card's
+        assert after.card.hyperparameters[k] == before.card.hyperparameters[k]
+    w1 = graph_weights(onnx.load(str(after.version_path())).graph)
+    assert w0.keys() == w1.keys() and all(np.array_equal(w0[k], w1[k]) for k in w0)
+    assert after.card.metrics != before.card.metrics  # the held-out table was measured again, with 4 passes
+    assert (tmp_path / "runs" / "e_ensemble" / "results.md").read_text().count("| x") == 4
+    assert evaluate_entry(after).ok  # make eval re-measures it with the card's ensemble

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,6 +25,7 @@ from training.data.natural import (
     training_images,
     validation_images,
 )
+from training.denoise_ensemble import ensemble_gains
 from training.evaluate import save_figure
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
@@ -73,8 +74,11 @@ class DenoiseConfig:
     bm3d: bool = True  # BM3D takes ~10 s per 512x512 image on 2 cores
     second_set: bool = True  # evaluate on the second held-out set too (not only camera / astronaut)
     evaluate: bool = True  # evaluate (and export) after training; --no-evaluate: train only
+    # geometric self-ensemble served by default (1, 2, 4 or 8 flipped / rotated passes, averaged);
+    # training.denoise_ensemble measures each size on the validation images
+    ensemble: int = 1
 
-    RUN_ONLY: ClassVar[tuple[str, ...]] = ("bm3d", "second_set", "evaluate")  # not part of the resume key
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("bm3d", "second_set", "evaluate", "ensemble")  # not in the resume key
 
 
 def _noisy(clean: torch.Tensor, g: torch.Generator, max_sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,6 +150,12 @@ def train_net(net: torch.nn.Module, source: PatchSource, val, steps: int, cfg: D
     return fr
 
 
+def config_from_card(card) -> DenoiseConfig:
+    """The run's config from a committed denoiser's card (its hyperparameters; fields added since: defaults)."""
+    known = {f.name for f in fields(DenoiseConfig)}
+    return DenoiseConfig(**{k: v for k, v in card.hyperparameters.items() if k in known})
+
+
 def build_denoiser(cfg: DenoiseConfig) -> torch.nn.Module:
     """The serving network of ``cfg``: a ResUNetDenoiser, for an opponent colour model wrapped round a
     one-channel one."""
@@ -199,9 +209,10 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
         return result
     spec = denoiser_input_spec(cfg, net.multiple)
     models = {
-        AE_ROW: (onnx_session(ae, channels), spec.model_copy(update={"pad_multiple": 8})),
+        AE_ROW: (onnx_session(ae, channels), spec.model_copy(update={"pad_multiple": 8, "ensemble": 1})),
         MODEL_ROW: (onnx_session(net, channels), spec),
     }
+    result["ensemble_validation"] = ensemble_gains(models[MODEL_ROW][0], spec, cfg.gray)
     cache = Path(cfg.out) / "cache" / "denoise_baselines"
     rows, panel = evaluate(models, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -266,6 +277,7 @@ def denoiser_input_spec(cfg: DenoiseConfig, multiple: int) -> InputSpec:
         resize="none",
         pad_multiple=multiple,
         noise_level_channel=True,
+        ensemble=cfg.ensemble,
     )
 
 
@@ -342,6 +354,7 @@ def export_denoiser(
             "steps_done": result["steps_done"],
             "initialised_from": result.get("initialised_from"),  # warm start: its steps and seconds are counted
             "val_psnr": round(result["val_psnr"], 3),
+            "ensemble_validation": result.get("ensemble_validation"),  # PSNR per self-ensemble size
             "hardware": hardware,
         },
         metrics=card_metrics(rows),

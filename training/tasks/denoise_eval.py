@@ -125,14 +125,15 @@ def onnx_session(net: torch.nn.Module, channels: int, threads: int = 2) -> ort.I
 
 
 def run_session(sess: ort.InferenceSession, spec: InputSpec, noisy: np.ndarray, sigma_255: float) -> np.ndarray:
-    """(H, W[, C]) -> denoised, through the service's tiled path with default tiles."""
+    """(H, W[, C]) -> denoised, through the service's tiled path with default tiles and the spec's
+    self-ensemble."""
     name = sess.get_inputs()[0].name
 
     async def infer(x: np.ndarray) -> np.ndarray:
         return sess.run(None, {name: x})[0]
 
     x = noisy[..., None] if noisy.ndim == 2 else noisy
-    y = asyncio.run(denoise(infer, x, spec, sigma_255, TILE, OVERLAP, group=8))
+    y = asyncio.run(denoise(infer, x, spec, sigma_255, TILE, OVERLAP, group=8, ensemble=spec.ensemble))
     return y[..., 0] if noisy.ndim == 2 else y
 
 

@@ -1,0 +1,74 @@
+"""The shared denoising path's geometric self-ensemble (modelrepo.denoising)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from modelrepo.card import InputSpec
+from modelrepo.denoising import ENSEMBLES, denoise, dihedral
+
+SPEC = InputSpec(
+    color_mode="L", channels=1, height="any", width="any", mean=[0.0], std=[1.0], resize="none",
+    pad_multiple=8, noise_level_channel=True,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_each_transform_is_undone_by_its_inverse(k: int) -> None:
+    x = np.random.default_rng(k).random((5, 7, 3))
+    y = dihedral(x, k)
+    assert y.shape == ((7, 5, 3) if k % 2 else (5, 7, 3))
+    np.testing.assert_array_equal(dihedral(y, k, inverse=True), x)
+
+
+def test_the_eight_transforms_are_the_eight_distinct_symmetries() -> None:
+    x = np.arange(12.0).reshape(3, 4, 1)
+    seen = {dihedral(x, k).tobytes() + bytes(dihedral(x, k).shape) for k in range(8)}
+    assert len(seen) == 8
+    assert all(len(v) == n and v[0] == 0 for n, v in ENSEMBLES.items())
+
+
+def _run(infer, x: np.ndarray, ensemble: int, tile: int = 64) -> np.ndarray:
+    return asyncio.run(denoise(infer, x, SPEC, 25.0, tile=tile, overlap=8, group=4, ensemble=ensemble))
+
+
+async def ramp(batch: np.ndarray) -> np.ndarray:
+    """Not symmetric: adds a left-to-right ramp over the tile it sees."""
+    return batch[:, :1] + np.linspace(0, 1, batch.shape[3], dtype=np.float32)
+
+
+def test_ensemble_is_the_mean_of_the_turned_back_answers_of_each_pass() -> None:
+    """Each pass sees the ramp in the turned image's frame, so the ensemble's answer is the mean of the
+    ramps turned back - computed here by hand (one tile: 40 x 56 inside 64 px)."""
+    x = np.random.default_rng(0).random((40, 56, 1)).astype(np.float32)
+    for n, ks in ENSEMBLES.items():
+        passes = []
+        for k in ks:
+            t = dihedral(x, k)
+            passes.append(dihedral(t + np.linspace(0, 1, t.shape[1], dtype=np.float32)[None, :, None], k, True))
+        got = _run(ramp, x, n)
+        assert got.shape == x.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, np.mean(passes, axis=0), atol=1e-6)
+    # two passes (identity, half turn): the ramp and its mirror average to a flat 0.5 - also through tiles
+    for tile in (64, 32):
+        np.testing.assert_allclose(_run(ramp, x, 2, tile) - x, 0.5, atol=1e-5)
+
+
+def test_an_equivariant_network_gives_the_same_answer_with_any_ensemble() -> None:
+    x = np.random.default_rng(1).random((24, 40, 1)).astype(np.float32)
+
+    async def halve(batch: np.ndarray) -> np.ndarray:  # pixelwise, so every flip and turn commutes with it
+        return batch[:, :1] * 0.5
+
+    one = _run(halve, x, 1)
+    np.testing.assert_allclose(one, x * 0.5, atol=1e-6)
+    for n in (2, 4, 8):
+        np.testing.assert_allclose(_run(halve, x, n), one, atol=1e-6)
+
+
+def test_unknown_ensemble_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="ensemble"):
+        _run(lambda b: b, np.zeros((8, 8, 1), np.float32), 3)

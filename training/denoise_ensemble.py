@@ -1,0 +1,110 @@
+"""A denoiser's geometric self-ensemble: its gain measured on the validation images, never the held-out ones.
+
+The network runs on flipped / rotated copies of the image and the answers, turned back, are averaged
+(``modelrepo.denoising.ENSEMBLES``); the card's ``input.ensemble`` is what the service and every evaluation
+use by default. ``ensemble_gains`` measures each size on the validation images (``VALIDATION``, blind, every
+test sigma), which is how the recipes' sizes were chosen; ``reensemble`` gives a committed denoiser another
+size: the same weights, the held-out table measured again with it, exported with the new card.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from modelrepo.denoising import ENSEMBLES
+from modelrepo.noise import estimate_sigma
+from modelrepo.repository import check_model_dir
+from training.data.natural import VALIDATION, validation_images
+
+
+def ensemble_gains(sess, spec, gray: bool, sizes=tuple(ENSEMBLES)) -> dict:
+    """{"sizes", "psnr": mean validation PSNR per size, "gain_db": over size 1, "seconds": per image per size}."""
+    from training.tasks.denoise_eval import SIGMAS, noisy_version, psnr, run_session
+
+    psnrs: dict[int, list[float]] = {k: [] for k in sizes}
+    secs: dict[int, list[float]] = {k: [] for k in sizes}
+    for clean in validation_images(gray):
+        for sigma in SIGMAS:
+            noisy = noisy_version(clean, sigma)
+            est = estimate_sigma(noisy) * 255
+            for k in sizes:
+                t0 = time.perf_counter()
+                out = run_session(sess, spec.model_copy(update={"ensemble": k}), noisy, est)
+                secs[k].append(time.perf_counter() - t0)
+                psnrs[k].append(psnr(out, clean))
+    mean = {k: round(float(np.mean(v)), 3) for k, v in psnrs.items()}
+    return {
+        "images": VALIDATION,
+        "sigmas": list(SIGMAS),
+        "sizes": list(sizes),
+        "psnr": [mean[k] for k in sizes],
+        "gain_db": [round(mean[k] - mean[sizes[0]], 3) for k in sizes],
+        "seconds": [round(float(np.mean(secs[k])), 3) for k in sizes],
+    }
+
+
+def table(gains: dict) -> str:
+    lines = ["| self-ensemble | validation PSNR (dB) | gain (dB) | seconds per image |", "|---|---|---|---|"]
+    for k, p, g, s in zip(gains["sizes"], gains["psnr"], gains["gain_db"], gains["seconds"]):
+        lines.append(f"| x{k} | {p:.3f} | {g:+.3f} | {s:.3f} |")
+    return "\n".join(lines)
+
+
+def reensemble(
+    model_dir: Path,
+    ensemble: int,
+    out: Path,
+    export_to: Path | None = None,
+    version: int | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """A committed denoiser (its card's config, the ONNX graph's weights) served with ``ensemble`` passes:
+    validation gains of every size, the held-out table again (reports in ``out/<name>_ensemble``), optionally
+    exported. Its training record (steps, hours, validation PSNR) is the card's, unchanged."""
+    from training.data.natural import test_images
+    from training.tasks.denoise import build_denoiser, config_from_card, denoiser_input_spec, export_denoiser
+    from training.tasks.denoise_eval import MODEL_ROW, evaluate, onnx_session, plot_panel, report
+    from training.warmstart import load_onnx_weights
+
+    entry = check_model_dir(Path(model_dir))
+    if not entry.ok or entry.card is None or entry.card.task != "denoising":
+        raise ValueError(f"{model_dir} is not a denoiser's model folder: {'; '.join(entry.problems)}")
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {sorted(ENSEMBLES)}")
+    card = entry.card
+    cfg = replace(config_from_card(card), ensemble=ensemble)
+    net = build_denoiser(cfg)
+    load_onnx_weights(net, Path(model_dir))
+    net.eval()
+    channels = 1 if cfg.gray else 3
+    spec = denoiser_input_spec(cfg, net.multiple)
+    sess = onnx_session(net, channels)
+    gains = ensemble_gains(sess, spec, cfg.gray)
+    out_dir = Path(out) / f"{cfg.name}_ensemble"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = Path(out) / "cache" / "denoise_baselines"
+    rows, panel = evaluate({MODEL_ROW: (sess, spec)}, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
+    (out_dir / "results.md").write_text(report(rows) + "\n\nself-ensemble on the validation images:\n\n" + table(gains))
+    plot_panel(panel, out_dir / "panel.png")
+    hp = card.hyperparameters
+    result = {
+        "train_seconds": hp["train_seconds"],
+        "steps_done": hp["steps_done"],
+        "initialised_from": hp.get("initialised_from"),
+        "val_psnr": hp["val_psnr"],
+        "training_mix": {
+            "natural_images": card.training.sizes["train_natural_images"],
+            "dead_leaves_images": card.training.sizes["train_dead_leaves_images"],
+        },
+        "ensemble_validation": gains,
+        "rows": rows,
+        "out_dir": str(out_dir),
+    }
+    if export_to is not None:
+        exported = export_denoiser(net, cfg, rows, result, Path(export_to), version, overwrite)
+        result["exported"] = str(Path(export_to) / exported.name)
+    return result
