@@ -141,6 +141,9 @@ def test_denoise_sample_shows_before_and_after(page) -> None:
     )
     page.fill("#view-denoise .slider", "20")
     assert "20%" in page.get_attribute("#view-denoise .after", "style")
+    page.select_option("#view-denoise .ensemble", "1")  # the self-ensemble choice reaches the service
+    page.click("#view-denoise .run")
+    page.wait_for_function("document.querySelector('#view-denoise .sigma-used').textContent.endsWith('· 1 pass')")
     shot(page, "denoise")
 
 
