@@ -2,7 +2,8 @@
 
 normalise (percentiles of the whole image) -> [rescale so the cells match the trained size] ->
 class probabilities (padded to the network's multiple; large images in overlapping tiles, each
-contributing its centre) -> [back to the input grid] -> instances (the card's method) -> warnings.
+contributing its centre; with a self-ensemble, ``modelrepo.ensemble``) -> [back to the input grid] ->
+instances (the card's method) -> warnings.
 
 ``infer`` is any coroutine from a float32 batch (N, 1, h, w) to logits (N, C, h, w): the service
 passes its dynamic batcher, evaluation an ONNX Runtime session. No framework here.
@@ -17,6 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from modelrepo.card import InputSpec, OutputSpec
+from modelrepo.ensemble import ensembled
 from modelrepo.errors import InputError
 from modelrepo.preprocess import normalize_percentile, pad_to_multiple, softmax
 from modelrepo.segmentation import equivalent_diameters, instances_from_probabilities
@@ -115,8 +117,11 @@ async def segment(
     tile: int = 512,
     overlap: int = 32,
     group: int = 8,
+    ensemble: int | None = None,
 ) -> Segmentation:
-    """Classes, instances and what was done, for one image of raw intensities (H, W)."""
+    """Classes, instances and what was done, for one image of raw intensities (H, W); the network's logits
+    averaged over ``ensemble`` flipped / rotated passes (default: the spec's)."""
+    infer = ensembled(infer, spec.ensemble if ensemble is None else ensemble)
     h, w = raw.shape
     x = normalize_percentile(raw.astype(np.float32), spec)  # the whole image's percentiles
     size = out.min_object_size if min_size is None else min_size

@@ -2,9 +2,8 @@
 
 (H, W, C) in [0, 1] -> planes the network takes (a gray model runs each colour plane; a colour model
 gets a gray image as three equal planes) -> padded to the network's multiple -> overlapping tiles,
-each with its noise-level map, blended with feathered weights -> back to (H, W, C). With a geometric
-self-ensemble the whole path runs on flipped / rotated copies of the image, each answer is turned back
-and the answers are averaged (Lim et al. 2017, "EDSR": about +0.1 dB for a denoiser at k x the time).
+each with its noise-level map, blended with feathered weights -> back to (H, W, C). With a self-ensemble
+(``modelrepo.ensemble``) each tile also runs flipped / rotated and the turned-back answers are averaged.
 
 ``infer`` is any coroutine from a float32 batch (N, C + 1, h, w) to images (N, C, h, w): the service
 passes its dynamic batcher, evaluation an ONNX Runtime session. No framework here.
@@ -17,25 +16,13 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from modelrepo.card import InputSpec
+from modelrepo.ensemble import ensembled
 from modelrepo.preprocess import pad_to_multiple, with_noise_level
 from modelrepo.tiles import tile_origins
 
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 TILE, OVERLAP = 512, 32  # the service's default tile size and overlap (px), and what evaluation uses
-
-# self-ensemble size -> dihedral transforms (k: k % 4 quarter turns, then a left-right flip if k >= 4);
-# 2 and 4 keep the image's shape (identity, half turn, both flips), so the tiling is the same
-ENSEMBLES: dict[int, tuple[int, ...]] = {1: (0,), 2: (0, 2), 4: (0, 2, 4, 6), 8: tuple(range(8))}
-
-
-def dihedral(x: np.ndarray, k: int, inverse: bool = False) -> np.ndarray:
-    """Transform ``k`` of the dihedral group (see ENSEMBLES) of an (H, W, ...) array, or its inverse."""
-    if inverse:
-        x = x[:, ::-1] if k >= 4 else x
-        return np.rot90(x, -(k % 4), axes=(0, 1))
-    x = np.rot90(x, k % 4, axes=(0, 1))
-    return x[:, ::-1] if k >= 4 else x
 
 
 def feather(n: int, overlap: int) -> np.ndarray:
@@ -65,19 +52,7 @@ async def denoise(
     """Denoise x (H, W, C) in [0, 1] at noise level ``sigma_255`` (0-255 scale); tiles of at most
     ``tile`` px sharing ``overlap`` px, ``group`` tiles per call; the mean over an ``ensemble`` of
     1, 2, 4 or 8 flipped / rotated passes."""
-    if ensemble not in ENSEMBLES:
-        raise ValueError(f"ensemble must be one of {sorted(ENSEMBLES)}, got {ensemble}")
-    total = None
-    for k in ENSEMBLES[ensemble]:
-        y = await _denoise_once(infer, np.ascontiguousarray(dihedral(x, k)), spec, sigma_255, tile, overlap, group)
-        y = dihedral(y, k, inverse=True)
-        total = y if total is None else total + y
-    return np.ascontiguousarray(total / len(ENSEMBLES[ensemble]), dtype=np.float32)
-
-
-async def _denoise_once(
-    infer: Infer, x: np.ndarray, spec: InputSpec, sigma_255: float, tile: int, overlap: int, group: int
-) -> np.ndarray:
+    infer = ensembled(infer, ensemble)
     h, w, c = x.shape
     m = spec.pad_multiple
     planes = pad_to_multiple(_planes(x, spec.channels), m)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelrepo.denoising import ENSEMBLES
+from modelrepo.ensemble import ENSEMBLES
 from modelrepo.noise import estimate_sigma
 from modelrepo.repository import check_model_dir
 from training.data.natural import VALIDATION, validation_images

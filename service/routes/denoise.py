@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from modelrepo.denoising import ENSEMBLES
+from modelrepo.ensemble import ENSEMBLES
 from service.batcher import timings_ms
 from service.deps import begin, resolve_model
 from service.errors import ApiError

@@ -1,4 +1,4 @@
-"""The shared denoising path's geometric self-ensemble (modelrepo.denoising)."""
+"""The geometric self-ensemble (modelrepo.ensemble) and the shared paths that use it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from modelrepo.card import InputSpec
-from modelrepo.denoising import ENSEMBLES, denoise, dihedral
+from modelrepo.denoising import denoise
+from modelrepo.ensemble import ENSEMBLES, dihedral
 
 SPEC = InputSpec(
     color_mode="L", channels=1, height="any", width="any", mean=[0.0], std=[1.0], resize="none",
@@ -72,3 +73,29 @@ def test_an_equivariant_network_gives_the_same_answer_with_any_ensemble() -> Non
 def test_unknown_ensemble_size_is_refused() -> None:
     with pytest.raises(ValueError, match="ensemble"):
         _run(lambda b: b, np.zeros((8, 8, 1), np.float32), 3)
+
+
+def test_segmentation_averages_the_logits_of_the_turned_back_passes() -> None:
+    """``segment`` wraps its network with the spec's ensemble: a 'network' whose logits favour cells on the
+    left half of what it sees marks the left half with one pass, and with two passes (identity, half turn)
+    both halves tie - argmax then picks class 0 everywhere."""
+    from modelrepo.card import OutputSpec
+    from modelrepo.cellseg import segment
+
+    spec = InputSpec(
+        color_mode="L", channels=1, height="any", width="any", mean=[0.0], std=[1.0], resize="none",
+        normalization="percentile", pad_multiple=8,
+    )  # fmt: skip
+    out = OutputSpec(name="logits", kind="class_scores", shape=[2, "any", "any"], postprocess="argmax", object_class=1)
+    raw = np.random.default_rng(0).random((32, 48)).astype(np.float32)
+
+    async def left(batch: np.ndarray) -> np.ndarray:
+        n, _, h, w = batch.shape
+        cell = np.broadcast_to((np.arange(w) < w // 2).astype(np.float32), (n, h, w))
+        return np.stack([np.zeros_like(cell), cell * 2 - 1], axis=1)
+
+    one = asyncio.run(segment(left, raw, spec, out))
+    assert one.classes[:, :24].all() and not one.classes[:, 24:].any()
+    two = asyncio.run(segment(left, raw, spec.model_copy(update={"ensemble": 2}), out))
+    assert not two.classes.any()
+    assert asyncio.run(segment(left, raw, spec.model_copy(update={"ensemble": 2}), out, ensemble=1)).classes.any()
