@@ -66,8 +66,16 @@ def reensemble(
     validation gains of every size, the held-out table again (reports in ``out/<name>_ensemble``), optionally
     exported. Its training record (steps, hours, validation PSNR) is the card's, unchanged."""
     from training.data.natural import test_images
-    from training.tasks.denoise import build_denoiser, config_from_card, denoiser_input_spec, export_denoiser
-    from training.tasks.denoise_eval import MODEL_ROW, evaluate, onnx_session, plot_panel, report
+    from training.loop import Run
+    from training.tasks.denoise import (
+        build_denoiser,
+        config_from_card,
+        denoiser_input_spec,
+        export_denoiser,
+        textbook_ae,
+        training_data,
+    )
+    from training.tasks.denoise_eval import AE_ROW, MODEL_ROW, evaluate, onnx_session, plot_panel, report
     from training.warmstart import load_onnx_weights
 
     entry = check_model_dir(Path(model_dir))
@@ -76,7 +84,7 @@ def reensemble(
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble must be one of {sorted(ENSEMBLES)}")
     card = entry.card
-    cfg = replace(config_from_card(card), ensemble=ensemble)
+    cfg = replace(config_from_card(card), ensemble=ensemble, out=str(out))
     net = build_denoiser(cfg)
     load_onnx_weights(net, Path(model_dir))
     net.eval()
@@ -87,8 +95,18 @@ def reensemble(
     out_dir = Path(out) / f"{cfg.name}_ensemble"
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = Path(out) / "cache" / "denoise_baselines"
-    rows, panel = evaluate({MODEL_ROW: (sess, spec)}, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
-    (out_dir / "results.md").write_text(report(rows) + "\n\nself-ensemble on the validation images:\n\n" + table(gains))
+    ae, _ = textbook_ae(cfg, *training_data(cfg, Run()), Run())  # the reference row, retrained as in every run
+    models = {
+        AE_ROW: (onnx_session(ae, channels), spec.model_copy(update={"pad_multiple": 8, "ensemble": 1})),
+        MODEL_ROW: (sess, spec),
+    }
+    rows, panel = evaluate(models, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
+    head = (
+        f"`{cfg.name}` served with a x{ensemble} self-ensemble (`training denoise-ensemble`, same weights; the "
+        "textbook autoencoder retrained for the reference row).\n\n"
+    )
+    tail = "\n\nSelf-ensemble on the validation images (" + ", ".join(VALIDATION) + "), blind:\n\n" + table(gains)
+    (out_dir / "results.md").write_text(head + report(rows) + tail + "\n")
     plot_panel(panel, out_dir / "panel.png")
     hp = card.hyperparameters
     result = {

@@ -190,5 +190,6 @@ def test_a_committed_denoiser_gets_a_self_ensemble_with_the_same_weights(tmp_pat
     w1 = graph_weights(onnx.load(str(after.version_path())).graph)
     assert w0.keys() == w1.keys() and all(np.array_equal(w0[k], w1[k]) for k in w0)
     assert after.card.metrics != before.card.metrics  # the held-out table was measured again, with 4 passes
-    assert (tmp_path / "runs" / "e_ensemble" / "results.md").read_text().count("| x") == 4
+    report = (tmp_path / "runs" / "e_ensemble" / "results.md").read_text()
+    assert report.count("| x") == 4 and "bottleneck AE (textbook)" in report  # every method's row
     assert evaluate_entry(after).ok  # make eval re-measures it with the card's ensemble

@@ -166,11 +166,8 @@ def build_denoiser(cfg: DenoiseConfig) -> torch.nn.Module:
     raise ValueError(f"unknown colour model {cfg.colour!r} (joint | opponent)")
 
 
-def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
-    """Train the textbook autoencoder and the serving network on the shared loop (dead leaves +
-    natural patches), then evaluate both against the classical baselines on the held-out images
-    (through ONNX Runtime and the service's tiled path), write the table and plots, optionally export."""
-    channels = 1 if cfg.gray else 3
+def training_data(cfg: DenoiseConfig, run: Run) -> tuple[PatchSource, tuple]:
+    """The patch source (dead leaves + natural images) and the fixed validation crops of ``cfg``."""
     natural = training_images(cfg.gray, cfg.data_dir)
     cache = str(Path(cfg.out) / "cache")
     leaves = (
@@ -178,13 +175,26 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
         if cfg.leaves_share
         else []
     )
-    source = PatchSource(cfg, natural, leaves)
-    val = _validation(cfg, validation_images(cfg.gray))
+    return PatchSource(cfg, natural, leaves), _validation(cfg, validation_images(cfg.gray))
+
+
+def textbook_ae(cfg: DenoiseConfig, source: PatchSource, val, run: Run):
+    """The lecture's bottleneck autoencoder, the reference row: short, never warm-started."""
+    ae = ConvAutoencoder(1 if cfg.gray else 3)
+    ae_run = replace(run, budget_s=None, init_from=None)
+    return ae, train_net(ae, source, val, cfg.ae_steps, cfg, f"{cfg.name}_ae", ae_run)
+
+
+def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
+    """Train the textbook autoencoder and the serving network on the shared loop (dead leaves +
+    natural patches), then evaluate both against the classical baselines on the held-out images
+    (through ONNX Runtime and the service's tiled path), write the table and plots, optionally export."""
+    channels = 1 if cfg.gray else 3
+    source, val = training_data(cfg, run)
+    natural, leaves = source.natural, source.leaves
     out_dir = Path(cfg.out) / cfg.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    ae = ConvAutoencoder(channels)
-    ae_run = replace(run, budget_s=None, init_from=None)  # the reference row: short, always from scratch
-    ae_fit = train_net(ae, source, val, cfg.ae_steps, cfg, f"{cfg.name}_ae", ae_run)
+    ae, ae_fit = textbook_ae(cfg, source, val, run)
     net = build_denoiser(cfg)
     fit = train_net(net, source, val, cfg.steps, cfg, cfg.name, run)
     prior = fit.initialised_from or {}  # a warm start: the committed model's training counts too
