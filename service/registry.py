@@ -19,6 +19,7 @@ import onnxruntime as ort
 from modelrepo.card import ModelCard, ranking_key
 from modelrepo.model_config import ModelConfig
 from modelrepo.repository import ModelEntry, scan_repository
+from service.batch_tune import preferred_size, seconds_per_row
 from service.batcher import Batcher, DynamicBatcher
 from service.metrics import ServiceMetrics
 from service.runner import SessionRunner, bucket_sizes, on_gpu
@@ -98,6 +99,7 @@ class ModelState:
     warmup_ms: float | None = None
     io_binding: bool = False
     batch_buckets: list[int] = field(default_factory=list)
+    batch_tuning: dict[int, float] | None = None  # ms per row at each batch size timed at warm-up
 
     @property
     def ready(self) -> bool:
@@ -125,6 +127,7 @@ class ModelState:
             "preferred_batch_sizes": list(getattr(self.batcher, "preferred", ())),
             "io_binding": self.io_binding,
             "batch_buckets": self.batch_buckets,
+            "batch_tuning_ms_per_row": self.batch_tuning,
             "architecture": card.architecture.name if card else None,
             "metrics": card.metrics if card else None,
         }
@@ -183,6 +186,7 @@ class ModelRegistry(RegistryBase):
         self._no_driver = False
         self._effective: list[str] = []
         self._warm_task: asyncio.Task | None = None
+        self._closing = False
 
     async def start(self, warmup: bool = True) -> None:
         """Load synchronously (so a missing explicit provider fails start-up), warm up in the background."""
@@ -313,6 +317,35 @@ class ModelRegistry(RegistryBase):
                 "model %s v%s ready on %s (warm-up %.1f ms)", state.name, state.version, state.provider, state.warmup_ms
             )
         self.warmed = True
+        for state in self.all_states():  # after readiness, so start-up time stays what it was
+            if self._closing:
+                break
+            if state.ready:
+                self._tune(state)
+
+    def _tune(self, state: ModelState) -> None:
+        """``service.batch_tune``: a fixed-shape model with no preferred batch size of its own prefers the
+        smallest batch that is as fast per row as any larger one. Runs once every model is ready (requests
+        are served meanwhile; ORT sessions take concurrent runs)."""
+        batcher, spec = state.batcher, state.card.input
+        fixed = isinstance(spec.height, int) and isinstance(spec.width, int)
+        if self.settings.batch_tune == "off" or not fixed or not isinstance(batcher, DynamicBatcher):
+            return
+        if batcher.preferred or batcher.max_batch_size < 2:
+            return
+        shape = (spec.tensor_channels, spec.height, spec.width)
+        sess = state.session
+        assert sess is not None
+
+        def run(x: np.ndarray) -> None:  # the session itself: its runs are thread-safe, the runner's buffers not
+            sess.run(None, {spec.name: x})
+
+        per_row = seconds_per_row(run, lambda n: np.zeros((n, *shape), np.float32), batcher.max_batch_size)
+        state.batch_tuning = {n: round(1000 * v, 4) for n, v in per_row.items()}
+        chosen = preferred_size(per_row, batcher.max_batch_size)
+        if chosen is not None:
+            batcher.preferred = (chosen,)
+            log.info("model %s: batch %d is as fast per row as any larger one; preferred", state.name, chosen)
 
     @property
     def ready(self) -> bool:
@@ -320,6 +353,7 @@ class ModelRegistry(RegistryBase):
         return self.loaded and self.warmed and all(s.status in ("ready", "unavailable") for s in self.all_states())
 
     async def aclose(self) -> None:
+        self._closing = True  # batch tuning stops after the model it is timing
         if self._warm_task is not None:
             await self._warm_task
         for state in self.all_states():

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     io_binding: Literal["auto", "on", "off"] = Field(
         "auto", description="ONNX Runtime IO binding with pre-allocated device input buffers (auto: on CUDA only)"
     )
+    batch_tune: Literal["auto", "off"] = Field(
+        "auto",
+        description="at warm-up, time each fixed-shape model at batch 1, 2, 4, ... and prefer the smallest batch "
+        "as fast per row as any larger one (a config.pbtxt preferred_batch_size wins)",
+    )
     batch_buckets: Literal["auto", "pow2", "none"] = Field(
         "auto", description="pad each batch up to a power of two, so a GPU sees few shapes (auto: pow2 on CUDA only)"
     )

@@ -80,7 +80,8 @@ def running_server(*args: str, env: dict[str, str] | None = None) -> Iterator[st
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with running_server(env={"CONVSERVE_MAX_QUEUE_DELAY_MS": "2"}) as base:
+    # batching under concurrency is tested against it: warm-up tuning could make a model prefer batch 1
+    with running_server(env={"CONVSERVE_MAX_QUEUE_DELAY_MS": "2", "CONVSERVE_BATCH_TUNE": "off"}) as base:
         yield base
 
 

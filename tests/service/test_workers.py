@@ -15,7 +15,9 @@ SLOT_BYTES = 8192
 
 @pytest.fixture(scope="module")
 def workers_server():
+    # batching across workers is what is tested: warm-up tuning could make a model prefer batch 1
     env = {"CONVSERVE_ARENA_SLOT_BYTES": str(SLOT_BYTES), "CONVSERVE_MAX_QUEUE_DELAY_MS": "2"}
+    env["CONVSERVE_BATCH_TUNE"] = "off"
     with running_server("--workers", "2", env=env) as base:
         yield base
 
