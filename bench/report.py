@@ -81,6 +81,9 @@ def targets(results: dict) -> list[str]:
             ratios = " / ".join(f"{h['preferred'][c]['rps'] / best:.2f}" for c in (8, 32))
             size = r50.get("preferred_batch")
             out.append(f"  (preferred_batch_size {size}: 8 / 32 clients / raw best batch {ratios})")
+        tuned = (r50.get("batch_tuning") or {}).get("convserve")
+        if tuned:
+            out.append(f"  (ConvServe's warm-up batch tuning chose preferred {tuned['preferred'] or 'none'})")
     if "cold_start" in results:
         out.append(
             _check(

@@ -59,6 +59,9 @@ def bench_workload(w: Workload, seconds: float, raw_s: float) -> dict:
             headers = {"content-type": w.ctype} | (dict([w.header.split(": ", 1)]) if w.header else {})
             for _ in range(3):  # warm: first requests pay for lazy initialisation
                 httpx.post(server.url + w.path, content=w.body, headers=headers, timeout=120).raise_for_status()
+            if kind != "plain" and not kind.startswith("plain_"):
+                tuning = wait_for_batch_tuning(server.url, w.model_dir.name)
+                result.setdefault("batch_tuning", {})[kind] = tuning
             for c in CONCURRENCY:
                 print(f"[{w.label}] {kind:11s} {c:3d} clients ...", flush=True)
                 result["http"].setdefault(kind, {})[c] = wrk(server.url + w.path, body, w.ctype, c, seconds, w.header)
@@ -66,6 +69,19 @@ def bench_workload(w: Workload, seconds: float, raw_s: float) -> dict:
             server.stop()
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def wait_for_batch_tuning(url: str, model: str, timeout_s: float = 60.0) -> dict:
+    """Wait until ConvServe's warm-up batch tuning (``service.batch_tune``) is done or does not apply to
+    ``model``, so that no measured point competes with it; its preferred sizes and timings."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        m = httpx.get(f"{url}/models/{model}", timeout=30).json()
+        done = m.get("batch_tuning_ms_per_row") is not None or m.get("preferred_batch_sizes")
+        fixed = isinstance(m["card"]["input"]["height"], int)  # any-size models are not tuned
+        if done or not fixed or (m.get("max_batch_size") or 1) < 2 or time.monotonic() > deadline:
+            return {"preferred": m.get("preferred_batch_sizes"), "ms_per_row": m.get("batch_tuning_ms_per_row")}
+        time.sleep(0.2)
 
 
 def with_preferred_batch(repo: Path, dest: Path, model: str, batch: int) -> Path:
