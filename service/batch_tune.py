@@ -1,13 +1,13 @@
-"""Which batch size a model runs fastest per row, measured at warm-up on the host that serves it.
+"""Which batch size a model runs fastest per row, measured on the host that serves it.
 
 Batching across requests pays when a bigger batch costs less per row - true for small networks and on
-GPUs, not for a compute-bound network on a CPU: on this project's 2-core machine ResNet-50 ran 28.1
-images/s at batch 1 and 23.3 at batch 32 (``bench/results/20261205-220342.txt``), so the batcher's
-batches of up to 32 under load made ConvServe slower than no batching at all. So at warm-up each
-fixed-shape model (a classifier; any-size models batch tiles of one request and are left alone) is timed
-at batch 1, 2, 4, ... up to its maximum, and when a smaller batch is as fast per row as any larger one, it
-becomes the model's preferred batch size (``dynamic_batching { preferred_batch_size }``, which the
-model's config.pbtxt can also set and then wins). ``CONVSERVE_BATCH_TUNE=off`` turns it off.
+GPUs, much less so for a compute-bound network on a CPU: on this project's 2-core machine ResNet-50's raw
+throughput was best at batch 1 in one bench run and at batch 8 in the next (within ~20 %). So once every
+model is ready, each fixed-shape model (a classifier; any-size models batch the tiles of one request and
+are left alone) is timed at batch 1, 2, 4, ... up to its maximum (after readiness, within a budget; a sweep
+that cannot finish changes nothing), and when a smaller batch is as fast per row as any larger one, it
+becomes the model's preferred batch size (``dynamic_batching { preferred_batch_size }``, which the model's
+config.pbtxt can also set and then wins). ``CONVSERVE_BATCH_TUNE=off`` turns it off.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def seconds_per_row(
     run: Callable[[np.ndarray], object],
     make_input: Callable[[int], np.ndarray],
     max_batch: int,
-    budget_s: float = 1.0,
+    budget_s: float = 10.0,
     repeats: int = 3,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[int, float]:
@@ -48,11 +48,11 @@ def seconds_per_row(
 
 
 def preferred_size(per_row: dict[int, float], max_batch: int, slack: float = SLACK) -> int | None:
-    """The smallest batch size within ``slack`` of the fastest per row, or None when that is the maximum
-    (or was not reached): then batches fill up to the maximum, as without tuning."""
-    if not per_row:
+    """The smallest batch size within ``slack`` of the fastest per row, or None when that is the maximum or
+    the sweep did not reach the maximum (a larger batch might be faster): then batches fill up to the maximum,
+    as without tuning."""
+    if not per_row or max(per_row) != max_batch:
         return None
     fastest = min(per_row.values())
     chosen = min(n for n, v in per_row.items() if v <= fastest * (1 + slack))
-    measured_all = max(per_row) == max_batch
-    return chosen if chosen < max_batch and (measured_all or chosen < max(per_row)) else None
+    return chosen if chosen < max_batch else None
