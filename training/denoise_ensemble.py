@@ -54,6 +54,40 @@ def table(gains: dict) -> str:
     return "\n".join(lines)
 
 
+def _committed(model_dir: Path, ensemble: int, out: Path):
+    """The committed denoiser's card, its run config with ``ensemble`` and the network with its weights."""
+    from training.tasks.denoise import build_denoiser, config_from_card
+    from training.warmstart import load_onnx_weights
+
+    entry = check_model_dir(Path(model_dir))
+    if not entry.ok or entry.card is None or entry.card.task != "denoising":
+        raise ValueError(f"{model_dir} is not a denoiser's model folder: {'; '.join(entry.problems)}")
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {sorted(ENSEMBLES)}")
+    cfg = replace(config_from_card(entry.card), ensemble=ensemble, out=str(out))
+    net = build_denoiser(cfg)
+    load_onnx_weights(net, Path(model_dir))
+    return entry.card, cfg, net.eval()
+
+
+def _training_record(card, gains: dict, rows: list[dict], out_dir: Path) -> dict:
+    """What ``export_denoiser`` needs of a training run, from the committed card (unchanged)."""
+    hp = card.hyperparameters
+    return {
+        "train_seconds": hp["train_seconds"],
+        "steps_done": hp["steps_done"],
+        "initialised_from": hp.get("initialised_from"),
+        "val_psnr": hp["val_psnr"],
+        "training_mix": {
+            "natural_images": card.training.sizes["train_natural_images"],
+            "dead_leaves_images": card.training.sizes["train_dead_leaves_images"],
+        },
+        "ensemble_validation": gains,
+        "rows": rows,
+        "out_dir": str(out_dir),
+    }
+
+
 def reensemble(
     model_dir: Path,
     ensemble: int,
@@ -67,39 +101,22 @@ def reensemble(
     exported. Its training record (steps, hours, validation PSNR) is the card's, unchanged."""
     from training.data.natural import test_images
     from training.loop import Run
-    from training.tasks.denoise import (
-        build_denoiser,
-        config_from_card,
-        denoiser_input_spec,
-        export_denoiser,
-        textbook_ae,
-        training_data,
-    )
+    from training.tasks.denoise import denoiser_input_spec, export_denoiser, textbook_ae, training_data
     from training.tasks.denoise_eval import AE_ROW, MODEL_ROW, evaluate, onnx_session, plot_panel, report
-    from training.warmstart import load_onnx_weights
 
-    entry = check_model_dir(Path(model_dir))
-    if not entry.ok or entry.card is None or entry.card.task != "denoising":
-        raise ValueError(f"{model_dir} is not a denoiser's model folder: {'; '.join(entry.problems)}")
-    if ensemble not in ENSEMBLES:
-        raise ValueError(f"ensemble must be one of {sorted(ENSEMBLES)}")
-    card = entry.card
-    cfg = replace(config_from_card(card), ensemble=ensemble, out=str(out))
-    net = build_denoiser(cfg)
-    load_onnx_weights(net, Path(model_dir))
-    net.eval()
+    card, cfg, net = _committed(model_dir, ensemble, out)
     channels = 1 if cfg.gray else 3
     spec = denoiser_input_spec(cfg, net.multiple)
     sess = onnx_session(net, channels)
     gains = ensemble_gains(sess, spec, cfg.gray)
     out_dir = Path(out) / f"{cfg.name}_ensemble"
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache = Path(out) / "cache" / "denoise_baselines"
     ae, _ = textbook_ae(cfg, *training_data(cfg, Run()), Run())  # the reference row, retrained as in every run
     models = {
         AE_ROW: (onnx_session(ae, channels), spec.model_copy(update={"pad_multiple": 8, "ensemble": 1})),
         MODEL_ROW: (sess, spec),
     }
+    cache = Path(out) / "cache" / "denoise_baselines"
     rows, panel = evaluate(models, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
     head = (
         f"`{cfg.name}` served with a x{ensemble} self-ensemble (`training denoise-ensemble`, same weights; the "
@@ -108,20 +125,7 @@ def reensemble(
     tail = "\n\nSelf-ensemble on the validation images (" + ", ".join(VALIDATION) + "), blind:\n\n" + table(gains)
     (out_dir / "results.md").write_text(head + report(rows) + tail + "\n")
     plot_panel(panel, out_dir / "panel.png")
-    hp = card.hyperparameters
-    result = {
-        "train_seconds": hp["train_seconds"],
-        "steps_done": hp["steps_done"],
-        "initialised_from": hp.get("initialised_from"),
-        "val_psnr": hp["val_psnr"],
-        "training_mix": {
-            "natural_images": card.training.sizes["train_natural_images"],
-            "dead_leaves_images": card.training.sizes["train_dead_leaves_images"],
-        },
-        "ensemble_validation": gains,
-        "rows": rows,
-        "out_dir": str(out_dir),
-    }
+    result = _training_record(card, gains, rows, out_dir)
     if export_to is not None:
         exported = export_denoiser(net, cfg, rows, result, Path(export_to), version, overwrite)
         result["exported"] = str(Path(export_to) / exported.name)

@@ -24,6 +24,18 @@ router = APIRouter(tags=["denoise"])
 JPEG_WARNING = "JPEG input: its block artefacts are not Gaussian noise; expect them to remain"
 
 
+def _image_response(output: str, out, headers: dict[str, str]) -> Response:
+    """The denoised image as PNG (8-bit, 16-bit gray) or TIFF (any depth)."""
+    if output == "tiff":
+        return Response(task.tiff_bytes(out), media_type="image/tiff", headers=headers)
+    png = task.png_bytes(out)
+    if png is None:
+        raise ApiError(
+            422, "png_unsupported", f"a {out.dtype} image with {out.shape} cannot be a PNG here; ask for output=tiff"
+        )
+    return Response(png, media_type="image/png", headers=headers)
+
+
 @router.post(
     "/denoise",
     responses=ERROR_RESPONSES
@@ -66,35 +78,18 @@ async def denoise_image(
         raise ApiError(422, "invalid_parameter", f"ensemble must be one of 1, 2, 4 or 8, got {ensemble}")
     passes = ensemble or state.card.input.ensemble
     t1 = time.perf_counter()
-    y, timing = await guarded(
-        task.predict(
-            state,
-            d.x,
-            used,
-            settings.request_timeout_s,
-            settings.denoise_tile_size,
-            settings.denoise_tile_overlap,
-            passes,
-        ),
-        settings.request_timeout_s,
-    )
+    s = settings
+    work = task.predict(state, d.x, used, s.request_timeout_s, s.denoise_tile_size, s.denoise_tile_overlap, passes)
+    y, timing = await guarded(work, s.request_timeout_s)
     out = task.restore(y, d)
     headers = {"X-Sigma-Used": f"{used:.3f}", "X-Ensemble": str(passes), "X-Model": f"{state.name}/{state.version}"}
     if estimated is not None:
         headers["X-Sigma-Estimated"] = f"{estimated:.3f}"
     if warnings:
         headers["X-Warning"] = warnings[0]
-    png = task.png_bytes(out) if output in ("png", "json") else None
-    if output == "png":
-        if png is None:
-            raise ApiError(
-                422,
-                "png_unsupported",
-                f"a {out.dtype} image with {out.shape} cannot be a PNG here; ask for output=tiff",
-            )
-        return Response(png, media_type="image/png", headers=headers)
-    if output == "tiff":
-        return Response(task.tiff_bytes(out), media_type="image/tiff", headers=headers)
+    if output != "json":
+        return _image_response(output, out, headers)
+    png = task.png_bytes(out)
     body = {
         "image": base64.b64encode(png if png is not None else task.tiff_bytes(out)).decode("ascii"),
         "format": "png" if png is not None else "tiff",
