@@ -75,7 +75,7 @@ async def denoise_image(
     estimated = task.noise_255(d.x) if sigma is None else None
     used = sigma if sigma is not None else estimated
     if ensemble is not None and ensemble not in ENSEMBLES:
-        raise ApiError(422, "invalid_parameter", f"ensemble must be one of 1, 2, 4 or 8, got {ensemble}")
+        raise ApiError(422, "invalid_request", f"query.ensemble: must be one of 1, 2, 4 or 8, got {ensemble}")
     passes = ensemble or state.card.input.ensemble
     t1 = time.perf_counter()
     s = settings

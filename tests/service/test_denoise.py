@@ -107,7 +107,7 @@ def test_self_ensemble_defaults_to_the_card_and_can_be_chosen(client, camera) ->
     assert not np.array_equal(outs[1], outs[8])  # the passes really differ and are averaged
     assert psnr(outs[8], clean, 255) > psnr(outs[1], clean, 255)  # and the average is closer to the truth
     r = post(client, data, "?ensemble=3")
-    assert r.status_code == 422 and "ensemble" in r.text
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request" and "ensemble" in r.text
 
 
 def test_jpeg_input_warns(client, camera) -> None:
