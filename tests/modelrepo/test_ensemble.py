@@ -99,3 +99,15 @@ def test_segmentation_averages_the_logits_of_the_turned_back_passes() -> None:
     two = asyncio.run(segment(left, raw, spec.model_copy(update={"ensemble": 2}), out))
     assert not two.classes.any()
     assert asyncio.run(segment(left, raw, spec.model_copy(update={"ensemble": 2}), out, ensemble=1)).classes.any()
+
+
+def test_the_card_accepts_ensembles_only_for_any_size_networks() -> None:
+    from pydantic import ValidationError
+
+    assert SPEC.model_copy(update={"ensemble": 8}).ensemble == 8
+    fixed = dict(color_mode="L", channels=1, height=32, width=32, mean=[0.0], std=[1.0], resize="stretch")
+    assert InputSpec(**fixed).ensemble == 1
+    with pytest.raises(ValidationError, match="self-ensemble"):
+        InputSpec(**fixed, ensemble=2)
+    with pytest.raises(ValidationError):
+        InputSpec(**{**fixed, "resize": "none", "height": "any", "width": "any"}, ensemble=3)
