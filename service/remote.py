@@ -85,6 +85,7 @@ class RemoteBatcher:
 
     def __init__(self, client: EngineClient, model: str, version: int | None, max_batch_size: int) -> None:
         self.client, self.model, self.version, self.max_batch_size = client, model, version, max_batch_size
+        self.preferred: tuple[int, ...] = ()  # the engine's batcher's (shown in /models), refreshed from its status
 
     async def infer(self, x: np.ndarray, timeout_s: float) -> tuple[np.ndarray, Timing]:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -182,6 +183,9 @@ class RemoteRegistry(RegistryBase):
             state.status, state.reason = m["status"], m["reason"]
             state.providers, state.requested, state.fallback = m["providers"], m["requested_providers"], m["fallback"]
             state.warmup_ms, state.io_binding, state.batch_buckets = m["warmup_ms"], m["io_binding"], m["batch_buckets"]
+            state.batch_tuning = m.get("batch_tuning_ms_per_row")
+            if isinstance(state.batcher, RemoteBatcher):
+                state.batcher.preferred = tuple(m.get("preferred_batch_sizes") or ())
         self.loaded, self._engine_ready = h["loaded"], h["ready"]
 
     async def _poll_status(self) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import numpy as np
 import pytest
 
+from service.batch_tune import preferred_size
 from tests.service.conftest import running_server
 from tests.service.test_server import assert_concurrent_requests_get_their_own_answers, direct_probabilities
 
@@ -115,3 +118,16 @@ def test_a_worker_started_while_the_engine_is_down_answers_503_then_serves_once_
         stop.set()
         if thread.is_alive():
             thread.join(10)
+
+
+def test_workers_show_the_engines_batch_tuning(models_copy) -> None:
+    """The engine tunes its batchers after readiness; every worker's /models shows what it chose."""
+    with running_server("--workers", "2", "--models", str(models_copy)) as base:
+        deadline = time.monotonic() + 60
+        while (m := httpx.get(f"{base}/models/lenet5_digits").json())["batch_tuning_ms_per_row"] is None:
+            assert time.monotonic() < deadline, "no batch tuning reported within 60 s"
+            time.sleep(0.3)
+        per_row = {int(k): v for k, v in m["batch_tuning_ms_per_row"].items()}
+        assert {1, 2, m["max_batch_size"]} <= set(per_row)
+        want = preferred_size(per_row, m["max_batch_size"])
+        assert m["preferred_batch_sizes"] == ([want] if want else [])
