@@ -59,7 +59,7 @@ def bench_workload(w: Workload, seconds: float, raw_s: float) -> dict:
             headers = {"content-type": w.ctype} | (dict([w.header.split(": ", 1)]) if w.header else {})
             for _ in range(3):  # warm: first requests pay for lazy initialisation
                 httpx.post(server.url + w.path, content=w.body, headers=headers, timeout=120).raise_for_status()
-            if kind != "plain" and not kind.startswith("plain_"):
+            if not kind.startswith("plain"):  # ConvServe kinds
                 tuning = wait_for_batch_tuning(server.url, w.model_dir.name)
                 result.setdefault("batch_tuning", {})[kind] = tuning
             for c in CONCURRENCY:

@@ -89,7 +89,7 @@ class InputSpec(_Strict):
     # denoisers: one more input channel after the image's, filled with sigma / 255 at every pixel
     noise_level_channel: bool = False
     # any-size networks: the geometric self-ensemble served by default - the network runs on 1, 2, 4 or 8
-    # flipped / rotated copies and the answers are turned back and averaged (modelrepo.denoising.ENSEMBLES)
+    # flipped / rotated copies and the answers are turned back and averaged (modelrepo.ensemble)
     ensemble: Literal[1, 2, 4, 8] = 1
     # digit-like classifiers: find the ink, fix polarity and alpha, crop, scale and centre it first
     framing: Framing | None = None

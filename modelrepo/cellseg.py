@@ -117,11 +117,10 @@ async def segment(
     tile: int = 512,
     overlap: int = 32,
     group: int = 8,
-    ensemble: int | None = None,
 ) -> Segmentation:
     """Classes, instances and what was done, for one image of raw intensities (H, W); the network's logits
-    averaged over ``ensemble`` flipped / rotated passes (default: the spec's)."""
-    infer = ensembled(infer, spec.ensemble if ensemble is None else ensemble)
+    averaged over the spec's self-ensemble of flipped / rotated passes."""
+    infer = ensembled(infer, spec.ensemble)
     h, w = raw.shape
     x = normalize_percentile(raw.astype(np.float32), spec)  # the whole image's percentiles
     size = out.min_object_size if min_size is None else min_size

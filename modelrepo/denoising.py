@@ -47,12 +47,12 @@ async def denoise(
     tile: int,
     overlap: int,
     group: int = 1,
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ) -> np.ndarray:
     """Denoise x (H, W, C) in [0, 1] at noise level ``sigma_255`` (0-255 scale); tiles of at most
     ``tile`` px sharing ``overlap`` px, ``group`` tiles per call; the mean over an ``ensemble`` of
-    1, 2, 4 or 8 flipped / rotated passes."""
-    infer = ensembled(infer, ensemble)
+    1, 2, 4 or 8 flipped / rotated passes (default: the spec's)."""
+    infer = ensembled(infer, spec.ensemble if ensemble is None else ensemble)
     h, w, c = x.shape
     m = spec.pad_multiple
     planes = pad_to_multiple(_planes(x, spec.channels), m)

@@ -99,7 +99,7 @@ class ModelState:
     warmup_ms: float | None = None
     io_binding: bool = False
     batch_buckets: list[int] = field(default_factory=list)
-    batch_tuning: dict[int, float] | None = None  # ms per row at each batch size timed at warm-up
+    batch_tuning: dict[int, float] | None = None  # ms per row at each batch size, timed after readiness
 
     @property
     def ready(self) -> bool:

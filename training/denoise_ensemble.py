@@ -99,32 +99,18 @@ def reensemble(
     """A committed denoiser (its card's config, the ONNX graph's weights) served with ``ensemble`` passes:
     validation gains of every size, the held-out table again (reports in ``out/<name>_ensemble``), optionally
     exported. Its training record (steps, hours, validation PSNR) is the card's, unchanged."""
-    from training.data.natural import test_images
     from training.loop import Run
-    from training.tasks.denoise import denoiser_input_spec, export_denoiser, textbook_ae, training_data
-    from training.tasks.denoise_eval import AE_ROW, MODEL_ROW, evaluate, onnx_session, plot_panel, report
+    from training.tasks.denoise import export_denoiser, held_out_report, textbook_ae, training_data
 
     card, cfg, net = _committed(model_dir, ensemble, out)
-    channels = 1 if cfg.gray else 3
-    spec = denoiser_input_spec(cfg, net.multiple)
-    sess = onnx_session(net, channels)
-    gains = ensemble_gains(sess, spec, cfg.gray)
     out_dir = Path(out) / f"{cfg.name}_ensemble"
     out_dir.mkdir(parents=True, exist_ok=True)
     ae, _ = textbook_ae(cfg, *training_data(cfg, Run()), Run())  # the reference row, retrained as in every run
-    models = {
-        AE_ROW: (onnx_session(ae, channels), spec.model_copy(update={"pad_multiple": 8, "ensemble": 1})),
-        MODEL_ROW: (sess, spec),
-    }
-    cache = Path(out) / "cache" / "denoise_baselines"
-    rows, panel = evaluate(models, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
     head = (
         f"`{cfg.name}` served with a x{ensemble} self-ensemble (`training denoise-ensemble`, same weights; the "
         "textbook autoencoder retrained for the reference row).\n\n"
     )
-    tail = "\n\nSelf-ensemble on the validation images (" + ", ".join(VALIDATION) + "), blind:\n\n" + table(gains)
-    (out_dir / "results.md").write_text(head + report(rows) + tail + "\n")
-    plot_panel(panel, out_dir / "panel.png")
+    rows, gains = held_out_report(cfg, net, ae, out_dir, head)
     result = _training_record(card, gains, rows, out_dir)
     if export_to is not None:
         exported = export_denoiser(net, cfg, rows, result, Path(export_to), version, overwrite)

@@ -95,10 +95,17 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
 
 
 async def predict(
-    state: ModelState, x: np.ndarray, sigma_255: float, timeout_s: float, tile: int, overlap: int, ensemble: int = 1
+    state: ModelState,
+    x: np.ndarray,
+    sigma_255: float,
+    timeout_s: float,
+    tile: int,
+    overlap: int,
+    ensemble: int | None = None,
 ) -> tuple[np.ndarray, Timing]:
     """The shared path (``modelrepo/denoising.py``) with the model's batcher as the network; a gray
-    model runs each colour plane; ``ensemble`` flipped / rotated passes. Timings add up over every call."""
+    model runs each colour plane; ``ensemble`` flipped / rotated passes (default: the card's). Timings
+    add up over every call."""
     assert state.batcher is not None and state.card is not None
     totals = [0.0, 0.0, 0]
     group = max(1, state.batcher.max_batch_size // (x.shape[2] if state.card.input.channels == 1 else 1))

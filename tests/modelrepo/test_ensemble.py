@@ -56,6 +56,10 @@ def test_ensemble_is_the_mean_of_the_turned_back_answers_of_each_pass() -> None:
     # two passes (identity, half turn): the ramp and its mirror average to a flat 0.5 - also through tiles
     for tile in (64, 32):
         np.testing.assert_allclose(_run(ramp, x, 2, tile) - x, 0.5, atol=1e-5)
+    # without an explicit size the spec's is used; an explicit one wins
+    two = SPEC.model_copy(update={"ensemble": 2})
+    np.testing.assert_allclose(asyncio.run(denoise(ramp, x, two, 25.0, 64, 8)) - x, 0.5, atol=1e-5)
+    assert np.ptp(asyncio.run(denoise(ramp, x, two, 25.0, 64, 8, ensemble=1)) - x) > 0.9
 
 
 def test_an_equivariant_network_gives_the_same_answer_with_any_ensemble() -> None:
@@ -98,7 +102,6 @@ def test_segmentation_averages_the_logits_of_the_turned_back_passes() -> None:
     assert one.classes[:, :24].all() and not one.classes[:, 24:].any()
     two = asyncio.run(segment(left, raw, spec.model_copy(update={"ensemble": 2}), out))
     assert not two.classes.any()
-    assert asyncio.run(segment(left, raw, spec.model_copy(update={"ensemble": 2}), out, ensemble=1)).classes.any()
 
 
 def test_the_card_accepts_ensembles_only_for_any_size_networks() -> None:

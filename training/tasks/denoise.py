@@ -25,7 +25,7 @@ from training.data.natural import (
     training_images,
     validation_images,
 )
-from training.denoise_ensemble import ensemble_gains
+from training.denoise_ensemble import ensemble_gains, table
 from training.evaluate import save_figure
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
@@ -189,7 +189,6 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
     """Train the textbook autoencoder and the serving network on the shared loop (dead leaves +
     natural patches), then evaluate both against the classical baselines on the held-out images
     (through ONNX Runtime and the service's tiled path), write the table and plots, optionally export."""
-    channels = 1 if cfg.gray else 3
     source, val = training_data(cfg, run)
     natural, leaves = source.natural, source.leaves
     out_dir = Path(cfg.out) / cfg.name
@@ -217,22 +216,32 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
     }
     if not cfg.evaluate:
         return result
-    spec = denoiser_input_spec(cfg, net.multiple)
-    models = {
-        AE_ROW: (onnx_session(ae, channels), spec.model_copy(update={"pad_multiple": 8, "ensemble": 1})),
-        MODEL_ROW: (onnx_session(net, channels), spec),
-    }
-    result["ensemble_validation"] = ensemble_gains(models[MODEL_ROW][0], spec, cfg.gray)
-    cache = Path(cfg.out) / "cache" / "denoise_baselines"
-    rows, panel = evaluate(models, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
-    (out_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out_dir / "results.md").write_text(report(rows))
-    plot_panel(panel, out_dir / "panel.png")
+    rows, result["ensemble_validation"] = held_out_report(cfg, net, ae, out_dir)
     result |= {"rows": rows, "panel": str(out_dir / "panel.png")}
     if run.export_to is not None:
         card = export_denoiser(net, cfg, rows, result, run.export_to, run.version, run.overwrite)
         result["exported"] = str(run.export_to / card.name)
     return result
+
+
+def held_out_report(cfg: DenoiseConfig, net: torch.nn.Module, ae: torch.nn.Module, out_dir: Path, head: str = ""):
+    """The network (served as ``cfg`` says, self-ensemble included) and the textbook autoencoder through ONNX
+    Runtime against the baselines on the held-out images, the self-ensemble's gains on the validation images;
+    ``out_dir``: results.json / .md and panel.png. Returns (rows, validation gains)."""
+    channels = 1 if cfg.gray else 3
+    spec = denoiser_input_spec(cfg, net.multiple)
+    models = {
+        AE_ROW: (onnx_session(ae, channels), spec.model_copy(update={"pad_multiple": 8, "ensemble": 1})),
+        MODEL_ROW: (onnx_session(net, channels), spec),
+    }
+    gains = ensemble_gains(models[MODEL_ROW][0], spec, cfg.gray)
+    cache = Path(cfg.out) / "cache" / "denoise_baselines"
+    rows, panel = evaluate(models, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
+    (out_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    validation = "Self-ensemble on the validation images (" + ", ".join(VALIDATION) + "), blind:"
+    (out_dir / "results.md").write_text(head + report(rows) + f"\n\n{validation}\n\n" + table(gains) + "\n")
+    plot_panel(panel, out_dir / "panel.png")
+    return rows, gains
 
 
 def plot_validation(history: list[dict], every: int, path: Path) -> None:

@@ -133,7 +133,7 @@ def run_session(sess: ort.InferenceSession, spec: InputSpec, noisy: np.ndarray, 
         return sess.run(None, {name: x})[0]
 
     x = noisy[..., None] if noisy.ndim == 2 else noisy
-    y = asyncio.run(denoise(infer, x, spec, sigma_255, TILE, OVERLAP, group=8, ensemble=spec.ensemble))
+    y = asyncio.run(denoise(infer, x, spec, sigma_255, TILE, OVERLAP, group=8))
     return y[..., 0] if noisy.ndim == 2 else y
 
 
