@@ -73,8 +73,12 @@ async def class_probabilities(
 
 
 def _resize(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of the last two axes to ``shape``."""
+    """Bilinear resize of the last two axes to ``shape``; shrinking first blurs (Gaussian, sigma (1/zoom - 1) / 2
+    px per axis) so that the samples average what they stand for instead of aliasing noise."""
     zoom = (1,) * (a.ndim - 2) + (shape[0] / a.shape[-2], shape[1] / a.shape[-1])
+    sigma = [max(0.0, (1 / z - 1) / 2) for z in zoom]
+    if any(sigma):
+        a = ndi.gaussian_filter(a, sigma, mode="nearest")
     out = ndi.zoom(a, zoom, order=1, mode="nearest", grid_mode=True)
     return out[..., : shape[0], : shape[1]]
 
@@ -86,6 +90,10 @@ def median_diameter(instances: np.ndarray) -> float | None:
 
 SCALE_RANGE = (1 / 16, 8.0)  # how far an image may be rescaled to bring its cells to the trained size
 MAX_RESCALED_PIXELS = 64_000_000
+CANDIDATE_SCALES = (1.0, 0.5, 0.25, 0.125)  # tried for the first pass when no diameter is given
+MIN_SEARCH_SIDE = 32  # px: a candidate scale may not make the image smaller than this
+SCALE_MARGIN = 0.03  # a smaller scale wins only when this much surer (chosen on the validation split)
+CONFIDENT = 0.7
 
 
 def checked_scale(scale: float, h: int, w: int, what: str) -> float:
@@ -126,29 +134,70 @@ async def segment(
     size = out.min_object_size if min_size is None else min_size
     method = out.instances
 
-    async def at_scale(scale: float) -> np.ndarray:
+    async def at_scale(scale: float, back: bool = True) -> np.ndarray:
         xs = x if scale == 1.0 else _resize(x[..., 0], (max(8, round(h * scale)), max(8, round(w * scale))))[..., None]
         p = await class_probabilities(infer, xs, spec.pad_multiple, tile, overlap, group)
-        return p if scale == 1.0 else _resize(p, (h, w))
+        return p if scale == 1.0 or not back else _resize(p, (h, w))
+
+    def objects(p: np.ndarray) -> np.ndarray:
+        return instances_from_probabilities(p, out.object_class or 1, out.border_class, size, method)
 
     result = Segmentation(np.zeros((h, w), np.uint8), np.zeros((h, w), np.int32), diameter)
     scale = 1.0
     if diameter is not None and out.diameter_px:
         scale = checked_scale(out.diameter_px / diameter, h, w, f"diameter {diameter:g} px")
-    probs = await at_scale(scale)
-    inst = instances_from_probabilities(probs, out.object_class or 1, out.border_class, size, method)
     if diameter is None and out.diameter_px and out.diameter_range:
+        scale, probs = await _surest_scale(at_scale, objects, out, h, w)
+        inst = objects(probs)
         found = median_diameter(inst)
         result.diameter_used, result.diameter_estimated = found, found is not None
         lo, hi = out.diameter_range
-        if found is not None and not lo <= found <= hi:  # clipped: an estimate is never refused
+        if found is not None and not lo <= found * scale <= hi:  # clipped: an estimate is never refused
             scale = float(np.clip(out.diameter_px / found, *SCALE_RANGE))
             scale = checked_scale(scale, h, w, f"the estimated diameter {found:.3g} px")
             probs = await at_scale(scale)
-            inst = instances_from_probabilities(probs, out.object_class or 1, out.border_class, size, method)
+            inst = objects(probs)
+    else:
+        probs = await at_scale(scale)
+        inst = objects(probs)
     result.scale, result.classes, result.instances = scale, probs.argmax(0).astype(np.uint8), inst
     _warn(result, out, probs, x)
     return result
+
+
+async def _surest_scale(at_scale, objects, out: OutputSpec, h: int, w: int) -> tuple[float, np.ndarray]:
+    """The first pass when no diameter is given: the image at 1, 1/2, 1/4, ... of its size (down to
+    ``MIN_SEARCH_SIDE`` px). Among the scales at which the cells found measure within the trained range,
+    those where the network is surest of them (the least foreground it is unsure about, within
+    ``SCALE_MARGIN``) are kept, and of these the one whose cells measure closest to the trained diameter
+    wins. Cells larger than the network's receptive field come out in fragments at full size - of about
+    the trained size, so their median diameter alone cannot say that the image should shrink - and
+    unsure; at the scale that brings them near the trained size, confident. No scale in range: 1.
+    (scale, probabilities on the input grid)."""
+    lo, hi = out.diameter_range or (0.0, float("inf"))
+    trained = out.diameter_px or 1.0
+    found: list[tuple[float, float, float, np.ndarray]] = []  # (unsure, diameter, scale, probabilities)
+    for scale in CANDIDATE_SCALES:
+        if scale != 1.0 and min(h, w) * scale < MIN_SEARCH_SIDE:
+            break
+        p = await at_scale(scale, back=False)
+        d = median_diameter(objects(p))
+        if scale == 1.0:
+            first = p
+        if d is not None and lo <= d <= hi:
+            found.append((unsure_foreground(p, out), d, scale, p))
+    if not found:
+        return 1.0, first
+    surest = min(u for u, *_ in found)
+    _, _, scale, p = min((f for f in found if f[0] <= surest + SCALE_MARGIN), key=lambda f: abs(np.log(f[1] / trained)))
+    return scale, p if scale == 1.0 else _resize(p, (h, w))
+
+
+def unsure_foreground(probs: np.ndarray, out: OutputSpec) -> float:
+    """Share of the pixels classed as cell or border whose top class probability is below 0.7 (1.0 when
+    there are none)."""
+    fg = probs[out.object_class or 1] + (probs[out.border_class] if out.border_class is not None else 0) > 0.5
+    return float((probs.max(axis=0)[fg] < CONFIDENT).mean()) if fg.any() else 1.0
 
 
 def _warn(result: Segmentation, out: OutputSpec, probs: np.ndarray, x: np.ndarray) -> None:
@@ -157,7 +206,7 @@ def _warn(result: Segmentation, out: OutputSpec, probs: np.ndarray, x: np.ndarra
     fg = float((result.classes != 0).mean())
     if fg > 0.85:
         result.warnings.append(MOSTLY_CELL)
-    unsure = float((probs.max(axis=0) < 0.7).mean())
+    unsure = float((probs.max(axis=0) < CONFIDENT).mean())
     if unsure > 0.25:
         result.warnings.append(UNSURE.format(f=unsure))
     median = float(np.median(x))  # the normalised image: 0 at its 1st percentile, 1 at its 99.8th

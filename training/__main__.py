@@ -124,10 +124,13 @@ def cmd_radar_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from training.eval_repo import evaluate_repository, remeasure_robustness
+    from training.eval_repo import evaluate_repository, remeasure_robustness, remeasure_segmentation
 
     if args.remeasure_robustness:
         for line in remeasure_robustness(Path(args.models)):
+            print(f"card written: {line}")
+    if args.remeasure_segmentation:
+        for line in remeasure_segmentation(Path(args.models)):
             print(f"card written: {line}")
     results = evaluate_repository(Path(args.models), args.tolerance)
     if not results:
@@ -362,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="first measure the digits classifiers' robustness suite from their ONNX files and write it into "
         "their cards (a suite that gained variants), then evaluate as usual",
+    )
+    p.add_argument(
+        "--remeasure-segmentation",
+        action="store_true",
+        help="first measure the segmenters' held-out sets from their ONNX files through the current served "
+        "pipeline and write the figures into their cards (a pipeline change or a new set), then evaluate",
     )
     p.set_defaults(fn=cmd_eval)
 

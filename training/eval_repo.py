@@ -135,10 +135,10 @@ def evaluate_repository(root: Path, tolerance: float = TOLERANCE_POINTS) -> list
 F1_TOLERANCE = 0.01  # a re-measured object F1 may fall at most this much below the card
 
 
-def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
-    """Regenerate the card's held-out sets (own, first generator, independent generator), run the ONNX
-    file through the served pipeline (``modelrepo/cellseg.py``: diameter, rescale, instance method),
-    re-measure every object F1 the card holds (both instance methods and the baseline)."""
+def measure_segmentation(entry: ModelEntry) -> dict[str, float] | str:
+    """Regenerate the card's held-out sets (own, first generator, independent generator, magnified), run
+    the ONNX file through the served pipeline (``modelrepo/cellseg.py``: diameter, rescale, instance
+    method) and measure every card metric (both instance methods and the baseline); or why it cannot."""
     from dataclasses import fields
 
     from training.tasks.segment import (
@@ -153,8 +153,6 @@ def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
 
     card = entry.card
     assert card is not None
-    headline = card.headline_metric or "object_f1"
-    claimed = card.metrics.get(headline)
     known = {f.name for f in fields(SegmentConfig)}
     cfg = SegmentConfig(**{k: v for k, v in card.hyperparameters.items() if k in known})
     if "data" not in card.hyperparameters:  # cards from before the data field: the source names it
@@ -162,14 +160,25 @@ def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
     if cfg.data == "folder" and card.training.source.startswith("folder:"):
         cfg.data_dir = card.training.source[len("folder:") :]
     if data_source(cfg) != card.training.source or (cfg.data == "folder" and not Path(cfg.data_dir).is_dir()):
-        return EvalResult(entry.name, claimed, None, False, f"data source {card.training.source} is not available here")
+        return f"data source {card.training.source} is not available here"
     sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
 
     def logits_of(x: np.ndarray) -> np.ndarray:
         return sess.run(None, {card.input.name: x})[0]
 
     sets = held_out_sets(cfg, splits(cfg, only=("test",)))
-    measured = card_metrics(score_sets(logits_of, sets, card.input, card.output), card.output.instances)
+    return card_metrics(score_sets(logits_of, sets, card.input, card.output), card.output.instances)
+
+
+def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
+    """Every object F1 the card holds, re-measured (``measure_segmentation``)."""
+    card = entry.card
+    assert card is not None
+    headline = card.headline_metric or "object_f1"
+    claimed = card.metrics.get(headline)
+    measured = measure_segmentation(entry)
+    if isinstance(measured, str):
+        return EvalResult(entry.name, claimed, None, False, measured)
     checked = {k: v for k, v in measured.items() if "f1" in k and k in card.metrics}
     low = {k: v for k, v in checked.items() if v < card.metrics[k] - F1_TOLERANCE}
     value = measured.get(headline)
@@ -177,6 +186,24 @@ def evaluate_segmentation(entry: ModelEntry) -> EvalResult:
     if low:
         msg += "; below the card: " + ", ".join(f"{k} {v:.4f} (card {card.metrics[k]:.4f})" for k, v in low.items())
     return EvalResult(entry.name, claimed, value, claimed is not None and not low, msg)
+
+
+def remeasure_segmentation(root: Path) -> list[str]:
+    """Measure every segmenter's held-out sets from its ONNX file through today's served pipeline and write
+    the figures into its card (a pipeline change or a new held-out set, without retraining). One line per
+    card written."""
+    lines = []
+    for entry in scan_repository(root):
+        if entry.card is None or entry.card.task != "segmentation" or not entry.ok:
+            continue
+        measured = measure_segmentation(entry)
+        if isinstance(measured, str):
+            lines.append(f"{entry.name}: not measured ({measured})")
+            continue
+        entry.card.model_copy(update={"metrics": entry.card.metrics | measured}).dump(entry.path / CARD_FILE)
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in measured.items() if k.endswith("object_f1"))
+        lines.append(f"{entry.name}: {figures}")
+    return lines
 
 
 PSNR_TOLERANCE = 0.1  # dB

@@ -109,7 +109,12 @@ def plot_robustness(cards: list[ModelCard], path: Path) -> None:
     save_figure(fig, path, dpi=100)
 
 
-SETS = {"": "own generator (held out)", "first_": "first generator", "cross_": "independent generator"}
+SETS = {
+    "": "own generator (held out)",
+    "first_": "first generator",
+    "cross_": "independent generator",
+    "cross_x2_": "independent generator, 2x magnified",
+}
 
 
 def segmentation_table(card: ModelCard) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage as ndi
 
 from modelrepo.segmentation import instances_from_classes, measure
@@ -84,3 +85,29 @@ def test_equivalent_diameters() -> None:
     inst[np.hypot(yy - 25, xx - 25) < 10] = 1
     (d,) = equivalent_diameters(inst)
     assert abs(d - 20) < 0.5
+
+
+def test_unsure_foreground_counts_only_cell_and_border_pixels() -> None:
+    from modelrepo.card import OutputSpec
+    from modelrepo.cellseg import unsure_foreground
+
+    out = OutputSpec(name="logits", kind="class_scores", shape=[3, "any", "any"], object_class=1, border_class=2)
+    probs = np.zeros((3, 4, 4), np.float32)
+    probs[0] = 0.6  # background everywhere, unsure: not counted
+    probs[1] = 0.4
+    probs[:, 0, :] = np.array([0.0, 0.95, 0.05])[:, None]  # a confident cell row
+    probs[:, 1, :2] = np.array([0.2, 0.45, 0.35])[:, None]  # unsure between cell and border
+    assert unsure_foreground(probs, out) == pytest.approx(2 / 6)
+    probs[:] = np.array([1.0, 0.0, 0.0])[:, None, None]
+    assert unsure_foreground(probs, out) == 1.0  # no cells at all: nothing to be sure of
+
+
+def test_shrinking_averages_instead_of_aliasing() -> None:
+    from modelrepo.cellseg import _resize
+
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((256, 256)).astype(np.float32)
+    small = _resize(noise, (64, 64))
+    assert small.shape == (64, 64)
+    assert small.std() < 0.5 * noise.std()  # a plain bilinear sample would keep the noise's full std
+    assert _resize(small, (256, 256)).shape == (256, 256)

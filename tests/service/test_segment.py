@@ -165,6 +165,37 @@ def test_diameter_rescales_to_the_trained_size_and_maps_back(client, cells) -> N
     assert auto["diameter"]["used"] == pytest.approx(d, rel=0.5)
 
 
+def test_magnified_cells_are_found_without_a_diameter(client, monkeypatch) -> None:
+    """Cells 2x and 3x as wide as the independent generator draws them (up to ~140 px, far beyond the
+    trained sizes) and no diameter given: the scale search (``modelrepo.cellseg._surest_scale``) shrinks
+    the image until the network is sure of its cells. A single full-size first pass (the pipeline before
+    it) finds fragments of about the trained size, so its estimate never asked for a rescale."""
+    import modelrepo.cellseg as cellseg
+    from modelrepo.segmentation import equivalent_diameters
+    from training.data.cells_alt import make_alt_cell_dataset
+    from training.seg_metrics import object_f1
+    from training.tasks.segment import magnified
+
+    data = make_alt_cell_dataset(4, seed=4242)  # a seed no card or training set uses
+
+    def run() -> tuple[float, list[float]]:
+        preds, truth, errors = [], [], []
+        for c in [*magnified(data, 2), *magnified(data, 3)]:
+            r = post(client, png16(c.image), "?output=labels")
+            assert r.status_code == 200, r.text
+            preds.append(tifffile.imread(io.BytesIO(r.content)).astype(np.int32))
+            truth.append(c.instances)
+            used = post(client, png16(c.image)).json()["diameter"]
+            errors.append(abs(np.log(used["used"] / np.median(equivalent_diameters(c.instances)))))
+        return object_f1(preds, truth)["f1"], errors
+
+    f1, errors = run()
+    assert f1 >= 0.75 and np.median(errors) < np.log(1.2) and sum(e > np.log(2) for e in errors) <= 1
+    monkeypatch.setattr(cellseg, "CANDIDATE_SCALES", (1.0,))  # one full-size first pass
+    f1_single, errors_single = run()
+    assert f1_single < f1 - 0.2 and np.median(errors_single) > np.log(1.5)
+
+
 def test_non_cell_images_are_warned_about_and_cells_are_not(client, cells) -> None:
     import skimage.data
 

@@ -11,6 +11,7 @@ import torch
 
 from modelrepo.repository import check_model_dir
 from training.data.cells import classes_from_instances, elastic_deform, make_cell_dataset
+from training.data.cells_alt import make_alt_cell_dataset
 from training.loop import Run
 from training.nets.unet import UNet
 from training.seg_metrics import match_objects, object_f1, pixel_scores
@@ -99,7 +100,7 @@ def test_tiny_training_lowers_loss_and_exports_with_parity_at_two_sizes(tmp_path
     )  # fmt: skip
     r = train_segmenter(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert r["history"][-1]["train_loss"] < r["history"][0]["train_loss"]
-    assert set(r["scores"]) == {"own", "cross", "first"}  # every held-out set, both methods and the baseline
+    assert set(r["scores"]) == {"own", "cross", "cross_x2", "first"}  # every held-out set, both methods, baseline
     assert set(r["scores"]["cross"]) == {"components", "watershed", "baseline"}
     # the resumable checkpoint: a second call with --resume continues (here: nothing left) and re-exports
     r2 = train_segmenter(
@@ -164,7 +165,6 @@ def test_domain_randomised_generator_varies_what_microscopes_vary() -> None:
 
 
 def test_second_generator_is_deterministic_and_labelled() -> None:
-    from training.data.cells_alt import make_alt_cell_dataset
 
     a, b = make_alt_cell_dataset(3, seed=9), make_alt_cell_dataset(3, seed=9)
     for x, y in zip(a, b):
@@ -172,3 +172,14 @@ def test_second_generator_is_deterministic_and_labelled() -> None:
         np.testing.assert_array_equal(x.instances, y.instances)
         assert x.instances.max() >= 2
         assert x.image[x.instances > 0].mean() > x.image[x.instances == 0].mean()
+
+
+def test_magnified_cells_keep_their_labels_and_grow() -> None:
+    from training.tasks.segment import magnified
+
+    c = make_alt_cell_dataset(1, seed=5)[0]
+    (m,) = magnified([c], 2)
+    assert m.image.shape == tuple(2 * n for n in c.image.shape) and m.image.dtype == c.image.dtype
+    assert set(np.unique(m.instances)) == set(np.unique(c.instances))
+    assert np.bincount(m.instances.ravel())[1:].sum() == 4 * np.bincount(c.instances.ravel())[1:].sum()
+    assert (m.classes == classes_from_instances(m.instances)).all()

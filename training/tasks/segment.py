@@ -107,14 +107,30 @@ def splits(cfg: SegmentConfig, only: tuple[str, ...] = ("train", "val", "test"))
 
 def held_out_sets(cfg: SegmentConfig, data: dict[str, list[CellImage]]) -> dict[str, list[CellImage]]:
     """Every held-out set the card reports: ``own`` (the training generator's test split) and, for
-    generated data, ``cross`` (the independent generator, never trained on) and ``first`` (the first
-    generator's test split, as the previous model was measured)."""
+    generated data, ``cross`` (the independent generator, never trained on), ``cross_x2`` (the same
+    images at twice the magnification: cells up to 140 px across, far beyond the trained sizes - the
+    served pipeline has to find the scale) and ``first`` (the first generator's test split, as the
+    previous model was measured)."""
     sets = {"own": data["test"]}
     if cfg.data in GENERATORS:
         sets["cross"] = make_alt_cell_dataset(cfg.n_cross, seed=cfg.seed * 1000 + 7)
+        sets["cross_x2"] = magnified(sets["cross"], 2)
         if cfg.data != "cells":
             sets["first"] = make_cell_dataset(24, seed=cfg.seed * 1000 + 2, size=128)
     return sets
+
+
+def magnified(data: list[CellImage], k: int) -> list[CellImage]:
+    """The same cells seen through a k x higher magnification: images resized bilinearly, labels by
+    nearest neighbour (cells k times as wide, nothing else changed)."""
+    from scipy import ndimage as ndi
+
+    def zoom(c: CellImage) -> CellImage:
+        image = np.clip(ndi.zoom(c.image.astype(np.float64), k, order=1), 0, np.iinfo(c.image.dtype).max)
+        inst = ndi.zoom(c.instances, k, order=0)
+        return CellImage(image.round().astype(c.image.dtype), inst, classes_from_instances(inst))
+
+    return [zoom(c) for c in data]
 
 
 def data_source(cfg: SegmentConfig) -> str:
