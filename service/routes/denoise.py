@@ -79,10 +79,13 @@ async def denoise_image(
     passes = ensemble or state.card.input.ensemble
     t1 = time.perf_counter()
     s = settings
-    work = task.predict(state, d.x, used, s.request_timeout_s, s.denoise_tile_size, s.denoise_tile_overlap, passes)
+    x = task.fit_channels(d, state.card.input.channels)
+    work = task.predict(state, x, used, s.request_timeout_s, s.denoise_tile_size, s.denoise_tile_overlap, passes)
     y, timing = await guarded(work, s.request_timeout_s)
     out = task.restore(y, d)
+    denoised_as = "rgb" if x.shape[2] == 3 else "gray"
     headers = {"X-Sigma-Used": f"{used:.3f}", "X-Ensemble": str(passes), "X-Model": f"{state.name}/{state.version}"}
+    headers["X-Denoised-As"] = denoised_as
     if estimated is not None:
         headers["X-Sigma-Estimated"] = f"{estimated:.3f}"
     if warnings:
@@ -98,6 +101,7 @@ async def denoise_image(
         "sigma_used": round(used, 3),
         "sigma_estimated": estimated,
         "ensemble": passes,
+        "denoised_as": denoised_as,
         "noise_before": task.noise_255(d.x),
         "noise_after": task.noise_255(y),
         "warnings": warnings,

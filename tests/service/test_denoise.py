@@ -116,6 +116,28 @@ def test_jpeg_input_warns(client, camera) -> None:
     assert r.status_code == 200 and "JPEG" in r.headers["x-warning"] and r.json()["warnings"]
 
 
+def test_a_gray_image_stored_as_rgb_is_denoised_as_gray(client, camera) -> None:
+    """Three equal planes (PNG exactly, JPEG within its chroma rounding): the gray model, the answer in
+    RGB again - the same pixels as the gray image's answer. The colour model, asked for by name, leaves
+    much of that plane-correlated noise in."""
+    clean, noisy = camera
+    gray = noisy.astype(np.uint8)
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    as_gray = np.asarray(Image.open(io.BytesIO(post(client, encode(gray), "?sigma=25").content)))
+    r = post(client, encode(rgb), "?sigma=25")
+    out = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert r.headers["x-model"].startswith("unet_denoise_gray/") and r.headers["x-denoised-as"] == "gray"
+    assert out.shape == (*gray.shape, 3) and (out == as_gray[..., None]).all()
+    j = post(client, encode(rgb, "JPEG"), "?sigma=25&output=json", "image/jpeg").json()
+    assert j["denoised_as"] == "gray" and j["model"]["name"] == "unet_denoise_gray" and j["shape"][2] == 3
+    r = post(client, encode(rgb), "?sigma=25&model=unet_denoise_rgb")
+    assert r.status_code == 200 and r.headers["x-denoised-as"] == "rgb"
+    by_colour = np.asarray(Image.open(io.BytesIO(r.content)))[..., 1]
+    assert psnr(as_gray, clean, 255) > psnr(by_colour, clean, 255) + 2
+    colour = (np.random.default_rng(5).random((48, 64, 3)) * 255).astype(np.uint8)  # planes differ: colour
+    assert post(client, encode(colour), "?sigma=25").headers["x-denoised-as"] == "rgb"
+
+
 def test_tiled_equals_whole(camera) -> None:
     _, noisy = camera
     big = np.tile(noisy, (2, 2)).astype(np.uint8)  # (384, 440)
