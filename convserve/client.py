@@ -73,6 +73,7 @@ class Denoised:
     sigma_estimated: float | None
     warnings: list[str]
     ensemble: int = 1  # flipped / rotated passes averaged
+    noise_model: dict | None = None  # {"kind": "gaussian"} or the fitted Poisson-Gaussian model
 
 
 @dataclass
@@ -134,7 +135,12 @@ def _segmentation(body: dict, labels_tiff: bytes | None) -> Segmentation:
 def _denoised(body: dict) -> Denoised:
     image = Image.open(io.BytesIO(base64.b64decode(body["image"])))
     return Denoised(
-        image, body["sigma_used"], body["sigma_estimated"], body.get("warnings", []), body.get("ensemble", 1)
+        image,
+        body["sigma_used"],
+        body["sigma_estimated"],
+        body.get("warnings", []),
+        body.get("ensemble", 1),
+        body.get("noise_model"),
     )
 
 
@@ -171,8 +177,10 @@ def segment_op(image: Input, model: str | None, diameter: float | None, labels: 
     return _Op(calls, lambda r: _segmentation(r[0].json(), r[1].content if labels else None))
 
 
-def denoise_op(image: Input, model: str | None, sigma: float | None, ensemble: int | None = None) -> _Op:
-    params = _params(model=model, sigma=sigma, ensemble=ensemble, output="json")
+def denoise_op(
+    image: Input, model: str | None, sigma: float | None, ensemble: int | None = None, noise: str | None = None
+) -> _Op:
+    params = _params(model=model, sigma=sigma, ensemble=ensemble, noise=noise, output="json")
     return _Op([("POST", "/denoise", {"params": params, "files": _files([image])})], lambda r: _denoised(r[0].json()))
 
 
@@ -247,8 +255,11 @@ class Client(_Base):
     def segment(self, image: Input, model=None, diameter: float | None = None, labels: bool = False) -> Segmentation:
         return self._run(segment_op(image, model, diameter, labels))
 
-    def denoise(self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None) -> Denoised:
-        return self._run(denoise_op(image, model, sigma, ensemble))
+    def denoise(
+        self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None
+    ) -> Denoised:
+        """``noise``: gaussian (the default) | poisson | auto - see the README's /denoise row."""
+        return self._run(denoise_op(image, model, sigma, ensemble, noise))
 
     def nowcast(self, frames, timestep_minutes=None, model=None, steps=None, **params: Any) -> Forecast:
         """``frames``: an array (T, H, W) (sent as .npy) or a list of files (ODIM, NetCDF, PNG...)."""
@@ -297,8 +308,10 @@ class AsyncClient(_Base):
     async def segment(self, image: Input, model=None, diameter: float | None = None, labels: bool = False):
         return await self._run(segment_op(image, model, diameter, labels))
 
-    async def denoise(self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None):
-        return await self._run(denoise_op(image, model, sigma, ensemble))
+    async def denoise(
+        self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None
+    ):
+        return await self._run(denoise_op(image, model, sigma, ensemble, noise))
 
     async def nowcast(self, frames, timestep_minutes=None, model=None, steps=None, **params: Any) -> Forecast:
         return await self._run(nowcast_op(frames, timestep_minutes, model, steps, params))

@@ -21,7 +21,30 @@ from service.tasks import denoise as task
 
 router = APIRouter(tags=["denoise"])
 
+ENSEMBLE_QUERY = Query(
+    None,
+    description="geometric self-ensemble: the network runs on 1, 2, 4 or 8 flipped / rotated copies of the "
+    "image and the answers are averaged (more is slower and a little better); default: the model card's",
+)
+NOISE_QUERY = Query(
+    "gaussian",
+    description="gaussian: one noise level (sigma, or estimated); poisson: photon noise, its level growing "
+    "with the signal (fitted from the image, variance-stabilised); auto: poisson where the fit finds the "
+    "noise mostly signal-dependent",
+)
 JPEG_WARNING = "JPEG input: its block artefacts are not Gaussian noise; expect them to remain"
+
+
+def _headers(facts: dict) -> dict[str, str]:
+    """What the JSON answer says, as headers of the image answers."""
+    headers = {"X-Sigma-Used": f"{facts['sigma_used']:.3f}", "X-Ensemble": str(facts["ensemble"])}
+    headers |= {"X-Model": f"{facts['model']['name']}/{facts['model']['version']}"}
+    headers |= {"X-Denoised-As": facts["denoised_as"], "X-Noise-Model": facts["noise_model"]["kind"]}
+    if facts["sigma_estimated"] is not None:
+        headers["X-Sigma-Estimated"] = f"{facts['sigma_estimated']:.3f}"
+    if facts["warnings"]:
+        headers["X-Warning"] = facts["warnings"][0]
+    return headers
 
 
 def _image_response(output: str, out, headers: dict[str, str]) -> Response:
@@ -56,11 +79,8 @@ async def denoise_image(
     version: int | None = version_query(),
     sigma: float | None = Query(None, ge=0, le=255, description="noise level on the 0-255 scale; estimated if absent"),
     output: Literal["png", "tiff", "json"] = Query("png", description="png | tiff | json"),
-    ensemble: int | None = Query(
-        None,
-        description="geometric self-ensemble: the network runs on 1, 2, 4 or 8 flipped / rotated copies of the "
-        "image and the answers are averaged (more is slower and a little better); default: the model card's",
-    ),
+    ensemble: int | None = ENSEMBLE_QUERY,
+    noise: Literal["gaussian", "poisson", "auto"] = NOISE_QUERY,
 ) -> Response:
     """Remove Gaussian-like noise from one image, keeping its bit depth (8/16-bit, float32 TIFF) and alpha."""
     t0 = time.perf_counter()
@@ -72,24 +92,27 @@ async def denoise_image(
             request, request.app.state.registry, None, "denoising", 3 if d.x.shape[2] == 3 else 1, version
         )
     warnings = [JPEG_WARNING] if d.fmt in ("JPEG", "MPO") else []
-    estimated = task.noise_255(d.x) if sigma is None else None
-    used = sigma if sigma is not None else estimated
+    plan = task.plan_noise(d.x, sigma, noise)
+    warnings += plan.warnings
     if ensemble is not None and ensemble not in ENSEMBLES:
         raise ApiError(422, "invalid_request", f"query.ensemble: must be one of 1, 2, 4 or 8, got {ensemble}")
     passes = ensemble or state.card.input.ensemble
     t1 = time.perf_counter()
     s = settings
     x = task.fit_channels(d, state.card.input.channels)
-    work = task.predict(state, x, used, s.request_timeout_s, s.denoise_tile_size, s.denoise_tile_overlap, passes)
+    work = task.predict(state, x, plan, s.request_timeout_s, s.denoise_tile_size, s.denoise_tile_overlap, passes)
     y, timing = await guarded(work, s.request_timeout_s)
     out = task.restore(y, d)
-    denoised_as = "rgb" if x.shape[2] == 3 else "gray"
-    headers = {"X-Sigma-Used": f"{used:.3f}", "X-Ensemble": str(passes), "X-Model": f"{state.name}/{state.version}"}
-    headers["X-Denoised-As"] = denoised_as
-    if estimated is not None:
-        headers["X-Sigma-Estimated"] = f"{estimated:.3f}"
-    if warnings:
-        headers["X-Warning"] = warnings[0]
+    facts = {
+        "sigma_used": round(plan.sigma_used, 3),
+        "sigma_estimated": plan.sigma_estimated,
+        "noise_model": plan.summary(),
+        "ensemble": passes,
+        "denoised_as": "rgb" if x.shape[2] == 3 else "gray",
+        "warnings": warnings,
+        "model": {"name": state.name, "version": state.version, "provider": state.provider},
+    }
+    headers = _headers(facts)
     if output != "json":
         return _image_response(output, out, headers)
     png = task.png_bytes(out)
@@ -98,14 +121,9 @@ async def denoise_image(
         "format": "png" if png is not None else "tiff",
         "dtype": str(out.dtype),
         "shape": list(out.shape),
-        "sigma_used": round(used, 3),
-        "sigma_estimated": estimated,
-        "ensemble": passes,
-        "denoised_as": denoised_as,
+        **facts,
         "noise_before": task.noise_255(d.x),
         "noise_after": task.noise_255(y),
-        "warnings": warnings,
-        "model": {"name": state.name, "version": state.version, "provider": state.provider},
         "timings": timings_ms(t0, t1, timing),
     }
     return JSONResponse(body, headers=headers)

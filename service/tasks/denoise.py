@@ -12,7 +12,7 @@ plane, which a colour model, trained on independent noise per plane, does not re
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -20,6 +20,7 @@ from PIL import Image
 from modelrepo.denoising import denoise
 from modelrepo.errors import InputError, plain
 from modelrepo.noise import estimate_sigma
+from modelrepo.vst import NoiseModel, fit_noise_model, stabilise, stabilised_level, unstabilise
 from service.batcher import Timing
 from service.registry import ModelState
 
@@ -117,18 +118,58 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
     return _from_array(a, fmt)
 
 
+NOISE_KINDS = ("gaussian", "poisson", "auto")
+FLAT_NOISE = "noise=poisson: the noise level does not grow with the signal here; denoised as Gaussian noise"
+
+
+@dataclass
+class NoisePlan:
+    """How the noise is treated: Gaussian of one level (given or estimated), or signal-dependent
+    (Poisson-Gaussian: fitted, variance-stabilised, denoised at the stabilised level, inverted)."""
+
+    sigma_used: float  # 0-255; with a noise model, the level of the stabilised image
+    sigma_estimated: float | None
+    model: NoiseModel | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        if self.model is None:
+            return {"kind": "gaussian"}
+        return self.model.summary() | {"kind": "poisson-gaussian"}  # stabilised, whichever the fit's share
+
+
+def plan_noise(x: np.ndarray, sigma: float | None, noise: str) -> NoisePlan:
+    """``sigma`` given: Gaussian at that level. Else ``noise`` = gaussian: the estimated level; poisson:
+    the fitted noise-level function whenever it grows with the signal; auto: only where it is mostly
+    signal-dependent (``NoiseModel.signal_dependent``)."""
+    if noise not in NOISE_KINDS:
+        raise InputError("invalid_request", f"noise must be one of {', '.join(NOISE_KINDS)}, got {noise!r}")
+    if sigma is not None:
+        if noise != "gaussian":
+            raise InputError("invalid_request", "sigma is a Gaussian noise level; leave it out with noise=" + noise)
+        return NoisePlan(sigma, None)
+    if noise != "gaussian":
+        m = fit_noise_model(x)
+        if m.gain > 0 and (noise == "poisson" or m.signal_dependent):
+            level = stabilised_level(m)
+            return NoisePlan(level, round(level, 3), m)
+        if noise == "poisson":
+            return NoisePlan(noise_255(x), noise_255(x), warnings=[FLAT_NOISE])
+    return NoisePlan(noise_255(x), noise_255(x))
+
+
 async def predict(
     state: ModelState,
     x: np.ndarray,
-    sigma_255: float,
+    plan: NoisePlan,
     timeout_s: float,
     tile: int,
     overlap: int,
     ensemble: int | None = None,
 ) -> tuple[np.ndarray, Timing]:
     """The shared path (``modelrepo/denoising.py``) with the model's batcher as the network; a gray
-    model runs each colour plane; ``ensemble`` flipped / rotated passes (default: the card's). Timings
-    add up over every call."""
+    model runs each colour plane; ``ensemble`` flipped / rotated passes (default: the card's); with a
+    noise model, on the variance-stabilised image. Timings add up over every call."""
     assert state.batcher is not None and state.card is not None
     totals = [0.0, 0.0, 0]
     group = max(1, state.batcher.max_batch_size // (x.shape[2] if state.card.input.channels == 1 else 1))
@@ -138,7 +179,11 @@ async def predict(
         totals[0], totals[1], totals[2] = totals[0] + t.queue_s, totals[1] + t.inference_s, max(totals[2], t.batch_rows)
         return y
 
-    y = await denoise(infer, x, state.card.input, sigma_255, tile, overlap, group, ensemble)
+    if plan.model is not None:
+        x = stabilise(x, plan.model)
+    y = await denoise(infer, x, state.card.input, plan.sigma_used, tile, overlap, group, ensemble)
+    if plan.model is not None:
+        y = unstabilise(y, plan.model)
     return y, Timing(totals[0], totals[1], int(totals[2]))
 
 
