@@ -1,6 +1,7 @@
 """Warm starts from committed ONNX models (training.warmstart): the weights come back exactly, the
 loop starts from them, and graphs that cannot give them back are refused."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -40,11 +41,32 @@ def test_prior_training_reads_the_card():
     assert prior["model"].endswith("model.onnx")
 
 
-def test_folded_batch_norm_graph_is_refused():
-    from training.nets.resnet import resnet20  # exported with batch norm folded into the convolutions
+def test_folded_batch_norm_graph_is_refused_when_its_convolutions_do_not_match():
+    from training.nets.resnet import resnet20  # exported with batch norm folded, another convolution order
+    from training.nets.unet import UNet
 
     with pytest.raises(ValueError, match="cannot initialise"):
         load_onnx_weights(resnet20(num_classes=10, in_channels=1), "models/resnet20_digits")
+    with pytest.raises(ValueError, match="one for one"):  # the committed U-Net's graph, a narrower U-Net
+        load_onnx_weights(UNet(in_channels=1, num_classes=3, base=8, depth=4), "models/unet_cells")
+
+
+def test_folded_batch_norm_graph_warm_starts_convolution_by_convolution():
+    """The committed cell U-Net was exported with batch norm folded into its convolutions: each gets the
+    folded kernel and bias, its batch norm the identity - the same outputs as the ONNX graph."""
+    from training.nets.unet import UNet
+
+    net = UNet(in_channels=1, num_classes=3, base=16, depth=4)
+    load_onnx_weights(net, "models/unet_cells")
+    net.eval()
+    x = np.random.default_rng(1).random((1, 1, 64, 96), np.float32)
+    sess = ort.InferenceSession(str(model_file("models/unet_cells")), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        got = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    norm = net.inc.double_conv[1]
+    assert (norm.weight == 1).all() and (norm.running_mean == 0).all()
 
 
 def test_fit_starts_from_the_committed_weights(tmp_path):
@@ -122,3 +144,23 @@ def test_batch_norm_network_warm_starts_from_its_export(tmp_path, fp16):
     with torch.no_grad():
         got = fresh(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_unfolded_batch_norms_are_calibrated_to_start_training_near_the_committed_network():
+    """Identity batch norms would renormalise every activation in training mode; calibrated on a batch,
+    the eval-mode function is unchanged and training mode answers nearly the same on that batch."""
+    from training.nets.unet import UNet
+    from training.warmstart import calibrate_unfolded_norms
+
+    net = UNet(in_channels=1, num_classes=3, base=16, depth=4)
+    load_onnx_weights(net, "models/unet_cells")
+    x = torch.from_numpy(np.random.default_rng(2).random((4, 1, 64, 64), np.float32))
+    with torch.no_grad():
+        before = net.eval()(x)
+        raw = copy.deepcopy(net).train()(x)  # (a copy: training mode updates running statistics)
+    assert (raw - before).abs().max() > 1.0  # raw identity norms: far off in training mode
+    assert calibrate_unfolded_norms(net, x) == 18  # every batch norm of the U-Net (two per double conv)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), before, atol=1e-4, rtol=1e-4)
+        assert (net.train()(x) - before).abs().max() < 1e-2
+    assert calibrate_unfolded_norms(net, x) == 0  # calibrated ones are not touched again

@@ -165,12 +165,17 @@ class _Run:
         self.initialised = state.get("initialised_from")
         return self.start
 
-    def warm_start(self, path: Path) -> dict:
+    def warm_start(self, path: Path, batches=None) -> dict:
         """Weights (and EMA) from a committed model; the optimiser starts afresh. What that model had
-        been trained for is returned and kept in ``last.pt`` (a resumed warm start still knows it)."""
-        from training.warmstart import load_onnx_weights, prior_training
+        been trained for is returned and kept in ``last.pt`` (a resumed warm start still knows it).
+        Batch norms an old export had folded get their statistics from a first batch of ``batches``."""
+        from training.warmstart import calibrate_unfolded_norms, load_onnx_weights, prior_training
 
         load_onnx_weights(self.model, path)
+        if batches is not None:
+            x = next(iter(batches(0, np.random.default_rng(0))))[0]
+            if calibrate_unfolded_norms(self.model, x.to(self.device)):
+                print("batch norms folded in the export: statistics calibrated on a training batch")
         if self.ema is not None:
             self.ema.model.load_state_dict(self.model.state_dict())
         self.initialised = prior_training(path)
@@ -241,7 +246,7 @@ def fit(
     run = _Run(model, cfg, steps_per_epoch, out_dir, task_config)
     resumed = run.restore() if resume else None
     if init_from is not None and resumed is None:
-        run.warm_start(init_from)
+        run.warm_start(init_from, batches)
     last_save, stopped = time.time(), False
     epochs = range(run.start, cfg.epochs)
     bar = tqdm(epochs, desc=desc, disable=not progress, unit="epoch", initial=run.start, total=cfg.epochs)
