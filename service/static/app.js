@@ -226,7 +226,7 @@ denoise.onInput = (files) => { $(".before", denoise.el).src = objectUrl(files[0]
 denoise.run = async () => {
   const q = query({
     model: denoise.model.value, sigma: $(".sigma", denoise.el).value, ensemble: $(".ensemble", denoise.el).value,
-    output: "json",
+    noise: $(".noise", denoise.el).value, output: "json",
   });
   const body = await (await api(`denoise?${q}`, { method: "POST", body: form(denoise.files.slice(0, 1)) })).json();
   const type = body.format === "png" ? "image/png" : "image/tiff";
@@ -235,6 +235,7 @@ denoise.run = async () => {
   Object.assign($(".download", denoise.el), { href: url, download: `denoised.${body.format === "png" ? "png" : "tif"}` });
   $(".sigma-used", denoise.el).textContent = `sigma used ${body.sigma_used}` +
     (body.sigma_estimated !== null ? " (estimated from the image)" : " (given)") +
+    ` · ${body.noise_model.kind} noise` +
     ` · noise before ${body.noise_before}, after ${body.noise_after} · ${body.ensemble} pass${body.ensemble > 1 ? "es" : ""}`;
   denoise.warn(body.warnings);
   denoise.done(body.model, body.timings);

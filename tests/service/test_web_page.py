@@ -144,6 +144,10 @@ def test_denoise_sample_shows_before_and_after(page) -> None:
     page.select_option("#view-denoise .ensemble", "1")  # the self-ensemble choice reaches the service
     page.click("#view-denoise .run")
     page.wait_for_function("document.querySelector('#view-denoise .sigma-used').textContent.endsWith('· 1 pass')")
+    assert "gaussian noise" in page.inner_text("#view-denoise .sigma-used")
+    page.select_option("#view-denoise .noise", "poisson")  # the noise model choice reaches the service
+    page.click("#view-denoise .run")
+    page.wait_for_function("document.querySelector('#view-denoise .sigma-used').textContent.includes('poisson')")
     shot(page, "denoise")
 
 
