@@ -145,6 +145,11 @@ class RadarSpec(_Strict):
     frames_out: int = Field(2, ge=1)
     timestep_minutes: float = Field(6.0, gt=0)
     max_steps: int = Field(10, ge=1, description="longest rollout verified (steps of timestep_minutes)")
+    timestep_range_minutes: tuple[float, float] | None = Field(
+        None,
+        description="other frame spacings (whole minutes within this range) the model was verified at: it "
+        "measures motion from the frames themselves and forecasts in their own step (training.nowcast_timesteps)",
+    )
     zerovalue: float = Field(5.0, description="dBZ standing for no rain (and, inside the network, no data)")
     rain_threshold: float = Field(10.0, description="dBZ; weaker values are no rain")
     rain_decision_dbz: float | None = Field(

@@ -194,10 +194,18 @@ def order_and_step(
         step = spec.timestep_minutes
         warnings.append(f"no time step given (timestep_minutes); assumed the model's {spec.timestep_minutes:g} minutes")
     if abs(step - spec.timestep_minutes) > 1e-6:
-        raise InputError(
-            "timestep_mismatch",
-            f"model {model} forecasts in {spec.timestep_minutes:g}-minute steps and needs frames "
-            f"{spec.timestep_minutes:g} minutes apart; these are {step:g} minutes apart. Resample them first.",
+        lo, hi = spec.timestep_range_minutes or (spec.timestep_minutes, spec.timestep_minutes)
+        if not (lo <= step <= hi and abs(step - round(step)) < 1e-6):
+            verified = f"frames {spec.timestep_minutes:g} minutes apart" + (
+                f" (or a whole number of minutes from {lo:g} to {hi:g})" if spec.timestep_range_minutes else ""
+            )
+            raise InputError(
+                "timestep_mismatch",
+                f"model {model} is verified on {verified}; these are {step:g} minutes apart. Resample them first.",
+            )
+        warnings.append(
+            f"model {model} was trained on {spec.timestep_minutes:g}-minute steps; it forecasts in these frames' "
+            f"{step:g}-minute steps (verified from {lo:g} to {hi:g} minutes on generated sequences)"
         )
     return order, step, warnings
 

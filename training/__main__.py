@@ -166,6 +166,18 @@ def cmd_nowcast_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nowcast_timesteps(args: argparse.Namespace) -> int:
+    """A Lagrangian nowcaster on frames at other spacings than it was trained on, against LK and persistence."""
+    from training.nowcast_timesteps import measure, step_range, table, write_card
+
+    scores = measure(Path(args.model), args.n)
+    print(table(scores))
+    print(f"accepted range: {step_range(scores, 6.0)} (steps in minutes)")
+    if args.write_card:
+        print(f"card written: timestep_range_minutes = {write_card(Path(args.model), scores)}")
+    return 0
+
+
 def cmd_nowcast_calibrate(args: argparse.Namespace) -> int:
     """A committed nowcaster's rain decision value chosen again on validation, verified, optionally exported."""
     from training.nowcast_calibrate import recalibrate, table
@@ -314,6 +326,13 @@ def _add_analysis_parsers(sub) -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--leads", type=int, nargs="+", default=[1, 5, 10], help="leads, in 6-minute steps")
     p.set_defaults(fn=cmd_nowcast_ablation)
+    p = sub.add_parser(
+        "nowcast-timesteps", help="a Lagrangian nowcaster on frames 4-10 minutes apart, against LK and persistence"
+    )
+    p.add_argument("model", nargs="?", default="models/lagrangian_nowcast", help="model folder")
+    p.add_argument("--n", type=int, default=12, help="sequences per regime and step")
+    p.add_argument("--write-card", action="store_true", help="record the accepted range and the table in the card")
+    p.set_defaults(fn=cmd_nowcast_timesteps)
     p = sub.add_parser(
         "nowcast-calibrate",
         help="choose a committed nowcaster's rain decision value on validation, verify it, optionally export it",

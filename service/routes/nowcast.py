@@ -202,7 +202,7 @@ async def nowcast(
     fc_dbz, timing = await guarded(task.forecast(state, p, n_steps, timeout), timeout)
     unit = output_unit or p.unit_in
     fc = task.in_unit(fc_dbz, unit, p.zr, spec.rain_threshold)
-    leads = [round(spec.timestep_minutes * (i + 1)) for i in range(n_steps)]
+    leads = [round(p.timestep_minutes * (i + 1)) for i in range(n_steps)]
     headers = {"X-Model": f"{state.name}/{state.version}", "X-Lead-Times-Minutes": ",".join(map(str, leads))}
     headers["X-No-Rain-Value"] = f"{task.no_rain_value(p, unit):g}"
     headers |= {"X-Warning": p.warnings[0]} if p.warnings else {}
@@ -213,7 +213,7 @@ async def nowcast(
     if observed:
         obs = task.in_unit(p.dbz, unit, p.zr, spec.rain_threshold)
         body["observed"] = {
-            "lead_times_minutes": [-round(spec.timestep_minutes * i) for i in reversed(range(len(obs)))],
+            "lead_times_minutes": [-round(p.timestep_minutes * i) for i in reversed(range(len(obs)))],
             "frames": task.json_frames(obs),
         }
     return JSONResponse(body, headers=headers)

@@ -124,12 +124,23 @@ def test_odim_uneven_times_are_refused(client, frames, tmp_path) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "uneven_timesteps"
 
 
-def test_five_minute_data_is_refused_with_the_reason(client, frames, tmp_path) -> None:
+def test_five_minute_data_is_forecast_in_its_own_steps_where_verified(client, frames, tmp_path) -> None:
+    """The Lagrangian nowcaster's card holds the frame spacings it was verified at (4-8 minutes,
+    ``training.nowcast_timesteps``): 5-minute ODIM files are forecast in 5-minute steps, with a warning;
+    10-minute frames, and 5-minute frames for a model without such a range, are refused with the reason."""
+    assert CARD.radar.timestep_range_minutes == (4.0, 8.0)
     r = client.post("/nowcast", files=odim_files(tmp_path, frames, minutes=(0, 5, 10, 15)))
-    err = r.json()["error"]
-    assert r.status_code == 422 and err["code"] == "timestep_mismatch" and "6-minute" in err["message"]
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["lead_times_minutes"] == [5 * (i + 1) for i in range(CARD.radar.max_steps)]
+    assert r.headers["x-lead-times-minutes"].startswith("5,10,15")
+    assert any("5-minute steps" in w for w in body["warnings"])
     r = as_json(client, frames, timestep_minutes=10)
-    assert r.status_code == 422 and r.json()["error"]["code"] == "timestep_mismatch"
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["code"] == "timestep_mismatch" and "from 4 to 8" in err["message"]
+    r = client.post("/nowcast?model=unet_nowcast", files=odim_files(tmp_path, frames, minutes=(0, 5, 10, 15)))
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["code"] == "timestep_mismatch" and "6 minutes apart" in err["message"]
 
 
 def test_netcdf_files_keep_their_georeferencing(client, frames, tmp_path) -> None:
