@@ -1,0 +1,92 @@
+"""``python -m training`` commands that analyse or re-card committed models: the nowcaster's ablation,
+time steps and rain decision, a denoiser's self-ensemble."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def cmd_nowcast_ablation(args: argparse.Namespace) -> int:
+    """A Lagrangian nowcaster with its learned parts switched off, per regime, against pysteps' LK."""
+    from training.nowcast_ablation import ablation, table
+
+    leads = tuple(args.leads)
+    print(table(ablation(Path(args.model), args.n, args.size, leads), leads))
+    return 0
+
+
+def cmd_nowcast_timesteps(args: argparse.Namespace) -> int:
+    """A Lagrangian nowcaster on frames at other spacings than it was trained on, against LK and persistence."""
+    from training.nowcast_timesteps import measure, step_range, table, write_card
+
+    scores = measure(Path(args.model), args.n)
+    print(table(scores))
+    print(f"accepted range: {step_range(scores, 6.0)} (steps in minutes)")
+    if args.write_card:
+        print(f"card written: timestep_range_minutes = {write_card(Path(args.model), scores)}")
+    return 0
+
+
+def cmd_nowcast_calibrate(args: argparse.Namespace) -> int:
+    """A committed nowcaster's rain decision value chosen again on validation, verified, optionally exported."""
+    from training.nowcast_calibrate import recalibrate, table
+
+    export_to = Path(args.export_to) if args.export_to else None
+    r = recalibrate(Path(args.model), Path(args.out), export_to, args.version, args.overwrite)
+    print(table(r["verification"]["rain_decision"]))
+    print(json.dumps({k: v for k, v in r.items() if k != "verification"}, indent=2, default=str))
+    return 0
+
+
+def cmd_denoise_ensemble(args: argparse.Namespace) -> int:
+    """A committed denoiser served with another self-ensemble size: validation gains, held-out table, export."""
+    from training.denoise_ensemble import reensemble, table
+
+    export_to = Path(args.export_to) if args.export_to else None
+    r = reensemble(Path(args.model), args.ensemble, Path(args.out), export_to, args.version, args.overwrite)
+    print(table(r["ensemble_validation"]))
+    print(json.dumps({k: v for k, v in r.items() if k not in ("rows", "ensemble_validation")}, indent=2, default=str))
+    return 0
+
+
+def add_analysis_parsers(sub) -> None:
+    """Diagnostics of committed models (they write nothing), the recalibration of a nowcaster and a
+    denoiser's self-ensemble."""
+    p = sub.add_parser(
+        "nowcast-ablation", help="a Lagrangian nowcaster's MAE per regime with its learned parts switched off"
+    )
+    p.add_argument("model", nargs="?", default="models/lagrangian_nowcast", help="model folder")
+    p.add_argument("--n", type=int, default=8, help="validation sequences per regime")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--leads", type=int, nargs="+", default=[1, 5, 10], help="leads, in 6-minute steps")
+    p.set_defaults(fn=cmd_nowcast_ablation)
+    p = sub.add_parser(
+        "nowcast-timesteps", help="a Lagrangian nowcaster on frames 4-10 minutes apart, against LK and persistence"
+    )
+    p.add_argument("model", nargs="?", default="models/lagrangian_nowcast", help="model folder")
+    p.add_argument("--n", type=int, default=12, help="sequences per regime and step")
+    p.add_argument("--write-card", action="store_true", help="record the accepted range and the table in the card")
+    p.set_defaults(fn=cmd_nowcast_timesteps)
+    p = sub.add_parser(
+        "nowcast-calibrate",
+        help="choose a committed nowcaster's rain decision value on validation, verify it, optionally export it",
+    )
+    p.add_argument("model", nargs="?", default="models/lagrangian_nowcast", help="model folder")
+    p.add_argument("--out", default="runs", help="reports go to OUT/<name>_calibrated")
+    p.add_argument("--export-to", default=None, help="model repository to export into, e.g. models")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(fn=cmd_nowcast_calibrate)
+    p = sub.add_parser(
+        "denoise-ensemble",
+        help="serve a committed denoiser with a self-ensemble size: validation gains, held-out table, optional export",
+    )
+    p.add_argument("model", help="model folder, e.g. models/unet_denoise_gray")
+    p.add_argument("--ensemble", type=int, choices=(1, 2, 4, 8), required=True, help="flipped / rotated passes")
+    p.add_argument("--out", default="runs", help="reports go to OUT/<name>_ensemble")
+    p.add_argument("--export-to", default=None, help="model repository to export into, e.g. models")
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(fn=cmd_denoise_ensemble)
