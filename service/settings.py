@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     denoise_tile_overlap: int = Field(
         DENOISE_OVERLAP, ge=0, le=1024, description="pixels blended between neighbouring tiles"
     )
+    denoise_ensemble_max_pixels: int = Field(
+        2_000_000,
+        ge=0,
+        description="the card's self-ensemble is the default up to this many pixels; larger images get one pass "
+        "unless ensemble= asks (a 12 MP colour photo took 3 minutes with 4 passes on 2 cores)",
+    )
     workers: int = Field(1, ge=1, le=64, description="HTTP worker processes (1: single process)")
     # multi-process mode: set by the supervisor for its workers, not by users
     engine_socket: str | None = Field(None, description="Unix socket of the inference engine (internal)")

@@ -35,6 +35,19 @@ NOISE_QUERY = Query(
 JPEG_WARNING = "JPEG input: its block artefacts are not Gaussian noise; expect them to remain"
 
 
+def default_passes(card_passes: int, shape: tuple[int, ...], settings, warnings: list[str]) -> int:
+    """The card's self-ensemble, or one pass for an image above ``denoise_ensemble_max_pixels`` (said in
+    ``warnings``)."""
+    pixels = shape[0] * shape[1]
+    if card_passes > 1 and pixels > settings.denoise_ensemble_max_pixels:
+        warnings.append(
+            f"a large image ({pixels / 1e6:.1f} MP): one pass instead of the model's {card_passes}; "
+            f"ask ensemble={card_passes} for the last fraction of a dB"
+        )
+        return 1
+    return card_passes
+
+
 def _headers(facts: dict) -> dict[str, str]:
     """What the JSON answer says, as headers of the image answers."""
     headers = {"X-Sigma-Used": f"{facts['sigma_used']:.3f}", "X-Ensemble": str(facts["ensemble"])}
@@ -96,7 +109,7 @@ async def denoise_image(
     warnings += plan.warnings
     if ensemble is not None and ensemble not in ENSEMBLES:
         raise ApiError(422, "invalid_request", f"query.ensemble: must be one of 1, 2, 4 or 8, got {ensemble}")
-    passes = ensemble or state.card.input.ensemble
+    passes = ensemble or default_passes(state.card.input.ensemble, d.x.shape, settings, warnings)
     t1 = time.perf_counter()
     s = settings
     x = task.fit_channels(d, state.card.input.channels)

@@ -166,6 +166,21 @@ def test_photon_noise_is_stabilised_when_asked_for(client, camera) -> None:
     assert r.status_code == 422 and "sigma" in r.json()["error"]["message"]
 
 
+def test_large_images_get_one_pass_unless_asked(camera) -> None:
+    """Above ``denoise_ensemble_max_pixels`` the card's self-ensemble is not the default (a 12 MP colour photo
+    took 3 minutes with 4 passes): one pass, said in the warnings; ensemble= still asks for more."""
+    _, noisy = camera  # 192 x 220 = 42,240 pixels
+    body = encode(noisy.astype(np.uint8))
+    with ready_client(denoise_ensemble_max_pixels=40_000) as c:
+        j = post(c, body, "?output=json").json()
+        assert j["ensemble"] == 1 and any("one pass instead of the model's 2" in w for w in j["warnings"])
+        asked = post(c, body, "?output=json&ensemble=2").json()
+        assert asked["ensemble"] == 2 and asked["warnings"] == []
+    with ready_client(denoise_ensemble_max_pixels=50_000) as c:
+        j = post(c, body, "?output=json").json()
+        assert j["ensemble"] == 2 and j["warnings"] == []
+
+
 def test_tiled_equals_whole(camera) -> None:
     _, noisy = camera
     big = np.tile(noisy, (2, 2)).astype(np.uint8)  # (384, 440)
