@@ -41,30 +41,61 @@ def test_prior_training_reads_the_card():
     assert prior["model"].endswith("model.onnx")
 
 
-def test_folded_batch_norm_graph_is_refused_when_its_convolutions_do_not_match():
+def _folded_unet(path: Path):
+    """A small U-Net with trained-looking batch norm statistics, exported the old way (eval mode: the
+    exporter folds each batch norm into the convolution before it), as ``unet_cells`` was until 2026-12-06."""
+    import warnings
+
+    from training.nets.unet import UNet
+
+    torch.manual_seed(0)
+    net = UNet(in_channels=1, num_classes=3, base=8, depth=3)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    net.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 1, 32, 32),), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}}, dynamo=False,
+                          training=torch.onnx.TrainingMode.EVAL)  # fmt: skip
+    import onnx
+
+    assert not any(n.op_type == "BatchNormalization" for n in onnx.load(str(path)).graph.node)  # folded
+    return net
+
+
+def test_folded_batch_norm_graph_is_refused_when_its_convolutions_do_not_match(tmp_path):
     from training.nets.resnet import resnet20  # exported with batch norm folded, another convolution order
     from training.nets.unet import UNet
 
     with pytest.raises(ValueError, match="cannot initialise"):
         load_onnx_weights(resnet20(num_classes=10, in_channels=1), "models/resnet20_digits")
-    with pytest.raises(ValueError, match="one for one"):  # the committed U-Net's graph, a narrower U-Net
-        load_onnx_weights(UNet(in_channels=1, num_classes=3, base=8, depth=4), "models/unet_cells")
+    _folded_unet(tmp_path / "model.onnx")
+    with pytest.raises(ValueError, match="one for one"):  # a wider U-Net than the graph's
+        load_onnx_weights(UNet(in_channels=1, num_classes=3, base=16, depth=3), tmp_path / "model.onnx")
 
 
-def test_folded_batch_norm_graph_warm_starts_convolution_by_convolution():
-    """The committed cell U-Net was exported with batch norm folded into its convolutions: each gets the
-    folded kernel and bias, its batch norm the identity - the same outputs as the ONNX graph."""
+def test_folded_batch_norm_graph_warm_starts_convolution_by_convolution(tmp_path):
+    """Each convolution gets the folded kernel and bias, its batch norm the identity: the same outputs as
+    the ONNX graph (and as the network that was exported)."""
     from training.nets.unet import UNet
 
-    net = UNet(in_channels=1, num_classes=3, base=16, depth=4)
-    load_onnx_weights(net, "models/unet_cells")
+    original = _folded_unet(tmp_path / "model.onnx")
+    net = UNet(in_channels=1, num_classes=3, base=8, depth=3)
+    load_onnx_weights(net, tmp_path / "model.onnx")
     net.eval()
     x = np.random.default_rng(1).random((1, 1, 64, 96), np.float32)
-    sess = ort.InferenceSession(str(model_file("models/unet_cells")), providers=["CPUExecutionProvider"])
-    want = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": x})[0]
     with torch.no_grad():
         got = net(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(got, want, atol=1e-4)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        np.testing.assert_allclose(got, original(torch.from_numpy(x)).numpy(), atol=1e-4)
     norm = net.inc.double_conv[1]
     assert (norm.weight == 1).all() and (norm.running_mean == 0).all()
 
@@ -146,20 +177,21 @@ def test_batch_norm_network_warm_starts_from_its_export(tmp_path, fp16):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def test_unfolded_batch_norms_are_calibrated_to_start_training_near_the_committed_network():
+def test_unfolded_batch_norms_are_calibrated_to_start_training_near_the_committed_network(tmp_path):
     """Identity batch norms would renormalise every activation in training mode; calibrated on a batch,
     the eval-mode function is unchanged and training mode answers nearly the same on that batch."""
     from training.nets.unet import UNet
     from training.warmstart import calibrate_unfolded_norms
 
-    net = UNet(in_channels=1, num_classes=3, base=16, depth=4)
-    load_onnx_weights(net, "models/unet_cells")
+    _folded_unet(tmp_path / "model.onnx")
+    net = UNet(in_channels=1, num_classes=3, base=8, depth=3)
+    load_onnx_weights(net, tmp_path / "model.onnx")
     x = torch.from_numpy(np.random.default_rng(2).random((4, 1, 64, 64), np.float32))
     with torch.no_grad():
         before = net.eval()(x)
         raw = copy.deepcopy(net).train()(x)  # (a copy: training mode updates running statistics)
-    assert (raw - before).abs().max() > 1.0  # raw identity norms: far off in training mode
-    assert calibrate_unfolded_norms(net, x) == 18  # every batch norm of the U-Net (two per double conv)
+    assert (raw - before).abs().max() > 0.1  # raw identity norms: off in training mode
+    assert calibrate_unfolded_norms(net, x) == 14  # every batch norm of the U-Net (two per double conv)
     with torch.no_grad():
         torch.testing.assert_close(net.eval()(x), before, atol=1e-4, rtol=1e-4)
         assert (net.train()(x) - before).abs().max() < 1e-2

@@ -370,6 +370,9 @@ def _export(cfg, model, spec, out, data, scores, fr, export_to, version, overwri
             "best_epoch": fr.best_epoch,
             "epochs_run": fr.epochs_run,
             "train_seconds": round(fr.train_seconds),
+            # a warm start (--init-from): what the committed model had been trained for, counted apart
+            "initialised_from": fr.initialised_from,
+            "total_train_seconds": round(fr.train_seconds + ((fr.initialised_from or {}).get("train_seconds") or 0)),
         },
         metrics=metrics,
         headline_metric="cross_object_f1" if "cross_object_f1" in metrics else "object_f1",
