@@ -19,11 +19,14 @@ def cmd_nowcast_ablation(args: argparse.Namespace) -> int:
 
 def cmd_nowcast_timesteps(args: argparse.Namespace) -> int:
     """A Lagrangian nowcaster on frames at other spacings than it was trained on, against LK and persistence."""
+    from modelrepo.card import ModelCard
+    from modelrepo.repository import CARD_FILE
     from training.nowcast_timesteps import measure, step_range, table, write_card
 
     scores = measure(Path(args.model), args.n)
+    trained = ModelCard.load(Path(args.model) / CARD_FILE).radar.timestep_minutes
     print(table(scores))
-    print(f"accepted range: {step_range(scores, 6.0)} (steps in minutes)")
+    print(f"accepted range: {step_range(scores, trained)} (steps in minutes)")
     if args.write_card:
         print(f"card written: timestep_range_minutes = {write_card(Path(args.model), scores)}")
     return 0

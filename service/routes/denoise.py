@@ -112,8 +112,8 @@ async def denoise_image(
     passes = ensemble or default_passes(state.card.input.ensemble, d.x.shape, settings, warnings)
     t1 = time.perf_counter()
     s = settings
-    x = task.fit_channels(d, state.card.input.channels)
-    work = task.predict(state, x, plan, s.request_timeout_s, s.denoise_tile_size, s.denoise_tile_overlap, passes)
+    # a colour model gets a gray image as three equal planes (modelrepo.denoising), a gray one each plane
+    work = task.predict(state, d.x, plan, s.request_timeout_s, s.denoise_tile_size, s.denoise_tile_overlap, passes)
     y, timing = await guarded(work, s.request_timeout_s)
     out = task.restore(y, d)
     facts = {
@@ -121,7 +121,7 @@ async def denoise_image(
         "sigma_estimated": plan.sigma_estimated,
         "noise_model": plan.summary(),
         "ensemble": passes,
-        "denoised_as": "rgb" if x.shape[2] == 3 else "gray",
+        "denoised_as": "rgb" if state.card.input.channels == 3 else "gray",
         "warnings": warnings,
         "model": {"name": state.name, "version": state.version, "provider": state.provider},
     }

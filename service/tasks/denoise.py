@@ -75,12 +75,6 @@ def equal_planes(x: np.ndarray) -> bool:
     return bool(np.percentile(deviation, 99.9) <= GRAY_TOLERANCE)
 
 
-def fit_channels(d: Decoded, channels: int) -> np.ndarray:
-    """The network's input for a model of ``channels`` planes: a gray image stored as RGB goes to a colour
-    model (one asked for by name) as its three planes again; anything else as decoded."""
-    return np.repeat(d.x, 3, axis=2) if channels == 3 and d.x.shape[2] == 1 and d.planes == 3 else d.x
-
-
 def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
     if data[:4] in TIFF_MAGIC:
         import tifffile
@@ -153,9 +147,8 @@ def plan_noise(x: np.ndarray, sigma: float | None, noise: str) -> NoisePlan:
         if m.gain > 0 and (noise == "poisson" or m.signal_dependent):
             level = stabilised_level(m)
             return NoisePlan(level, round(level, 3), m)
-        if noise == "poisson":
-            return NoisePlan(noise_255(x), noise_255(x), warnings=[FLAT_NOISE])
-    return NoisePlan(noise_255(x), noise_255(x))
+    level = noise_255(x)
+    return NoisePlan(level, level, warnings=[FLAT_NOISE] if noise == "poisson" else [])
 
 
 async def predict(
