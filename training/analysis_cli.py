@@ -34,10 +34,12 @@ def cmd_nowcast_timesteps(args: argparse.Namespace) -> int:
 
 def cmd_nowcast_calibrate(args: argparse.Namespace) -> int:
     """A committed nowcaster's rain decision value chosen again on validation, verified, optionally exported."""
-    from training.nowcast_calibrate import recalibrate, table
+    from training.nowcast_calibrate import recalibrate, settings_table, table
 
     export_to = Path(args.export_to) if args.export_to else None
-    r = recalibrate(Path(args.model), Path(args.out), export_to, args.version, args.overwrite)
+    r = recalibrate(Path(args.model), Path(args.out), export_to, args.version, args.overwrite, args.evolution)
+    if "served_settings" in r["verification"]:
+        print(settings_table(r["verification"]["served_settings"]))
     print(table(r["verification"]["rain_decision"]))
     print(json.dumps({k: v for k, v in r.items() if k != "verification"}, indent=2, default=str))
     return 0
@@ -81,6 +83,11 @@ def add_analysis_parsers(sub) -> None:
     p.add_argument("--export-to", default=None, help="model repository to export into, e.g. models")
     p.add_argument("--version", type=int, default=None)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--evolution",
+        action="store_true",
+        help="a Lagrangian model: choose its flow smoothing and evolution gain with the rain decision value",
+    )
     p.set_defaults(fn=cmd_nowcast_calibrate)
     p = sub.add_parser(
         "denoise-ensemble",

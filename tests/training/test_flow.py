@@ -169,7 +169,16 @@ def test_the_served_forecast_drops_sub_threshold_values_and_passes_the_gradient_
     assert float(pred.grad[4]) > 0  # and the one above it down
 
 
-def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(tmp_path) -> None:
+@pytest.fixture
+def few_calibration_sequences(monkeypatch):
+    import training.nowcast_calibrate as cal
+
+    monkeypatch.setattr(cal, "N_VALIDATION", 3)  # per regime; 16 in use
+
+
+def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(
+    tmp_path, few_calibration_sequences
+) -> None:
     from modelrepo.repository import check_model_dir
     from training.eval_repo import evaluate_entry
     from training.loop import Run
@@ -231,7 +240,9 @@ def test_the_nowcast_ablation_switches_parts_off_and_restores_them(tmp_path) -> 
     assert "| base | in-graph extrapolation |" in table(result, (1, 10))
 
 
-def test_recalibrating_a_committed_nowcaster_keeps_its_network_and_re_measures(tmp_path) -> None:
+def test_recalibrating_a_committed_nowcaster_keeps_its_network_and_re_measures(
+    tmp_path, few_calibration_sequences
+) -> None:
     """``nowcast-calibrate``: the committed graph's weights, a rain decision value chosen on validation, the
     verification again, and an export whose card make eval re-measures; the network's outputs are unchanged."""
     import onnxruntime as ort
@@ -260,5 +271,71 @@ def test_recalibrating_a_committed_nowcaster_keeps_its_network_and_re_measures(t
         for d in (tmp_path / "models", tmp_path / "models2")
     )
     np.testing.assert_allclose(after.run(None, {"input": x})[0], before.run(None, {"input": x})[0], atol=1e-5)
+    result = evaluate_entry(entry)
+    assert result.ok, result.message
+
+
+def test_serve_as_scales_the_evolution_and_sets_the_flow_smoothing() -> None:
+    from training.nowcast_ablation import forecast
+
+    torch.manual_seed(0)
+    model = LagrangianNowcaster(base=4, depth=2, flow_smooth=8.0).eval()
+    torch.nn.init.normal_(model.evolution.outc.conv.weight, std=0.1)  # a trained-looking evolution
+    x = torch.from_numpy(to_network(generate_sequence(5, 3)[:, :48, :48], SPEC))[None]
+    with torch.no_grad():
+        full = model(x)
+        without = forecast(model, x, ("evolution",))  # no evolution: extrapolation along the motion
+        model.serve_as(8.0, 1.0)
+        assert torch.equal(model(x), full)
+        model.serve_as(16.0, 0.0)
+        assert model.config["flow_smooth"] == model.flow_smooth == 16.0
+        moved = forecast(model, x, ())
+    model.serve_as(8.0)
+    np.testing.assert_allclose(forecast(model, x, ()), without, atol=1e-6)  # gain 0 stays 0
+    assert not np.allclose(moved, without, atol=1e-4)  # the smoothing changed the flow
+
+
+def test_calibrating_a_lagrangian_models_evolution_chooses_the_validation_best_setting_and_exports_it(
+    tmp_path, monkeypatch
+) -> None:
+    """``nowcast-calibrate --evolution``: every flow smoothing x evolution gain scored on validation with every
+    rain decision margin; the best one is applied to the network, written in the card and served by the export."""
+    import onnxruntime as ort
+
+    import training.nowcast_calibrate as cal
+    from modelrepo.repository import check_model_dir
+    from training.eval_repo import evaluate_entry
+    from training.loop import Run
+    from training.nowcast_ablation import load_lagrangian
+    from training.tasks.nowcast import config_from_card, train_nowcaster
+
+    monkeypatch.setattr(cal, "N_VALIDATION", 3)
+    monkeypatch.setattr(cal, "FLOW_SMOOTHS_PX", (8.0, 16.0))
+    monkeypatch.setattr(cal, "EVOLUTION_GAINS", (0.0, 1.0))
+    cfg = NowcastConfig(
+        name="lagrangian_evo", arch="lagrangian", rollout=1, rollout_start=1, n_train=8, n_val=3, n_test=3,
+        train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4, lr=3e-2, workers=1,
+        out=str(tmp_path / "runs"), n_regime_test=0,
+    )  # fmt: skip
+    train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
+    trained, _ = load_lagrangian(tmp_path / "models" / "lagrangian_evo")
+    r = cal.recalibrate(tmp_path / "models" / "lagrangian_evo", tmp_path / "runs", tmp_path / "models2", evolution=True)
+    served = r["verification"]["served_settings"]
+    assert len(served["rows"]) == 4 and served["trained"] == {"flow_smooth": 8.0, "evolution_gain": 1.0}
+    best = min(served["rows"], key=lambda row: row["mae"])
+    assert served["chosen"] == {"flow_smooth": best["flow_smooth"], "evolution_gain": best["evolution_gain"]}
+    assert r["verification"]["rain_decision"]["chosen_margin_dbz"] == best["margin_dbz"]
+    assert "(chosen)" in (tmp_path / "runs/lagrangian_evo_calibrated/served_settings.md").read_text()
+    entry = check_model_dir(tmp_path / "models2" / "lagrangian_evo")
+    assert entry.ok, entry.problems
+    assert config_from_card(entry.card).flow_smooth == entry.card.architecture.kwargs["flow_smooth"]
+    assert entry.card.architecture.kwargs["flow_smooth"] == best["flow_smooth"]
+    assert entry.card.verification["served_settings"]["chosen"] == served["chosen"]
+    trained.serve_as(**served["chosen"])  # the export serves exactly the chosen setting
+    x = to_network(generate_sequence(3, 3)[:, :48, :48], entry.card.radar)[None]
+    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expect = trained(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(sess.run(None, {"input": x})[0], expect, atol=1e-4)
     result = evaluate_entry(entry)
     assert result.ok, result.message

@@ -65,6 +65,16 @@ class LagrangianNowcaster(nn.Module):
             "flow_smooth": flow_smooth,
         }
 
+    def serve_as(self, flow_smooth: float, evolution_gain: float = 1.0) -> None:
+        """Another in-graph flow smoothing, and the evolution's changes scaled by ``evolution_gain`` (its
+        output layer's weights and bias: the same graph) - what ``training.nowcast_calibrate`` chooses on
+        validation sequences after training."""
+        self.flow_smooth = self.config["flow_smooth"] = float(flow_smooth)
+        head = self.evolution.outc.conv
+        with torch.no_grad():
+            head.weight.mul_(evolution_gain)
+            head.bias.mul_(evolution_gain)
+
     def displacement(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, H, W): pixels per time step (dy, dx) - the optical flow plus the learned correction."""
         flow = lucas_kanade(x, smooth=self.flow_smooth)

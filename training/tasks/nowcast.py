@@ -84,6 +84,10 @@ class NowcastConfig:
     # after training, choose where the served forecast turns from no rain to rain on validation sequences
     # (training.nowcast_calibrate): a value just below the rain threshold is usually rain at the threshold
     calibrate_rain: bool = False
+    # lagrangian, with calibrate_rain: first choose the in-graph flow's smoothing and a factor on the evolution
+    # network's changes on the same validation sequences (training.nowcast_calibrate; 2026-12-06: the committed
+    # model's evolution over-corrected at every lead - validation MAE lowest near 0.7 of its changes)
+    calibrate_evolution: bool = False
     seed: int = 0
     workers: int = 2  # processes generating sequences
     device: str = "auto"
@@ -97,7 +101,15 @@ class NowcastConfig:
 
     # not part of the resume key: how many processes generate the (seeded) sequences, what is verified,
     # and the name (a trial run in runs/<trial> can be copied to runs/<name> and exported under it)
-    RUN_ONLY: ClassVar[tuple[str, ...]] = ("name", "workers", "lk", "compare", "n_regime_test", "calibrate_rain")
+    RUN_ONLY: ClassVar[tuple[str, ...]] = (
+        "name",
+        "workers",
+        "lk",
+        "compare",
+        "n_regime_test",
+        "calibrate_rain",
+        "calibrate_evolution",
+    )
 
 
 def config_from_card(card) -> NowcastConfig:
@@ -320,17 +332,20 @@ def calibrate_and_verify(
     cfg: NowcastConfig, model: torch.nn.Module, spec: RadarSpec, test: np.ndarray, device, out_dir: Path
 ) -> tuple[RadarSpec, dict, dict]:
     """With ``cfg.calibrate_rain``, the rain decision value chosen on validation (its table in
-    ``out_dir/rain_decision.md`` and the verification's ``rain_decision``); then ``verify_all``."""
-    calibration = None
+    ``out_dir/rain_decision.md`` and the verification's ``rain_decision``) - with ``cfg.calibrate_evolution``
+    together with the Lagrangian model's flow smoothing and evolution gain, applied to ``model`` and ``cfg``
+    (``served_settings``; table in ``out_dir/served_settings.md``); then ``verify_all``."""
+    calibration = {}
     if cfg.calibrate_rain:
-        from training.nowcast_calibrate import calibrated, table
+        from training.nowcast_calibrate import calibrated, settings_table, table
 
         spec, calibration = calibrated(model, cfg, spec)
-        (out_dir / "rain_decision.md").write_text(table(calibration) + "\n")
+        (out_dir / "rain_decision.md").write_text(table(calibration["rain_decision"]) + "\n")
+        if "served_settings" in calibration:
+            (out_dir / "served_settings.md").write_text(settings_table(calibration["served_settings"]) + "\n")
         model.to(device)
     verification, forecasts = verify_all(cfg, model, spec, test, device)
-    if calibration is not None:
-        verification["rain_decision"] = calibration
+    verification.update(calibration)
     return spec, verification, forecasts
 
 
