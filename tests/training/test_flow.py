@@ -173,7 +173,7 @@ def test_the_served_forecast_drops_sub_threshold_values_and_passes_the_gradient_
 def few_calibration_sequences(monkeypatch):
     import training.nowcast_calibrate as cal
 
-    monkeypatch.setattr(cal, "N_VALIDATION", 3)  # per regime; 16 in use
+    monkeypatch.setattr(cal, "N_VALIDATION", 3)  # per regime; 8 in use
 
 
 def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(
@@ -309,7 +309,7 @@ def test_calibrating_a_lagrangian_models_evolution_chooses_the_validation_best_s
     from training.nowcast_ablation import load_lagrangian
     from training.tasks.nowcast import config_from_card, train_nowcaster
 
-    monkeypatch.setattr(cal, "N_VALIDATION", 3)
+    monkeypatch.setattr(cal, "N_VALIDATION_EVOLUTION", 3)
     monkeypatch.setattr(cal, "FLOW_SMOOTHS_PX", (8.0, 16.0))
     monkeypatch.setattr(cal, "EVOLUTION_GAINS", (0.0, 1.0))
     cfg = NowcastConfig(
