@@ -113,7 +113,8 @@ async def read_request(
 def _file_bytes(output: str, card, p, radar, fc: np.ndarray, fc_dbz: np.ndarray, leads: list[int], unit: str):
     """The forecast as an npz, NetCDF, PNG strip or GIF animation."""
     if output == "npz":
-        meta = {"georef": radar.georef, "verification": card.verification, "zr": list(p.zr), "model": card.name}
+        meta = {"georef": radar.georef, "verification": task.verification_summary(card), "zr": list(p.zr)}
+        meta["model"] = card.name
         return task.npz_bytes(fc, leads, p.nodata, unit, meta, task.no_rain_value(p, unit))
     if output == "netcdf":
         return task.netcdf_bytes(fc, leads, unit, p, radar.georef, card)
@@ -141,7 +142,7 @@ def _json_body(state, card, p, radar, fc: np.ndarray, leads: list[int], unit: st
         "zr": {"a": p.zr[0], "b": p.zr[1], "source": p.zr_source},
         "georef": radar.georef,
         "input": {"frames_received": p.frames_received, "frames_used": spec.frames_in, "formats": radar.formats},
-        "verification": card.verification,
+        "verification": task.verification_summary(card),
         "warnings": p.warnings,
     }
 

@@ -155,13 +155,24 @@ def npz_bytes(fc: np.ndarray, leads: list[int], mask: np.ndarray, unit: str, met
     return buf.getvalue()
 
 
+SUMMARY_KEYS = ("lead_minutes", "cases", "grid", "methods", "targets")
+
+
+def verification_summary(card: ModelCard) -> dict:
+    """What a forecast carries of its model's verification: the held-out table (every method's scores per lead)
+    and its targets; per regime, calibration and time-step tables (about 20 KB) stay in the card, at
+    ``details``."""
+    v = card.verification or {}
+    return {k: v[k] for k in SUMMARY_KEYS if k in v} | {"details": f"/models/{card.name} (card.verification)"}
+
+
 def netcdf_bytes(fc: np.ndarray, leads: list[int], unit: str, p: Prepared, georef: dict, card: ModelCard) -> bytes:
     attrs = {
         "source": f"ConvServe {card.name}",
         "zr_relation": f"Z = {p.zr[0]:g} R^{p.zr[1]:g}",
         "no_rain_value": no_rain_value(p, unit),
         "no_rain_source": p.no_rain_source,
-        "verification": json.dumps(card.verification or {}),
+        "verification": json.dumps(verification_summary(card)),
     }
     return write_netcdf(fc, [60.0 * m for m in leads], unit, georef, p.reference_time, attrs)
 

@@ -55,7 +55,12 @@ def test_json_in_json_out(client, frames) -> None:
     assert body["unit"] == "dBZ" and body["nodata_mask"] is None and body["warnings"] == []
     assert np.all((fc == SPEC.zerovalue) | ((fc >= SPEC.rain_threshold) & (fc <= SPEC.max_dbz)))
     assert (fc > 30).any() and (fc == SPEC.zerovalue).any()  # it forecasts rain, and dry areas
-    assert body["verification"] == CARD.verification and body["model"]["name"] == CARD.name == "lagrangian_nowcast"
+    assert body["model"]["name"] == CARD.name == "lagrangian_nowcast"
+    # the held-out table, not the card's per-regime, calibration and time-step tables
+    summary = body["verification"]
+    assert summary["methods"] == CARD.verification["methods"] and summary["lead_minutes"] == list(range(6, 61, 6))
+    assert "by_regime" in CARD.verification and "by_regime" not in summary and "timesteps" not in summary
+    assert len(json.dumps(summary)) < len(json.dumps(CARD.verification)) / 4
     assert body["input"] == {"frames_received": 4, "frames_used": 3, "formats": ["json"] * 4}
     assert r.headers["x-lead-times-minutes"].startswith("6,12,18")
 
@@ -174,7 +179,8 @@ def test_npz_output(client, frames) -> None:
     assert z["forecast"].shape == (10, 48, 56) and list(z["lead_times_minutes"]) == list(range(6, 61, 6))
     assert str(z["unit"]) == "mm/h" and z["nodata_mask"].shape == (48, 56)
     meta = json.loads(str(z["metadata"]))
-    assert meta["georef"] == {"institution": "test"} and meta["verification"] == CARD.verification
+    assert meta["georef"] == {"institution": "test"} and meta["verification"]["methods"] == CARD.verification["methods"]
+    assert "by_regime" not in meta["verification"] and meta["model"] == CARD.name
 
 
 def test_png_strip_and_gif(client, frames) -> None:
