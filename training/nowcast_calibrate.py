@@ -35,7 +35,7 @@ from modelrepo.radar import from_network, to_network
 from modelrepo.repository import check_model_dir
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import rollout
-from training.tasks.nowcast import VAL_SEED0, NowcastConfig, generated, regimes, validation_regime
+from training.tasks.nowcast import VAL_SEED0, NowcastConfig, generated, regimes, validation_regime, verify_all
 from training.tasks.nowcast_verify import lead_mae
 
 MARGINS_DBZ = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -141,6 +141,25 @@ def settings_table(served: dict) -> str:
     return "\n".join(lines)
 
 
+def calibrate_and_verify(
+    cfg: NowcastConfig, model: torch.nn.Module, spec: RadarSpec, test: np.ndarray, device, out_dir: Path
+) -> tuple[RadarSpec, dict, dict]:
+    """With ``cfg.calibrate_rain``, the rain decision value chosen on validation (its table in
+    ``out_dir/rain_decision.md`` and the verification's ``rain_decision``) - with ``cfg.calibrate_evolution``
+    together with the Lagrangian model's flow smoothing and evolution gain, applied to ``model`` and ``cfg``
+    (``served_settings``; table in ``out_dir/served_settings.md``); then ``verify_all``."""
+    calibration = {}
+    if cfg.calibrate_rain:
+        spec, calibration = calibrated(model, cfg, spec)
+        (out_dir / "rain_decision.md").write_text(table(calibration["rain_decision"]) + "\n")
+        if "served_settings" in calibration:
+            (out_dir / "served_settings.md").write_text(settings_table(calibration["served_settings"]) + "\n")
+        model.to(device)
+    verification, forecasts = verify_all(cfg, model, spec, test, device)
+    verification.update(calibration)
+    return spec, verification, forecasts
+
+
 def recalibrate(
     model_dir: Path,
     out: Path,
@@ -153,7 +172,7 @@ def recalibrate(
     again on validation - with ``evolution`` (Lagrangian) together with its flow smoothing and evolution gain -
     verified again like a training run (reports in ``out/<name>_calibrated``), and optionally exported with the
     new card. Without ``evolution`` the network is unchanged; so is everything its card says of it."""
-    from training.tasks.nowcast import LEADS, TEST_SEED0, build_nowcaster, calibrate_and_verify, config_from_card
+    from training.tasks.nowcast import LEADS, TEST_SEED0, build_nowcaster, config_from_card
     from training.tasks.nowcast_export import export_nowcaster
     from training.tasks.nowcast_verify import write_reports
     from training.warmstart import load_onnx_weights

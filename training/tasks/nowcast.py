@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import time
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -328,27 +327,6 @@ def verify_all(cfg: NowcastConfig, model: torch.nn.Module, spec: RadarSpec, test
     return verification, forecasts
 
 
-def calibrate_and_verify(
-    cfg: NowcastConfig, model: torch.nn.Module, spec: RadarSpec, test: np.ndarray, device, out_dir: Path
-) -> tuple[RadarSpec, dict, dict]:
-    """With ``cfg.calibrate_rain``, the rain decision value chosen on validation (its table in
-    ``out_dir/rain_decision.md`` and the verification's ``rain_decision``) - with ``cfg.calibrate_evolution``
-    together with the Lagrangian model's flow smoothing and evolution gain, applied to ``model`` and ``cfg``
-    (``served_settings``; table in ``out_dir/served_settings.md``); then ``verify_all``."""
-    calibration = {}
-    if cfg.calibrate_rain:
-        from training.nowcast_calibrate import calibrated, settings_table, table
-
-        spec, calibration = calibrated(model, cfg, spec)
-        (out_dir / "rain_decision.md").write_text(table(calibration["rain_decision"]) + "\n")
-        if "served_settings" in calibration:
-            (out_dir / "served_settings.md").write_text(settings_table(calibration["served_settings"]) + "\n")
-        model.to(device)
-    verification, forecasts = verify_all(cfg, model, spec, test, device)
-    verification.update(calibration)
-    return spec, verification, forecasts
-
-
 def train_nowcaster(
     cfg: NowcastConfig,
     run: Run = Run(),
@@ -385,6 +363,8 @@ def train_nowcaster(
     torch.save(
         {"model_args": model.config, "config": asdict(cfg), "state_dict": model.state_dict()}, out_dir / "model.pt"
     )
+    from training.nowcast_calibrate import calibrate_and_verify
+
     spec, verification, forecasts = calibrate_and_verify(cfg, model, spec, data["test"], device, out_dir)
     write_reports(verification, forecasts, history, data["test"], spec, out_dir)
     result = {
