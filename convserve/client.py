@@ -167,13 +167,12 @@ def classify_op(images: Input | list[Input], model: str | None, top_k: int, expl
     )
 
 
-def segment_op(image: Input, model: str | None, diameter: float | None, labels: bool) -> _Op:
+def segment_op(image: Input, model: str | None, diameter: float | None, labels: bool, channel=None) -> _Op:
     files = _files([image])
-    calls = [("POST", "/segment", {"params": _params(model=model, diameter=diameter), "files": files})]
+    params = _params(model=model, diameter=diameter, channel=channel)
+    calls = [("POST", "/segment", {"params": params, "files": files})]
     if labels:
-        calls.append(
-            ("POST", "/segment", {"params": _params(model=model, diameter=diameter, output="labels"), "files": files})
-        )
+        calls.append(("POST", "/segment", {"params": params | {"output": "labels"}, "files": files}))
     return _Op(calls, lambda r: _segmentation(r[0].json(), r[1].content if labels else None))
 
 
@@ -252,8 +251,11 @@ class Client(_Base):
     def classify(self, images: Input | list[Input], model=None, top_k: int = 5, explain=None) -> list[Classification]:
         return self._run(classify_op(images, model, top_k, explain))
 
-    def segment(self, image: Input, model=None, diameter: float | None = None, labels: bool = False) -> Segmentation:
-        return self._run(segment_op(image, model, diameter, labels))
+    def segment(
+        self, image: Input, model=None, diameter: float | None = None, labels: bool = False, channel=None
+    ) -> Segmentation:
+        """``channel``: red | green | blue | a 0-based index - the channel with the cells (README's /segment)."""
+        return self._run(segment_op(image, model, diameter, labels, channel))
 
     def denoise(
         self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None
@@ -305,8 +307,8 @@ class AsyncClient(_Base):
     async def classify(self, images: Input | list[Input], model=None, top_k: int = 5, explain=None):
         return await self._run(classify_op(images, model, top_k, explain))
 
-    async def segment(self, image: Input, model=None, diameter: float | None = None, labels: bool = False):
-        return await self._run(segment_op(image, model, diameter, labels))
+    async def segment(self, image: Input, model=None, diameter: float | None = None, labels=False, channel=None):
+        return await self._run(segment_op(image, model, diameter, labels, channel))
 
     async def denoise(
         self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None

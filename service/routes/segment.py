@@ -61,6 +61,13 @@ async def segment_image(
         "and the answer mapped back; absent: estimated from a first pass (rescaled only when outside the "
         "trained range)",
     ),
+    channel: str | None = Query(
+        None,
+        max_length=8,
+        description="which channel holds the cells: red | green | blue of a colour image, or a 0-based index "
+        "(a colour band, or a page of a multi-page TIFF); default: a colour image's brightness, a multi-page "
+        "file's first page (said in the warnings)",
+    ),
 ) -> Response:
     """Segment one image (8- or 16-bit PNG/TIFF, JPEG, ...): classes per pixel, objects, measurements."""
     t0 = time.perf_counter()
@@ -68,13 +75,14 @@ async def segment_image(
     card = state.card
     spec = _with_percentiles(card.input, pmin, pmax)
     blobs = await read_images(request, 1)
-    raw = task.decode(blobs[0], settings.max_image_pixels)
+    raw, notes = task.decode(blobs[0], settings.max_image_pixels, channel)
     t1 = time.perf_counter()
     tiling = (settings.segment_tile_size, settings.segment_tile_overlap)
     seg, timing = await guarded(
         task.predict(state, raw, spec, settings.request_timeout_s, *tiling, diameter, min_size),
         settings.request_timeout_s,
     )
+    seg.warnings[:0] = notes
     classes, instances = seg.classes, seg.instances
     headers = {"X-Objects": str(int(instances.max())), "X-Model": f"{state.name}/{state.version}"}
     if seg.diameter_used is not None:

@@ -12,20 +12,21 @@ from PIL import Image
 from modelrepo.card import InputSpec, ModelCard
 from modelrepo.cellseg import Segmentation, segment
 from modelrepo.errors import InputError, plain
-from modelrepo.preprocess import intensities
 from modelrepo.segmentation import measure
 from service.batcher import Timing
 from service.images import open_image
 from service.registry import ModelState
+from service.tasks import channels
 
 PALETTE = [(0, 0, 0), (46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 15)]  # per class
 
 
-def decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """Bytes -> raw intensities (H, W) in the file's own units (16-bit stays 16-bit); 413/422 otherwise."""
+def decode(data: bytes, max_pixels: int, channel: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """Bytes -> raw intensities (H, W) in the file's own units (16-bit stays 16-bit) of the chosen channel
+    (``service/tasks/channels.py``), and warnings about the choice; 413/422 otherwise."""
     img = open_image(data, max_pixels)
     try:
-        return intensities(img)
+        return channels.pick(img, channel)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError("undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
 

@@ -212,3 +212,50 @@ def test_non_cell_images_are_warned_about_and_cells_are_not(client, cells) -> No
     for c in [*cells, *make_alt_cell_dataset(3, seed=4242)]:
         r = post(client, png16(c.image))
         assert r.json()["warnings"] == [] and "x-warning" not in r.headers
+
+
+def _labels(client, data: bytes, query: str = "", ctype: str = "image/png"):
+    r = post(client, data, "?output=labels" + query, ctype)
+    assert r.status_code == 200, r.text
+    return tifffile.imread(io.BytesIO(r.content)), r.headers.get("x-warning")
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_the_channel_with_the_cells_is_picked_from_a_colour_composite(client, cells) -> None:
+    c = cells[0]
+    nuclei = (c.image // 257).astype(np.uint8)  # the cells, 8-bit
+    stain = np.zeros_like(nuclei)
+    stain[20:140, 30:60] = 180  # another stain's structure in green, elsewhere
+    composite = np.stack([np.zeros_like(nuclei), stain, nuclei], axis=-1)
+    alone, _ = _labels(client, _png(nuclei))
+    picked, warning = _labels(client, _png(composite), "&channel=blue")
+    assert warning is None and np.array_equal(picked, alone)  # the blue band, exactly as if sent alone
+    assert np.array_equal(_labels(client, _png(composite), "&channel=2")[0], alone)
+    r = post(client, _png(composite))  # the default: brightness, and a warning saying how to pick
+    assert r.status_code == 200 and "channel=red|green|blue" in r.json()["warnings"][0]
+    for quiet in (np.stack([nuclei] * 3, axis=-1), np.stack([0 * nuclei, 0 * nuclei, nuclei], axis=-1)):
+        assert "channel=" not in (post(client, _png(quiet)).headers.get("x-warning") or "")  # gray as RGB; one band
+
+
+def test_a_page_of_a_multi_page_tiff_is_picked(client, cells) -> None:
+    c = cells[1]
+    dim = (100 + np.arange(c.image.size) % 7).reshape(c.image.shape).astype(np.uint16)
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.stack([dim, c.image.astype(np.uint16)]))  # page 0: another channel, page 1: the cells
+    stack = buf.getvalue()
+    alone, _ = _labels(client, png16(c.image))
+    picked, warning = _labels(client, stack, "&channel=1", "image/tiff")
+    assert warning is None and np.array_equal(picked, alone)
+    r = post(client, stack, ctype="image/tiff")
+    assert r.status_code == 200 and "holds 2 images" in r.json()["warnings"][0]
+    for query, words in (("?channel=2", "2 pages"), ("?channel=purple", "red, green, blue"), ("?channel=-1", "")):
+        r = post(client, stack, query, "image/tiff")
+        assert r.status_code == 422 and words in r.json()["error"]["message"], r.text
+    r = post(client, png16(c.image), "?channel=green")
+    assert r.status_code == 422 and "one channel" in r.json()["error"]["message"]
+    assert client.get("/health/ready").status_code == 200
