@@ -13,6 +13,8 @@ from modelrepo.framing import FrameNotes, Invert
 from modelrepo.preprocess import prepare_image_noted
 from service.errors import ApiError
 
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # little- and big-endian TIFF
+
 
 def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
     """Open (lazily) and check the header: 422 if it is no image, 413 if it has too many pixels."""

@@ -5,9 +5,13 @@ multi-page TIFFs with one channel per page (as Fiji saves them). The network rea
 a colour image's brightness (luminance) and a multi-page file's first page, *said in the warnings* when
 that may not be what the caller meant; ``channel`` picks one: ``red`` / ``green`` / ``blue`` (or ``r`` /
 ``g`` / ``b``) of a colour image, or a 0-based index (a colour image's band or a multi-page file's page).
+TIFFs are read with tifffile, so 16-bit colour keeps its 16 bits (Pillow reads it as 8-bit).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -16,14 +20,56 @@ from modelrepo.errors import InputError
 from modelrepo.preprocess import intensities
 
 NAMES = {"red": 0, "green": 1, "blue": 2, "r": 0, "g": 1, "b": 2}
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L"
 SIGNAL_SHARE = 0.1  # a colour band carries signal when its spread is at least this share of the widest band's
-EQUAL_TOLERANCE = 2.0 / 255.0  # gray saved as colour: bands this close (share of the range) are one image
+EQUAL_SHARE = 0.01  # gray saved as colour: bands within this share of the range are one image
 
 COMPOSITE = (
     "a colour image whose channels differ: they were combined into brightness; for a fluorescence "
     "composite, channel=red|green|blue picks the one with the cells"
 )
 PAGES = "the file holds {n} images (pages or channels); the first was segmented: channel=0..{last} picks another"
+
+
+@dataclass
+class Planes:
+    """A decoded file as planes: one gray image, a colour image's bands or a multi-page file's pages."""
+
+    kind: str  # gray | colour | pages
+    count: int
+    plane: Callable[[int], np.ndarray]  # plane i, the file's own values as float32 (H, W)
+
+
+def pil_planes(img: Image.Image) -> Planes:
+    pages = int(getattr(img, "n_frames", 1))
+    if pages > 1:
+
+        def page(i: int) -> np.ndarray:
+            img.seek(i)
+            return intensities(img)
+
+        return Planes("pages", pages, page)
+    colour = [b for b in img.getbands() if b != "A"]
+    if len(colour) > 1:
+        rgb = img.convert("RGB")
+        return Planes("colour", 3, lambda i: np.asarray(rgb.getchannel(i)).astype(np.float32))
+    return Planes("gray", 1, lambda i: intensities(img))
+
+
+def tiff_planes(tf, max_pixels: int) -> Planes:
+    """An open ``tifffile.TiffFile``: its first page's samples (colour), its pages, or its one image."""
+    page = tf.pages[0]
+    h, w = page.imagelength, page.imagewidth
+    if h * w > max_pixels:
+        raise InputError("image_too_large", f"image 0 has {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
+    if page.samplesperpixel > 1:
+        a = page.asarray()
+        a = a if a.shape[-1] == page.samplesperpixel else np.moveaxis(a, 0, -1)  # planar: (S, H, W)
+        bands = min(a.shape[-1], 3) if a.shape[-1] in (3, 4) else a.shape[-1]  # RGB(A): alpha is no channel
+        return Planes("colour", bands, lambda i: a[..., i].astype(np.float32))
+    if len(tf.pages) > 1:
+        return Planes("pages", len(tf.pages), lambda i: tf.pages[i].asarray().astype(np.float32))
+    return Planes("gray", 1, lambda i: page.asarray().astype(np.float32))
 
 
 def parse(channel: str | None) -> int | None:
@@ -38,34 +84,30 @@ def parse(channel: str | None) -> int | None:
     raise InputError("invalid_request", f"channel={channel!r}: give red, green, blue or a 0-based index")
 
 
-def pick(img: Image.Image, channel: str | None) -> tuple[np.ndarray, list[str]]:
-    """The chosen channel's own values (H, W) float32, and warnings for the default choice."""
+def pick(planes: Planes, channel: str | None) -> tuple[np.ndarray, list[str]]:
+    """The chosen plane (H, W) float32, and warnings about the default choice."""
     index = parse(channel)
-    pages = int(getattr(img, "n_frames", 1))
-    colour = [b for b in img.getbands() if b != "A"]
-    if pages > 1:
-        if index is None:
-            return intensities(img), [PAGES.format(n=pages, last=pages - 1)]
-        if index >= pages:
-            raise InputError("invalid_request", f"channel={channel}: the file holds {pages} pages (0..{pages - 1})")
-        img.seek(index)
-        return intensities(img), []
-    if len(colour) > 1:
-        if index is None:
-            return intensities(img), [COMPOSITE] if composite(img) else []
-        if index >= len(colour):
-            raise InputError("invalid_request", f"channel={channel}: the image has {len(colour)} colour channels")
-        return np.asarray(img.getchannel(index)).astype(np.float32), []
-    if index not in (None, 0):
-        raise InputError("invalid_request", f"channel={channel}: the image has one channel (0)")
-    return intensities(img), []
+    if index is not None:
+        if index >= planes.count:
+            what = {"pages": "pages", "colour": "colour channels"}.get(planes.kind, "channel")
+            raise InputError(
+                "invalid_request", f"channel={channel}: the image has {planes.count} {what} (0..{planes.count - 1})"
+            )
+        return planes.plane(index), []
+    if planes.kind == "pages":
+        return planes.plane(0), [PAGES.format(n=planes.count, last=planes.count - 1)]
+    if planes.kind == "colour":
+        bands = [planes.plane(i) for i in range(planes.count)]
+        luma = LUMA if len(bands) == 3 else [1 / len(bands)] * len(bands)
+        return sum(c * b for c, b in zip(luma, bands)).astype(np.float32), [COMPOSITE] if composite(bands) else []
+    return planes.plane(0), []
 
 
-def composite(img: Image.Image) -> bool:
+def composite(bands: list[np.ndarray]) -> bool:
     """More than one colour band carries signal, and the bands are not one gray image."""
-    rgb = np.asarray(img.convert("RGB"), np.float32)[::2, ::2] / 255.0
-    spread = np.percentile(rgb, 99, axis=(0, 1)) - np.percentile(rgb, 1, axis=(0, 1))
-    if int((spread >= SIGNAL_SHARE * spread.max()).sum()) < 2:
+    x = np.stack([b[::2, ::2] for b in bands], axis=-1)
+    spread = np.percentile(x, 99, axis=(0, 1)) - np.percentile(x, 1, axis=(0, 1))
+    if spread.max() <= 0 or int((spread >= SIGNAL_SHARE * spread.max()).sum()) < 2:
         return False
-    deviation = np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max(axis=2)
-    return bool(np.percentile(deviation, 99) > EQUAL_TOLERANCE)
+    deviation = np.abs(x - x.mean(axis=2, keepdims=True)).max(axis=2)
+    return bool(np.percentile(deviation, 99) > EQUAL_SHARE * spread.max())

@@ -22,9 +22,8 @@ from modelrepo.errors import InputError, plain
 from modelrepo.noise import estimate_sigma
 from modelrepo.vst import NoiseModel, fit_noise_model, stabilise, stabilised_level, unstabilise
 from service.batcher import Timing
+from service.images import TIFF_MAGIC
 from service.registry import ModelState
-
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from modelrepo.cellseg import Segmentation, segment
 from modelrepo.errors import InputError, plain
 from modelrepo.segmentation import measure
 from service.batcher import Timing
-from service.images import open_image
+from service.images import TIFF_MAGIC, open_image
 from service.registry import ModelState
 from service.tasks import channels
 
@@ -24,9 +24,21 @@ PALETTE = [(0, 0, 0), (46, 204, 113), (231, 76, 60), (52, 152, 219), (241, 196, 
 def decode(data: bytes, max_pixels: int, channel: str | None = None) -> tuple[np.ndarray, list[str]]:
     """Bytes -> raw intensities (H, W) in the file's own units (16-bit stays 16-bit) of the chosen channel
     (``service/tasks/channels.py``), and warnings about the choice; 413/422 otherwise."""
+    if data[:4] in TIFF_MAGIC:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tf:
+                return channels.pick(channels.tiff_planes(tf, max_pixels), channel)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any TIFF decoding failure is the client's file
+            raise InputError("undecodable_image", f"TIFF cannot be decoded: {plain(exc)}") from None
     img = open_image(data, max_pixels)
     try:
-        return channels.pick(img, channel)
+        return channels.pick(channels.pil_planes(img), channel)
+    except InputError:
+        raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError("undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
 

@@ -71,6 +71,18 @@ def test_float_tiff_round_trip_keeps_dtype_and_range(client, camera) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "png_unsupported"
 
 
+def test_compressed_tiffs_are_read_as_written(client, camera) -> None:
+    """LZW (Fiji's and Pillow's TIFF compression) and deflate TIFFs denoise like the uncompressed file."""
+    _, noisy = camera
+    plain = post(client, encode(noisy.astype(np.uint8), "TIFF"), "?output=png", "image/tiff")
+    assert plain.status_code == 200, plain.text
+    for compression in ("tiff_lzw", "tiff_adobe_deflate"):
+        buf = io.BytesIO()
+        Image.fromarray(noisy.astype(np.uint8)).save(buf, format="TIFF", compression=compression)
+        r = post(client, buf.getvalue(), "?output=png", "image/tiff")
+        assert r.status_code == 200 and r.content == plain.content, (compression, r.text[:200])
+
+
 def test_rgba_keeps_alpha_and_colour(client) -> None:
     rgb = (test_images(gray=False)["astronaut"][:96, :128] * 255).astype(np.uint8)
     alpha = np.random.default_rng(1).integers(0, 256, (96, 128), dtype=np.uint8)
