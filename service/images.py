@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from modelrepo.card import InputSpec
 from modelrepo.errors import plain
@@ -33,7 +33,20 @@ def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
     w, h = img.size
     if w * h > max_pixels:
         raise ApiError(413, "image_too_large", f"image {index} has {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
-    return img
+    return upright(img, index)
+
+
+def upright(img: Image.Image, index: int = 0) -> Image.Image:
+    """The image as viewers show it: a camera's EXIF orientation (a phone photo taken sideways) applied to
+    the pixels, so answers line up with what the caller sees. Images without one stay lazy (JPEG draft)."""
+    try:
+        if img.getexif().get(ExifTags.Base.Orientation, 1) in (0, 1):
+            return img
+        turned = ImageOps.exif_transpose(img)
+    except Exception as exc:  # noqa: BLE001 - a broken EXIF block or truncated pixels are the client's file
+        raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {plain(exc)}") from None
+    turned.format = img.format
+    return turned
 
 
 def prepare(
