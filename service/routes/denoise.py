@@ -105,6 +105,8 @@ async def denoise_image(
             request, request.app.state.registry, None, "denoising", 3 if d.x.shape[2] == 3 else 1, version
         )
     warnings = [JPEG_WARNING] if d.fmt in ("JPEG", "MPO") else []
+    if d.pages > 1:
+        warnings.append(f"the file holds {d.pages} images (pages); the first was denoised")
     plan = task.plan_noise(d.x, sigma, noise)
     warnings += plan.warnings
     if ensemble is not None and ensemble not in ENSEMBLES:

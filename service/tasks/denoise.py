@@ -35,6 +35,7 @@ class Decoded:
     hi: float
     fmt: str  # "PNG", "TIFF", "JPEG", ...
     planes: int = 0  # colour planes to return when they differ from x's (a gray image stored as RGB: 3)
+    pages: int = 1  # images in the file (a multi-page TIFF: the first is denoised)
 
 
 def _from_array(a: np.ndarray, fmt: str) -> Decoded:
@@ -85,12 +86,14 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
                     raise InputError(
                         "image_too_large", f"image has {shape[0]}x{shape[1]} pixels (limit {max_pixels:,})"
                     )
-                a = tf.pages[0].asarray()
+                a, pages = tf.pages[0].asarray(), len(tf.pages)
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - any TIFF decoding failure is the client's file
             raise InputError("undecodable_image", f"TIFF cannot be decoded: {plain(exc)}") from None
-        return _from_array(a, "TIFF")
+        d = _from_array(a, "TIFF")
+        d.pages = pages
+        return d
     img = open_image(data, max_pixels)
     fmt = img.format or "?"
     try:

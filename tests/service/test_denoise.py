@@ -81,6 +81,10 @@ def test_compressed_tiffs_are_read_as_written(client, camera) -> None:
         Image.fromarray(noisy.astype(np.uint8)).save(buf, format="TIFF", compression=compression)
         r = post(client, buf.getvalue(), "?output=png", "image/tiff")
         assert r.status_code == 200 and r.content == plain.content, (compression, r.text[:200])
+    pages = io.BytesIO()
+    tifffile.imwrite(pages, np.stack([noisy, 255 - noisy]).astype(np.uint8))  # two pages: the first is denoised
+    r = post(client, pages.getvalue(), "?output=png", "image/tiff")
+    assert r.content == plain.content and "holds 2 images" in r.headers["x-warning"]
 
 
 def test_rgba_keeps_alpha_and_colour(client) -> None:
