@@ -194,7 +194,9 @@ function showSeg() {
   if (segImages[which]) $(".seg-image", segment.el).src = segImages[which];
 }
 for (const r of $$('input[name="seg-show"]', segment.el)) r.addEventListener("change", showSeg);
-segment.query = (output) => query({ model: segment.model.value, diameter: $(".diameter", segment.el).value, output });
+segment.query = (output) => query({
+  model: segment.model.value, diameter: $(".diameter", segment.el).value, channel: $(".channel", segment.el).value, output,
+});
 segment.run = async () => {
   const [json, overlay] = await Promise.all([
     api(`segment?${segment.query("json")}`, { method: "POST", body: form(segment.files) }).then((r) => r.json()),

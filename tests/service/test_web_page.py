@@ -132,6 +132,20 @@ def test_segment_sample_shows_overlay_count_and_table(page) -> None:
     shot(page, "segment")
 
 
+def test_segment_composite_sample_picks_the_channel_with_the_cells(page) -> None:
+    run_sample(page, "segment", "cells/cells_composite.png")
+    assert "channel=red|green|blue" in page.inner_text("#view-segment .warnings")  # brightness, and how to pick
+    default = int(page.get_attribute("#view-segment", "data-objects"))
+    page.select_option("#view-segment .channel", "blue")  # the channel choice reaches the service
+    page.click("#view-segment .run")
+    page.wait_for_function(
+        f"document.querySelector('#view-segment').dataset.state === 'done' && "
+        f"document.querySelector('#view-segment').dataset.objects !== '{default}'"
+    )
+    assert int(page.get_attribute("#view-segment", "data-objects")) > 50 > default
+    assert "channel=" not in page.inner_text("#view-segment .warnings")
+
+
 def test_denoise_sample_shows_before_and_after(page) -> None:
     run_sample(page, "denoise", "denoise/noisy_camera_s25.png")
     assert image_loaded(page, "#view-denoise .before") and image_loaded(page, "#view-denoise .after")
