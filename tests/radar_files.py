@@ -1,5 +1,5 @@
 """Small radar files the tests write themselves: ODIM HDF5 (in the layout pysteps' importer reads),
-CF NetCDF, gray PNG and .npy/.npz."""
+CF NetCDF, GeoTIFF, gray PNG and .npy/.npz."""
 
 from __future__ import annotations
 
@@ -56,4 +56,23 @@ def png_frame(dbz: np.ndarray, gain: float = 0.5, offset: float = -32.0) -> byte
 def npy_bytes(a: np.ndarray, allow_pickle: bool = False) -> bytes:
     buf = io.BytesIO()
     np.save(buf, a, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def geotiff_frame(values: np.ndarray, when: datetime | None = None, epsg: int = 3035, nodata: float = -9999.0) -> bytes:
+    """A float32 GeoTIFF frame as GDAL writes one: 1 km pixels, top-left corner at (4,000 km, 3,000 km), an EPSG
+    code, GDAL_NODATA and the TIFF DateTime."""
+    import tifffile
+
+    keys = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, epsg)
+    tags = [
+        (33550, 12, 3, (1000.0, 1000.0, 0.0)),
+        (33922, 12, 6, (0.0, 0.0, 0.0, 4_000_000.0, 3_000_000.0, 0.0)),
+        (34735, 3, len(keys), keys),
+        (42113, 2, 0, f"{nodata:g}"),
+    ]
+    if when is not None:
+        tags.append((306, 2, 0, when.strftime("%Y:%m:%d %H:%M:%S")))
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.where(np.isnan(values), nodata, values).astype(np.float32), extratags=tags)
     return buf.getvalue()

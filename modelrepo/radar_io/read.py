@@ -17,6 +17,7 @@ from modelrepo.radar_io.frames import (
     check_array,
     parse_time,
 )
+from modelrepo.radar_io.geotiff import TIFF_MAGIC, read_geotiff
 from modelrepo.radar_io.netcdf import read_netcdf
 from modelrepo.radar_io.odim import is_odim, read_odim
 
@@ -35,8 +36,10 @@ def sniff(data: bytes) -> str:
         return "hdf5"
     if data[:4] in NETCDF3_MAGIC:
         return "netcdf"
+    if data[:4] in TIFF_MAGIC:
+        return "tiff"
     raise RadarInputError(
-        "unsupported_format", "not a .npy, .npz, PNG, ODIM HDF5 or NetCDF file (judged by its first bytes)"
+        "unsupported_format", "not a .npy, .npz, PNG, (Geo)TIFF, ODIM HDF5 or NetCDF file (judged by its first bytes)"
     )
 
 
@@ -62,6 +65,8 @@ def _read(kind: str, data: bytes, name: str, out: RadarFrames, unit: str, png: t
         read_png(data, name, *png, out)
     elif kind == "netcdf":
         read_netcdf(data, name, out)
+    elif kind == "tiff":
+        read_geotiff(data, name, unit, png, out)
     else:  # HDF5: ODIM or NetCDF-4
         try:
             odim = is_odim(data)

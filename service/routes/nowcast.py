@@ -48,8 +48,8 @@ BODY = {
                 "schema": {
                     "type": "object",
                     "description": "Any field names: files are ordered by field name (frame1 < frame2 < frame10), "
-                    "by the `order` parameter, or by the times inside them (ODIM, NetCDF). Each file: .npy/.npz "
-                    "(T, H, W) or (H, W), a gray PNG (dBZ = png_gain * v + png_offset), ODIM HDF5 or NetCDF.",
+                    "by the `order` parameter, or by the times inside them (ODIM, NetCDF, TIFF). Each file: .npy/.npz "
+                    "(T, H, W) or (H, W), a gray PNG (dBZ = png_gain * v + png_offset), ODIM HDF5, NetCDF or GeoTIFF.",
                     "additionalProperties": {"type": "string", "format": "binary"},
                 }
             },
@@ -72,7 +72,7 @@ BODY = {
                 "example": {"frames": [[[5, 12.5], [30, 41]], [[5, 14], [31, 40]], [[5, 15], [33, 42]]]},
             },
             "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary", "description": "one .npy/.npz/HDF5/NetCDF file"}
+                "schema": {"type": "string", "format": "binary", "description": "one .npy/.npz/HDF5/NetCDF/TIFF file"}
             },
         },
     }

@@ -28,7 +28,7 @@ from service.images import open_image
 from service.tasks import classify, denoise, nowcast, segment
 from service.v2 import parse_infer
 from tests.conftest import MODELS
-from tests.radar_files import npy_bytes, png_frame, write_netcdf_frame
+from tests.radar_files import geotiff_frame, npy_bytes, png_frame, write_netcdf_frame
 
 EXAMPLES = int(os.environ.get("CONVSERVE_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -77,6 +77,7 @@ def _radar_seeds(tmp: Path) -> list[tuple[str, bytes]]:
         ("f.npy", npy_bytes(np.stack([frame] * 3))),
         ("f.npz", buf.getvalue()),
         ("f.png", png_frame(frame)),
+        ("f.tif", geotiff_frame(frame, datetime(2026, 7, 1, 12, 0))),
     ]
 
 

@@ -160,6 +160,31 @@ def test_npz_with_times_and_metadata() -> None:
     assert radar.georef == {"projection": "x"}
 
 
+def test_geotiff_values_no_data_time_and_georeferencing() -> None:
+    import tifffile
+
+    from tests.radar_files import geotiff_frame
+
+    dbz = field(4)
+    dbz[0, :3] = np.nan
+    radar = read_frames([("a.tif", geotiff_frame(dbz, datetime(2026, 7, 1, 12, 6)))])
+    np.testing.assert_allclose(radar.frames[0], dbz, equal_nan=True)  # floats as they are, GDAL_NODATA -> NaN
+    assert radar.times == [datetime(2026, 7, 1, 12, 6)] and radar.formats == ["geotiff"]
+    h, w = dbz.shape
+    assert radar.georef == {
+        "x1": 4_000_000.0, "x2": 4_000_000.0 + 1000.0 * w, "y1": 3_000_000.0 - 1000.0 * h, "y2": 3_000_000.0,
+        "xpixelsize": 1000.0, "ypixelsize": 1000.0, "yorigin": "upper", "projection": "EPSG:3035",
+    }  # fmt: skip
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.array([[0, 84, 255]], np.uint8))  # integer gray levels: scaled as PNG frames
+    np.testing.assert_allclose(read_frames([("b.tif", buf.getvalue())]).frames[0], [[-32.0, 10.0, np.nan]])
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.zeros((4, 4, 3), np.uint8), photometric="rgb")
+    with pytest.raises(RadarInputError) as e:
+        read_frames([("c.tif", buf.getvalue())])
+    assert e.value.code == "unsupported_tiff" and "colour" in e.value.message
+
+
 def test_png_scaling_and_no_data() -> None:
     dbz = field(4)
     radar = read_frames([("a.png", png_frame(dbz))])

@@ -148,6 +148,21 @@ def test_five_minute_data_is_forecast_in_its_own_steps_where_verified(client, fr
     assert r.status_code == 422 and err["code"] == "timestep_mismatch" and "6 minutes apart" in err["message"]
 
 
+def test_geotiff_frames_are_ordered_by_their_time_and_keep_their_georeferencing(client, frames) -> None:
+    from tests.radar_files import geotiff_frame
+
+    files = [
+        ("files", (f"t{i}.tif", geotiff_frame(frames[i], T0 + timedelta(minutes=6 * i)), "image/tiff"))
+        for i in (2, 0, 3, 1)  # sent out of order: the DateTime tags order them
+    ]
+    r = client.post("/nowcast", files=files)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(forecast(r), forecast(as_json(client, frames)), atol=1e-3)
+    body = r.json()
+    assert body["georef"]["projection"] == "EPSG:3035" and body["georef"]["x1"] == 4_000_000.0
+    assert body["input"]["formats"] == ["geotiff"] * 4 and body["reference_time"].startswith("2026")
+
+
 def test_netcdf_files_keep_their_georeferencing(client, frames, tmp_path) -> None:
     files = []
     for i in range(4):
