@@ -39,6 +39,9 @@ INK_EVERYWHERE = "most of the image is ink-like: this does not look like one dig
 
 _BORDER_FRACTION = 0.08  # the outer ring taken as background, as a fraction of the shorter side
 _MASS_TRIM = 0.005  # ink mass left out at each side of the ink box
+# larger 8-bit uploads are reduced to this longer side before framing (JPEG: decoded at 1/2 - 1/8 scale): the
+# grid is 8 x 8, and a 3000 x 3000 phone photo took 2 s to frame at full size (2026-12-06)
+FRAME_MAX_SIDE = 1024
 
 
 @dataclass
@@ -127,8 +130,9 @@ def _chroma(img: Image.Image) -> float:
     """Mean (max - min) over RGB, 0..1: 0 for gray images, ~0.3+ for saturated photos."""
     if img.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
         return 0.0
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
-    return float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean() / 255.0)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]  # channel by channel: a max over a last axis of 3 is slow
+    return float((np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)).mean() / 255.0)
 
 
 def frame_digit(
@@ -148,6 +152,8 @@ def frame_digit(
         dark_ink = not dark_ink
     notes.inverted = dark_ink if invert == "auto" else invert == "true"
     full_scale = 65535.0 if gray.dtype == np.uint16 or g.max() > 255 else 255.0
+    if gray.dtype.kind == "f" and g.min() >= 0.0 and g.max() <= 1.0:
+        full_scale = 1.0  # a float image in [0, 1] (a float TIFF): its own scale, not 8-bit levels
     if notes.inverted:
         g, bg, hi = -g, -bg, -lo
     big = spec.grid * spec.supersample
@@ -251,6 +257,21 @@ def fit_domain_check(train: np.ndarray, held_out: np.ndarray, k: int = 12, quant
 
 def frame_image(img: Image.Image, spec: Framing, invert: Invert = "auto") -> tuple[Image.Image, FrameNotes]:
     """A decoded upload (any mode) -> the framed 8-bit grid as a PIL ``L`` image, and what was done."""
+    full = img.size
+    if max(full) > FRAME_MAX_SIDE and img.mode in ("L", "LA", "RGB", "RGBA"):
+        if img.format == "JPEG":
+            img.draft(img.mode, (FRAME_MAX_SIDE, FRAME_MAX_SIDE))  # decoded at the smallest scale still as large
+        k = FRAME_MAX_SIDE / max(img.size)
+        if k < 1:
+            img = img.resize((max(1, round(img.width * k)), max(1, round(img.height * k))), Image.Resampling.BILINEAR)
+    framed, notes = _frame(img, spec, invert)
+    if notes.ink_box is not None and img.size != full:  # back in the upload's own pixels
+        scale = (full[0] / img.size[0], full[1] / img.size[1])
+        notes.ink_box = tuple(round(v * scale[i % 2]) for i, v in enumerate(notes.ink_box))
+    return framed, notes
+
+
+def _frame(img: Image.Image, spec: Framing, invert: Invert) -> tuple[Image.Image, FrameNotes]:
     img, composited = flatten_alpha(img)
     chroma = _chroma(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):

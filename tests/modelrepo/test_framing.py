@@ -95,6 +95,14 @@ def test_sixteen_bit_digits_frame_like_eight_bit(digits) -> None:
     assert np.abs(eight - sixteen).mean() < 0.01
 
 
+def test_a_float_image_in_0_1_frames_like_its_8_bit_levels(digits) -> None:
+    for d in digits[:20]:
+        eight, notes8 = frame_digit(d, SPEC)
+        unit, notes1 = frame_digit(d.astype(np.float32) / 255, SPEC)  # a float TIFF's values
+        assert notes1.warnings == notes8.warnings and notes1.ink_box == notes8.ink_box
+        np.testing.assert_allclose(unit, eight, atol=1e-5)
+
+
 def test_domain_check_flags_photos_not_digits(digits) -> None:
     import skimage.data
 

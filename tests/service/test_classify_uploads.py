@@ -52,6 +52,21 @@ def test_every_shipped_example_is_read_correctly_by_every_model(client, path: Pa
             assert res["preprocessing"]["alpha_composited_on"] == "white"
 
 
+def test_a_large_photo_is_framed_from_a_reduced_copy_and_reports_its_ink_in_its_own_pixels(client) -> None:
+    """A phone-sized JPEG (3000 x 3000) is reduced to 1,024 px before framing (JPEG draft decoding): the same
+    answer as the small upload, the ink box scaled back to the photo's pixels."""
+    digit = Image.open(ROOT / "examples" / "digits" / "digit_3_black_on_white.png").convert("RGB")
+    small, large = io.BytesIO(), io.BytesIO()
+    digit.resize((750, 750)).save(small, format="JPEG", quality=95)
+    digit.resize((3000, 3000)).save(large, format="JPEG", quality=95)
+    a = client.post("/classify", files={"file": ("s.jpg", small.getvalue(), "image/jpeg")}).json()["results"][0]
+    b = client.post("/classify", files={"file": ("l.jpg", large.getvalue(), "image/jpeg")}).json()["results"][0]
+    assert a["predictions"][0]["label"] == b["predictions"][0]["label"] == "3"
+    assert abs(a["predictions"][0]["score"] - b["predictions"][0]["score"]) < 0.05
+    box_small, box_large = np.array(a["preprocessing"]["ink_box"]), np.array(b["preprocessing"]["ink_box"])
+    assert box_large.max() <= 3000 and np.abs(box_large - 4 * box_small).max() <= 16  # the photo's own pixels
+
+
 def test_invert_parameter_is_obeyed_and_reported(client) -> None:
     path = next(p for p in EXAMPLES if "black_on_white" in p.name)
     auto = _post(client, path.read_bytes()).json()["results"][0]
