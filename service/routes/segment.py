@@ -84,17 +84,9 @@ async def segment_image(
     )
     seg.warnings[:0] = notes
     classes, instances = seg.classes, seg.instances
-    headers = {"X-Objects": str(int(instances.max())), "X-Model": f"{state.name}/{state.version}"}
-    if seg.diameter_used is not None:
-        headers["X-Diameter"] = f"{seg.diameter_used:.1f}"
-    if seg.warnings:
-        headers["X-Warning"] = seg.warnings[0]
-    if output == "labels":
-        return Response(task.labels_tiff(instances), media_type=_MEDIA[output], headers=headers)
-    if output == "png":
-        return Response(task.class_png(classes, card), media_type=_MEDIA[output], headers=headers)
-    if output == "overlay":
-        return Response(task.overlay_png(raw, instances, spec), media_type=_MEDIA[output], headers=headers)
+    headers = _headers(seg, state)
+    if output in ("labels", "png", "overlay"):
+        return Response(_image_output(output, seg, raw, spec, card), media_type=_MEDIA[output], headers=headers)
     rows = task.measure_objects(instances, raw)
     if output == "csv":
         return Response(task.objects_csv(rows), media_type=_MEDIA[output], headers=headers)
@@ -110,3 +102,21 @@ async def segment_image(
         "timings": timings_ms(t0, t1, timing),
     }
     return JSONResponse(body, headers=headers)
+
+
+def _headers(seg, state) -> dict[str, str]:
+    headers = {"X-Objects": str(int(seg.instances.max())), "X-Model": f"{state.name}/{state.version}"}
+    if seg.diameter_used is not None:
+        headers["X-Diameter"] = f"{seg.diameter_used:.1f}"
+    if seg.warnings:
+        headers["X-Warning"] = seg.warnings[0]
+    return headers
+
+
+def _image_output(output: str, seg, raw, spec: InputSpec, card) -> bytes:
+    """labels: the instance TIFF; png: the indexed class mask; overlay: the image with coloured contours."""
+    if output == "labels":
+        return task.labels_tiff(seg.instances)
+    if output == "png":
+        return task.class_png(seg.classes, card)
+    return task.overlay_png(raw, seg.instances, spec)
