@@ -167,9 +167,9 @@ def classify_op(images: Input | list[Input], model: str | None, top_k: int, expl
     )
 
 
-def segment_op(image: Input, model: str | None, diameter: float | None, labels: bool, channel=None) -> _Op:
+def segment_op(image: Input, model: str | None, diameter, labels: bool, channel=None, invert: bool = False) -> _Op:
     files = _files([image])
-    params = _params(model=model, diameter=diameter, channel=channel)
+    params = _params(model=model, diameter=diameter, channel=channel, invert="true" if invert else None)
     calls = [("POST", "/segment", {"params": params, "files": files})]
     if labels:
         calls.append(("POST", "/segment", {"params": params | {"output": "labels"}, "files": files}))
@@ -252,10 +252,11 @@ class Client(_Base):
         return self._run(classify_op(images, model, top_k, explain))
 
     def segment(
-        self, image: Input, model=None, diameter: float | None = None, labels: bool = False, channel=None
+        self, image: Input, model=None, diameter: float | None = None, labels: bool = False, channel=None, invert=False
     ) -> Segmentation:
-        """``channel``: red | green | blue | a 0-based index - the channel with the cells (README's /segment)."""
-        return self._run(segment_op(image, model, diameter, labels, channel))
+        """``channel``: red | green | blue | a 0-based index - the channel with the cells; ``invert``: dark cells
+        on a bright background (README's /segment)."""
+        return self._run(segment_op(image, model, diameter, labels, channel, invert))
 
     def denoise(
         self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None
@@ -307,8 +308,8 @@ class AsyncClient(_Base):
     async def classify(self, images: Input | list[Input], model=None, top_k: int = 5, explain=None):
         return await self._run(classify_op(images, model, top_k, explain))
 
-    async def segment(self, image: Input, model=None, diameter: float | None = None, labels=False, channel=None):
-        return await self._run(segment_op(image, model, diameter, labels, channel))
+    async def segment(self, image: Input, model=None, diameter=None, labels=False, channel=None, invert=False):
+        return await self._run(segment_op(image, model, diameter, labels, channel, invert))
 
     async def denoise(
         self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None

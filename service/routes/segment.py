@@ -68,6 +68,7 @@ async def segment_image(
         "(a colour band, or a page of a multi-page TIFF); default: a colour image's brightness, a multi-page "
         "file's first page (said in the warnings)",
     ),
+    invert: bool = Query(False, description="dark cells on a bright background (brightfield, histology): invert first"),
 ) -> Response:
     """Segment one image (8- or 16-bit PNG/TIFF, JPEG, ...): classes per pixel, objects, measurements."""
     t0 = time.perf_counter()
@@ -78,11 +79,13 @@ async def segment_image(
     raw, notes = task.decode(blobs[0], settings.max_image_pixels, channel)
     t1 = time.perf_counter()
     tiling = (settings.segment_tile_size, settings.segment_tile_overlap)
+    seen = task.inverted(raw) if invert else raw
     seg, timing = await guarded(
-        task.predict(state, raw, spec, settings.request_timeout_s, *tiling, diameter, min_size),
+        task.predict(state, seen, spec, settings.request_timeout_s, *tiling, diameter, min_size),
         settings.request_timeout_s,
     )
     seg.warnings[:0] = notes
+    task.hint_invert(seg.warnings, invert)
     classes, instances = seg.classes, seg.instances
     headers = _headers(seg, state)
     if output in ("labels", "png", "overlay"):

@@ -195,7 +195,8 @@ function showSeg() {
 }
 for (const r of $$('input[name="seg-show"]', segment.el)) r.addEventListener("change", showSeg);
 segment.query = (output) => query({
-  model: segment.model.value, diameter: $(".diameter", segment.el).value, channel: $(".channel", segment.el).value, output,
+  model: segment.model.value, diameter: $(".diameter", segment.el).value, channel: $(".channel", segment.el).value,
+  invert: $(".invert", segment.el).checked ? "true" : "", output,
 });
 segment.run = async () => {
   const [json, overlay] = await Promise.all([

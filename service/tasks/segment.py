@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.card import InputSpec, ModelCard
-from modelrepo.cellseg import Segmentation, segment
+from modelrepo.cellseg import BRIGHT, Segmentation, segment
 from modelrepo.errors import InputError, plain
 from modelrepo.segmentation import measure
 from service.batcher import Timing
@@ -41,6 +41,21 @@ def decode(data: bytes, max_pixels: int, channel: str | None = None) -> tuple[np
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError("undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
+
+
+BRIGHT_START = BRIGHT.split("{")[0]  # modelrepo.cellseg's "mostly bright" warning
+INVERT_HINT = "for dark cells on a bright background (brightfield, histology), send invert=true"
+
+
+def hint_invert(warnings: list[str], invert: bool) -> None:
+    """After "mostly bright", say how to send dark cells on a bright background."""
+    if not invert and any(w.startswith(BRIGHT_START) for w in warnings):
+        warnings.append(INVERT_HINT)
+
+
+def inverted(raw: np.ndarray) -> np.ndarray:
+    """Dark cells on a bright background turned into bright cells on a dark one, in the image's own range."""
+    return (np.float32(raw.max()) + np.float32(raw.min()) - raw).astype(np.float32)
 
 
 async def predict(
