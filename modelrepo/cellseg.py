@@ -147,8 +147,7 @@ async def segment(
     if diameter is not None and out.diameter_px:
         scale = checked_scale(out.diameter_px / diameter, h, w, f"diameter {diameter:g} px")
     if diameter is None and out.diameter_px and out.diameter_range:
-        scale, probs = await _surest_scale(at_scale, objects, out, h, w)
-        inst = objects(probs)
+        scale, probs, inst = await _surest_scale(at_scale, objects, out, h, w)
         found = median_diameter(inst)
         result.diameter_used, result.diameter_estimated = found, found is not None
         lo, hi = out.diameter_range
@@ -165,7 +164,7 @@ async def segment(
     return result
 
 
-async def _surest_scale(at_scale, objects, out: OutputSpec, h: int, w: int) -> tuple[float, np.ndarray]:
+async def _surest_scale(at_scale, objects, out: OutputSpec, h: int, w: int) -> tuple[float, np.ndarray, np.ndarray]:
     """The first pass when no diameter is given: the image at 1, 1/2, 1/4, ... of its size (down to
     ``MIN_SEARCH_SIDE`` px). Among the scales at which the cells found measure within the trained range,
     those where the network is surest of them (the least foreground it is unsure about, within
@@ -173,7 +172,7 @@ async def _surest_scale(at_scale, objects, out: OutputSpec, h: int, w: int) -> t
     wins. Cells larger than the network's receptive field come out in fragments at full size - of about
     the trained size, so their median diameter alone cannot say that the image should shrink - and
     unsure; at the scale that brings them near the trained size, confident. No scale in range: 1.
-    (scale, probabilities on the input grid)."""
+    (scale, probabilities and instances on the input grid)."""
     lo, hi = out.diameter_range or (0.0, float("inf"))
     trained = out.diameter_px or 1.0
     found: list[tuple[float, float, float, np.ndarray]] = []  # (unsure, diameter, scale, probabilities)
@@ -181,16 +180,20 @@ async def _surest_scale(at_scale, objects, out: OutputSpec, h: int, w: int) -> t
         if scale != 1.0 and min(h, w) * scale < MIN_SEARCH_SIDE:
             break
         p = await at_scale(scale, back=False)
-        d = median_diameter(objects(p))
+        inst = objects(p)
+        d = median_diameter(inst)
         if scale == 1.0:
-            first = p
+            first = p, inst  # on the input grid already: kept, not computed again
         if d is not None and lo <= d <= hi:
             found.append((unsure_foreground(p, out), d, scale, p))
     if not found:
-        return 1.0, first
+        return 1.0, *first
     surest = min(u for u, *_ in found)
     _, _, scale, p = min((f for f in found if f[0] <= surest + SCALE_MARGIN), key=lambda f: abs(np.log(f[1] / trained)))
-    return scale, p if scale == 1.0 else _resize(p, (h, w))
+    if scale == 1.0:
+        return 1.0, *first
+    p = _resize(p, (h, w))
+    return scale, p, objects(p)
 
 
 def unsure_foreground(probs: np.ndarray, out: OutputSpec) -> float:
