@@ -34,6 +34,17 @@ def _target_size(size: tuple[int, int], spec: InputSpec) -> tuple[int, int] | No
     return max(spec.width, round(w * scale)), max(spec.height, round(h * scale))
 
 
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # little- and big-endian TIFF
+GRAY_TOLERANCE = 3 / 255  # a plane may differ from the planes' mean by this much (JPEG's chroma rounding)
+
+
+def equal_planes(x: np.ndarray) -> bool:
+    """True when the colour image (H, W, C) in [0, 1] is gray: at 99.9 % of the pixels every plane within
+    ``GRAY_TOLERANCE`` of the planes' mean (a gray image saved as RGB)."""
+    deviation = np.abs(x - x.mean(axis=2, keepdims=True)).max(axis=2)
+    return bool(np.percentile(deviation, 99.9) <= GRAY_TOLERANCE)
+
+
 _WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from modelrepo.card import InputSpec
-from modelrepo.errors import plain
+from modelrepo.errors import InputError, plain
 from modelrepo.framing import FrameNotes, Invert
 from modelrepo.preprocess import prepare_image_noted
 from service.errors import ApiError
-
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # little- and big-endian TIFF
 
 
 def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
@@ -60,3 +60,22 @@ def prepare(
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {plain(exc)}") from None
     return (px[..., None] if px.ndim == 2 else px), notes
+
+
+@contextmanager
+def tiff_file(data: bytes, max_pixels: int) -> Iterator:
+    """An open ``tifffile.TiffFile`` (its codecs read LZW / deflate / zstd / JPEG TIFFs and keep 16-bit colour,
+    which Pillow does not) whose first page is within ``max_pixels`` (413); any failure to decode is a 422."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tf:
+            page = tf.pages[0]
+            h, w = page.imagelength, page.imagewidth
+            if h * w > max_pixels:
+                raise InputError("image_too_large", f"image has {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
+            yield tf
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any TIFF decoding failure is the client's file
+        raise InputError("undecodable_image", f"TIFF cannot be decoded: {plain(exc)}") from None

@@ -15,7 +15,6 @@ import numpy as np
 
 from modelrepo.radar_io.frames import RadarFrames, RadarInputError, check_array, check_decoded_size
 
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 NODATA_TAG, DATETIME_TAG = 42113, 306
 
 

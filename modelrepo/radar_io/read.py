@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modelrepo.errors import InputError, plain
+from modelrepo.preprocess import TIFF_MAGIC
 from modelrepo.radar_io.arrays import read_npy, read_npz, read_png
 from modelrepo.radar_io.frames import (
     OPERA_GAIN,
@@ -17,7 +18,7 @@ from modelrepo.radar_io.frames import (
     check_array,
     parse_time,
 )
-from modelrepo.radar_io.geotiff import TIFF_MAGIC, read_geotiff
+from modelrepo.radar_io.geotiff import read_geotiff
 from modelrepo.radar_io.netcdf import read_netcdf
 from modelrepo.radar_io.odim import is_odim, read_odim
 

@@ -17,12 +17,11 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.errors import InputError
-from modelrepo.preprocess import intensities
+from modelrepo.preprocess import equal_planes, intensities
 
 NAMES = {"red": 0, "green": 1, "blue": 2, "r": 0, "g": 1, "b": 2}
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L"
 SIGNAL_SHARE = 0.1  # a colour band carries signal when its spread is at least this share of the widest band's
-EQUAL_SHARE = 0.01  # gray saved as colour: bands within this share of the range are one image
 
 COMPOSITE = (
     "a colour image whose channels differ: they were combined into brightness; for a fluorescence "
@@ -56,12 +55,10 @@ def pil_planes(img: Image.Image) -> Planes:
     return Planes("gray", 1, lambda i: intensities(img))
 
 
-def tiff_planes(tf, max_pixels: int) -> Planes:
-    """An open ``tifffile.TiffFile``: its first page's samples (colour), its pages, or its one image."""
+def tiff_planes(tf) -> Planes:
+    """An open ``tifffile.TiffFile`` (``service.images.tiff_file``): its first page's samples (colour), its
+    pages, or its one image."""
     page = tf.pages[0]
-    h, w = page.imagelength, page.imagewidth
-    if h * w > max_pixels:
-        raise InputError("image_too_large", f"image 0 has {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
     if page.samplesperpixel > 1:
         a = page.asarray()
         a = a if a.shape[-1] == page.samplesperpixel else np.moveaxis(a, 0, -1)  # planar: (S, H, W)
@@ -109,5 +106,5 @@ def composite(bands: list[np.ndarray]) -> bool:
     spread = np.percentile(x, 99, axis=(0, 1)) - np.percentile(x, 1, axis=(0, 1))
     if spread.max() <= 0 or int((spread >= SIGNAL_SHARE * spread.max()).sum()) < 2:
         return False
-    deviation = np.abs(x - x.mean(axis=2, keepdims=True)).max(axis=2)
-    return bool(np.percentile(deviation, 99) > EQUAL_SHARE * spread.max())
+    lo, hi = x.min(), x.max()
+    return not equal_planes((x - lo) / (hi - lo))  # gray saved as colour is one image

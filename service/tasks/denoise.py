@@ -20,9 +20,10 @@ from PIL import Image
 from modelrepo.denoising import denoise
 from modelrepo.errors import InputError, plain
 from modelrepo.noise import estimate_sigma
+from modelrepo.preprocess import TIFF_MAGIC, equal_planes
 from modelrepo.vst import NoiseModel, fit_noise_model, stabilise, stabilised_level, unstabilise
 from service.batcher import Timing
-from service.images import TIFF_MAGIC
+from service.images import tiff_file
 from service.registry import ModelState
 
 
@@ -65,32 +66,10 @@ def _from_array(a: np.ndarray, fmt: str) -> Decoded:
     return Decoded(np.ascontiguousarray(x), alpha, a.dtype, lo, hi, fmt)
 
 
-GRAY_TOLERANCE = 3 / 255  # a plane may differ from the planes' mean by this much (JPEG's chroma rounding)
-
-
-def equal_planes(x: np.ndarray) -> bool:
-    """True when the RGB image (H, W, 3) in [0, 1] is gray: at 99.9 % of the pixels every plane within
-    ``GRAY_TOLERANCE`` of the planes' mean."""
-    deviation = np.abs(x - x.mean(axis=2, keepdims=True)).max(axis=2)
-    return bool(np.percentile(deviation, 99.9) <= GRAY_TOLERANCE)
-
-
 def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
     if data[:4] in TIFF_MAGIC:
-        import tifffile
-
-        try:
-            with tifffile.TiffFile(io.BytesIO(data)) as tf:
-                shape = tf.pages[0].shape
-                if int(np.prod(shape[:2])) > max_pixels:
-                    raise InputError(
-                        "image_too_large", f"image has {shape[0]}x{shape[1]} pixels (limit {max_pixels:,})"
-                    )
-                a, pages = tf.pages[0].asarray(), len(tf.pages)
-        except InputError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any TIFF decoding failure is the client's file
-            raise InputError("undecodable_image", f"TIFF cannot be decoded: {plain(exc)}") from None
+        with tiff_file(data, max_pixels) as tf:
+            a, pages = tf.pages[0].asarray(), len(tf.pages)
         d = _from_array(a, "TIFF")
         d.pages = pages
         return d

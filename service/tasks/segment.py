@@ -12,9 +12,10 @@ from PIL import Image
 from modelrepo.card import InputSpec, ModelCard
 from modelrepo.cellseg import BRIGHT, Segmentation, segment
 from modelrepo.errors import InputError, plain
+from modelrepo.preprocess import TIFF_MAGIC
 from modelrepo.segmentation import measure
 from service.batcher import Timing
-from service.images import TIFF_MAGIC, open_image
+from service.images import open_image, tiff_file
 from service.registry import ModelState
 from service.tasks import channels
 
@@ -25,15 +26,8 @@ def decode(data: bytes, max_pixels: int, channel: str | None = None) -> tuple[np
     """Bytes -> raw intensities (H, W) in the file's own units (16-bit stays 16-bit) of the chosen channel
     (``service/tasks/channels.py``), and warnings about the choice; 413/422 otherwise."""
     if data[:4] in TIFF_MAGIC:
-        import tifffile
-
-        try:
-            with tifffile.TiffFile(io.BytesIO(data)) as tf:
-                return channels.pick(channels.tiff_planes(tf, max_pixels), channel)
-        except InputError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any TIFF decoding failure is the client's file
-            raise InputError("undecodable_image", f"TIFF cannot be decoded: {plain(exc)}") from None
+        with tiff_file(data, max_pixels) as tf:
+            return channels.pick(channels.tiff_planes(tf), channel)
     img = open_image(data, max_pixels)
     try:
         return channels.pick(channels.pil_planes(img), channel)

@@ -169,6 +169,27 @@ def test_the_served_forecast_drops_sub_threshold_values_and_passes_the_gradient_
     assert float(pred.grad[4]) > 0  # and the one above it down
 
 
+def _tiny(name: str, out, **kw) -> NowcastConfig:
+    """A Lagrangian nowcaster small enough to train in seconds on 48 px sequences."""
+    small = dict(
+        name=name, arch="lagrangian", rollout=1, rollout_start=1, n_train=8, n_val=3, n_test=3, train_size=48,
+        crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4, lr=3e-2, workers=1, out=str(out),
+        n_regime_test=0,
+    )  # fmt: skip
+    return NowcastConfig(**(small | kw))
+
+
+@pytest.fixture(scope="module")
+def tiny_committed(tmp_path_factory):
+    """A tiny Lagrangian nowcaster trained and exported once (the model folder); the tests leave it as it is."""
+    from training.loop import Run
+    from training.tasks.nowcast import train_nowcaster
+
+    root = tmp_path_factory.mktemp("tiny")
+    train_nowcaster(_tiny("lagrangian_cal", root / "runs"), run=Run(export_to=root / "models", progress=False))
+    return root / "models" / "lagrangian_cal"
+
+
 @pytest.fixture
 def few_calibration_sequences(monkeypatch):
     import training.nowcast_calibrate as cal
@@ -184,11 +205,9 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(
     from training.loop import Run
     from training.tasks.nowcast import config_from_card, train_nowcaster
 
-    cfg = NowcastConfig(
-        name="lagrangian_tiny", arch="lagrangian", rollout=1, rollout_start=1, mask_inflow=True, n_train=8,
-        n_val=3, n_test=5, train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4,
-        workers=1, out=str(tmp_path / "runs"), n_regime_test=0, relative=True, csi_weight=0.5, served_loss=True,
-        flow_smooth=16.0, calibrate_rain=True,
+    cfg = _tiny(
+        "lagrangian_tiny", tmp_path / "runs", lr=NowcastConfig.lr, n_test=5, mask_inflow=True, relative=True,
+        csi_weight=0.5, served_loss=True, flow_smooth=16.0, calibrate_rain=True,
     )  # fmt: skip
     r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert all(np.isfinite(h["val_loss"]) for h in r["history"]) and np.isfinite(r["history"][-1]["train_loss"])
@@ -214,11 +233,7 @@ def test_the_nowcast_ablation_switches_parts_off_and_restores_them(tmp_path) -> 
     from training.nowcast_ablation import PARTS, ablation, forecast, load_lagrangian, table
     from training.tasks.nowcast import train_nowcaster
 
-    cfg = NowcastConfig(
-        name="lagrangian_abl", arch="lagrangian", rollout=1, rollout_start=1, n_train=8, n_val=3, n_test=2,
-        train_size=48, crop=32, test_size=48, base=4, depth=2, steps=30, batch_size=4, lr=3e-2, workers=1,
-        out=str(tmp_path / "runs"), n_regime_test=0,
-    )  # fmt: skip
+    cfg = _tiny("lagrangian_abl", tmp_path / "runs", n_test=2, steps=30)
     train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))  # 2 test cases export too
     model_dir = tmp_path / "models" / "lagrangian_abl"
     model, spec = load_lagrangian(model_dir)
@@ -241,7 +256,7 @@ def test_the_nowcast_ablation_switches_parts_off_and_restores_them(tmp_path) -> 
 
 
 def test_recalibrating_a_committed_nowcaster_keeps_its_network_and_re_measures(
-    tmp_path, few_calibration_sequences
+    tmp_path, tiny_committed, few_calibration_sequences
 ) -> None:
     """``nowcast-calibrate``: the committed graph's weights, a rain decision value chosen on validation, the
     verification again, and an export whose card make eval re-measures; the network's outputs are unchanged."""
@@ -249,18 +264,10 @@ def test_recalibrating_a_committed_nowcaster_keeps_its_network_and_re_measures(
 
     from modelrepo.repository import check_model_dir
     from training.eval_repo import evaluate_entry
-    from training.loop import Run
     from training.nowcast_calibrate import MARGINS_DBZ, recalibrate
-    from training.tasks.nowcast import train_nowcaster
 
-    cfg = NowcastConfig(
-        name="lagrangian_cal", arch="lagrangian", rollout=1, rollout_start=1, n_train=8, n_val=3, n_test=3,
-        train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4, lr=3e-2, workers=1,
-        out=str(tmp_path / "runs"), n_regime_test=0,
-    )  # fmt: skip
-    train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
-    assert check_model_dir(tmp_path / "models" / "lagrangian_cal").card.radar.rain_decision_dbz is None
-    r = recalibrate(tmp_path / "models" / "lagrangian_cal", tmp_path / "runs", export_to=tmp_path / "models2")
+    assert check_model_dir(tiny_committed).card.radar.rain_decision_dbz is None
+    r = recalibrate(tiny_committed, tmp_path / "runs", export_to=tmp_path / "models2")
     entry = check_model_dir(tmp_path / "models2" / "lagrangian_cal")
     assert entry.ok, entry.problems
     assert entry.card.radar.rain_decision_dbz == r["rain_decision_dbz"]
@@ -268,7 +275,7 @@ def test_recalibrating_a_committed_nowcaster_keeps_its_network_and_re_measures(
     x = to_network(generate_sequence(3, 3)[:, :48, :48], entry.card.radar)[None]
     before, after = (
         ort.InferenceSession(str(d / "lagrangian_cal" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-        for d in (tmp_path / "models", tmp_path / "models2")
+        for d in (tiny_committed.parent, tmp_path / "models2")
     )
     np.testing.assert_allclose(after.run(None, {"input": x})[0], before.run(None, {"input": x})[0], atol=1e-5)
     result = evaluate_entry(entry)
@@ -296,7 +303,7 @@ def test_serve_as_scales_the_evolution_and_sets_the_flow_smoothing() -> None:
 
 
 def test_calibrating_a_lagrangian_models_evolution_chooses_the_validation_best_setting_and_exports_it(
-    tmp_path, monkeypatch
+    tmp_path, tiny_committed, monkeypatch
 ) -> None:
     """``nowcast-calibrate --evolution``: every flow smoothing x evolution gain scored on validation with every
     rain decision margin; the best one is applied to the network, written in the card and served by the export."""
@@ -305,37 +312,32 @@ def test_calibrating_a_lagrangian_models_evolution_chooses_the_validation_best_s
     import training.nowcast_calibrate as cal
     from modelrepo.repository import check_model_dir
     from training.eval_repo import evaluate_entry
-    from training.loop import Run
     from training.nowcast_ablation import load_lagrangian
-    from training.tasks.nowcast import config_from_card, train_nowcaster
+    from training.tasks.nowcast import config_from_card
 
     monkeypatch.setattr(cal, "N_VALIDATION_EVOLUTION", 3)
-    monkeypatch.setattr(cal, "FLOW_SMOOTHS_PX", (8.0, 16.0))
-    monkeypatch.setattr(cal, "EVOLUTION_GAINS", (0.0, 1.0))
-    cfg = NowcastConfig(
-        name="lagrangian_evo", arch="lagrangian", rollout=1, rollout_start=1, n_train=8, n_val=3, n_test=3,
-        train_size=48, crop=32, test_size=48, base=4, depth=2, steps=20, batch_size=4, lr=3e-2, workers=1,
-        out=str(tmp_path / "runs"), n_regime_test=0,
-    )  # fmt: skip
-    train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
-    trained, _ = load_lagrangian(tmp_path / "models" / "lagrangian_evo")
-    r = cal.recalibrate(tmp_path / "models" / "lagrangian_evo", tmp_path / "runs", tmp_path / "models2", evolution=True)
+    monkeypatch.setattr(cal, "FLOW_SMOOTHS_PX", (12.0, 16.0))  # none of the settings is the trained one (8, 1),
+    monkeypatch.setattr(cal, "EVOLUTION_GAINS", (0.5,))  # so the export must differ from the committed graph
+    trained, _ = load_lagrangian(tiny_committed)
+    r = cal.recalibrate(tiny_committed, tmp_path / "runs", tmp_path / "models2", evolution=True)
     served = r["verification"]["served_settings"]
-    assert len(served["rows"]) == 4 and served["trained"] == {"flow_smooth": 8.0, "evolution_gain": 1.0}
+    assert len(served["rows"]) == 2 and served["trained"] == {"flow_smooth": 8.0, "evolution_gain": 1.0}
     best = min(served["rows"], key=lambda row: row["mae"])
     assert served["chosen"] == {"flow_smooth": best["flow_smooth"], "evolution_gain": best["evolution_gain"]}
     assert r["verification"]["rain_decision"]["chosen_margin_dbz"] == best["margin_dbz"]
-    assert "(chosen)" in (tmp_path / "runs/lagrangian_evo_calibrated/served_settings.md").read_text()
-    entry = check_model_dir(tmp_path / "models2" / "lagrangian_evo")
+    assert "(chosen)" in (tmp_path / "runs/lagrangian_cal_calibrated/served_settings.md").read_text()
+    entry = check_model_dir(tmp_path / "models2" / "lagrangian_cal")
     assert entry.ok, entry.problems
     assert config_from_card(entry.card).flow_smooth == entry.card.architecture.kwargs["flow_smooth"]
     assert entry.card.architecture.kwargs["flow_smooth"] == best["flow_smooth"]
     assert entry.card.verification["served_settings"]["chosen"] == served["chosen"]
-    trained.serve_as(**served["chosen"])  # the export serves exactly the chosen setting
     x = to_network(generate_sequence(3, 3)[:, :48, :48], entry.card.radar)[None]
-    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
     with torch.no_grad():
+        before = trained(torch.from_numpy(x)).numpy()
+        trained.serve_as(**served["chosen"])  # the export serves exactly the chosen setting
         expect = trained(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(sess.run(None, {"input": x})[0], expect, atol=1e-4)
+    got = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, expect, atol=1e-4)
+    assert not np.allclose(got, before, atol=1e-3)  # and that is not the committed network
     result = evaluate_entry(entry)
     assert result.ok, result.message
