@@ -38,7 +38,7 @@ def cmd_nowcast_calibrate(args: argparse.Namespace) -> int:
 
     export_to = Path(args.export_to) if args.export_to else None
     r = recalibrate(Path(args.model), Path(args.out), export_to, args.version, args.overwrite, args.evolution)
-    if "served_settings" in r["verification"]:
+    if args.evolution and "served_settings" in r["verification"]:
         print(settings_table(r["verification"]["served_settings"]))
     print(table(r["verification"]["rain_decision"]))
     print(json.dumps({k: v for k, v in r.items() if k != "verification"}, indent=2, default=str))

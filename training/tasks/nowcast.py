@@ -84,8 +84,8 @@ class NowcastConfig:
     # (training.nowcast_calibrate): a value just below the rain threshold is usually rain at the threshold
     calibrate_rain: bool = False
     # lagrangian, with calibrate_rain: first choose the in-graph flow's smoothing and a factor on the evolution
-    # network's changes on the same validation sequences (training.nowcast_calibrate; 2026-12-06: the committed
-    # model's evolution over-corrected at every lead - validation MAE lowest near 0.7 of its changes)
+    # network's changes on the same validation sequences (training.nowcast_calibrate; on the committed model
+    # validation liked 0.7 of its changes and the held-out sets did not - README, 2026-12-06)
     calibrate_evolution: bool = False
     seed: int = 0
     workers: int = 2  # processes generating sequences
