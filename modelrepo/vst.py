@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modelrepo.noise import LUMA_NOISE, haar_details, luma
+
 BINS = 16
 SIGNAL_DEPENDENT = 0.5  # at mid-range, this share of the variance from the signal-dependent term or more
 MIN_SPREAD = 0.25  # the bins kept must span this much of the range to say anything about a slope
@@ -44,17 +46,16 @@ class NoiseModel:
         }
 
 
-def fit_noise_model(x: np.ndarray) -> NoiseModel:
-    """x: (H, W) or (H, W, C) in [0, 1] -> the fitted noise-level function (planes pooled)."""
+def fit_noise_model(x: np.ndarray, lossy: bool = False) -> NoiseModel:
+    """x: (H, W) or (H, W, C) in [0, 1] -> the fitted noise-level function (planes pooled). ``lossy``: the
+    details a JPEG keeps, and for colour the luma plane, as the function of one colour plane
+    (``modelrepo.noise``)."""
     x = np.asarray(x, np.float64)
+    if lossy and x.ndim == 3 and x.shape[2] == 3:
+        m = fit_noise_model(luma(x)[..., None], True)  # var(luma) = LUMA_NOISE^2 (gain x + var0) where planes agree
+        return NoiseModel(m.gain / LUMA_NOISE**2, m.var0 / LUMA_NOISE**2)
     planes = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
-    means, coefs = [], []
-    for a in planes:
-        h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
-        a = a[:h, :w]
-        q = a[0::2, 0::2], a[0::2, 1::2], a[1::2, 0::2], a[1::2, 1::2]
-        coefs.append(((q[0] - q[1] - q[2] + q[3]) / 2).ravel())
-        means.append(((q[0] + q[1] + q[2] + q[3]) / 4).ravel())
+    means, coefs = zip(*(haar_details(a, lossy) for a in planes))
     m, c = np.concatenate(means), np.concatenate(coefs)
     if m.size < BINS * 16:
         return NoiseModel(0.0, _level(c) ** 2 if c.size else 0.0)

@@ -56,6 +56,14 @@ def cmd_denoise_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_denoise_jpeg(args: argparse.Namespace) -> int:
+    """Noisy held-out images saved as JPEG through the committed denoisers: per-plane vs JPEG noise measure."""
+    from training.denoise_jpeg import report
+
+    print(report(Path(args.models), Path(args.out)))
+    return 0
+
+
 def add_analysis_parsers(sub) -> None:
     """Diagnostics of committed models (they write nothing), the recalibration of a nowcaster and a
     denoiser's self-ensemble."""
@@ -100,3 +108,9 @@ def add_analysis_parsers(sub) -> None:
     p.add_argument("--version", type=int, default=None)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(fn=cmd_denoise_ensemble)
+    p = sub.add_parser(
+        "denoise-jpeg", help="noisy held-out images saved as JPEG through the committed denoisers (docs table)"
+    )
+    p.add_argument("--models", default="models", help="model repository")
+    p.add_argument("--out", default="docs", help="writes OUT/denoise_jpeg.md and .png")
+    p.set_defaults(fn=cmd_denoise_jpeg)

@@ -32,7 +32,7 @@ NOISE_QUERY = Query(
     "with the signal (fitted from the image, variance-stabilised); auto: poisson where the fit finds the "
     "noise mostly signal-dependent",
 )
-JPEG_WARNING = "JPEG input: its block artefacts are not Gaussian noise; expect them to remain"
+LOSSY_WARNING = "{} input: its block artefacts are not Gaussian noise; expect them to remain"
 
 
 def default_passes(card_passes: int, shape: tuple[int, ...], settings, warnings: list[str]) -> int:
@@ -104,10 +104,10 @@ async def denoise_image(
         state = resolve_model(
             request, request.app.state.registry, None, "denoising", 3 if d.x.shape[2] == 3 else 1, version
         )
-    warnings = [JPEG_WARNING] if d.fmt in ("JPEG", "MPO") else []
+    warnings = [LOSSY_WARNING.format("JPEG" if d.fmt != "WEBP" else "lossy WebP")] if d.lossy else []
     if d.pages > 1:
         warnings.append(f"the file holds {d.pages} images (pages); the first was denoised")
-    plan = task.plan_noise(d.x, sigma, noise)
+    plan = task.plan_noise(d.x, sigma, noise, d.lossy)
     warnings += plan.warnings
     if ensemble is not None and ensemble not in ENSEMBLES:
         raise ApiError(422, "invalid_request", f"query.ensemble: must be one of 1, 2, 4 or 8, got {ensemble}")
@@ -121,6 +121,7 @@ async def denoise_image(
     facts = {
         "sigma_used": round(plan.sigma_used, 3),
         "sigma_estimated": plan.sigma_estimated,
+        "noise_measured_as": "lossy" if d.lossy else "lossless",
         "noise_model": plan.summary(),
         "ensemble": passes,
         "denoised_as": "rgb" if state.card.input.channels == 3 else "gray",
@@ -137,8 +138,8 @@ async def denoise_image(
         "dtype": str(out.dtype),
         "shape": list(out.shape),
         **facts,
-        "noise_before": task.noise_255(d.x),
-        "noise_after": task.noise_255(y),
+        "noise_before": task.noise_255(d.x, d.lossy),
+        "noise_after": task.noise_255(y, d.lossy),
         "timings": timings_ms(t0, t1, timing),
     }
     return JSONResponse(body, headers=headers)

@@ -237,7 +237,8 @@ denoise.run = async () => {
   $(".after", denoise.el).src = url;
   Object.assign($(".download", denoise.el), { href: url, download: `denoised.${body.format === "png" ? "png" : "tif"}` });
   $(".sigma-used", denoise.el).textContent = `sigma used ${body.sigma_used}` +
-    (body.sigma_estimated !== null ? " (estimated from the image)" : " (given)") +
+    (body.sigma_estimated === null ? " (given)" : body.noise_measured_as === "lossy"
+      ? " (estimated from the image, as its lossy compression kept the noise)" : " (estimated from the image)") +
     ` · ${body.noise_model.kind} noise` +
     ` · noise before ${body.noise_before}, after ${body.noise_after} · ${body.ensemble} pass${body.ensemble > 1 ? "es" : ""}`;
   denoise.warn(body.warnings);

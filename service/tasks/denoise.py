@@ -37,6 +37,19 @@ class Decoded:
     fmt: str  # "PNG", "TIFF", "JPEG", ...
     planes: int = 0  # colour planes to return when they differ from x's (a gray image stored as RGB: 3)
     pages: int = 1  # images in the file (a multi-page TIFF: the first is denoised)
+    lossy: bool = False  # JPEG-like coding (JPEG, lossy WebP, JPEG in a TIFF): noise measured as it keeps it
+
+
+def lossy_webp(data: bytes) -> bool:
+    """A WebP file whose image is VP8 (lossy: YUV 4:2:0, transform-coded), not VP8L (lossless): the RIFF
+    chunks walked to the first image chunk."""
+    at = 12
+    while at + 8 <= len(data):
+        tag, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        if tag in (b"VP8 ", b"VP8L"):
+            return tag == b"VP8 "
+        at += 8 + size + (size & 1)
+    return False
 
 
 def _from_array(a: np.ndarray, fmt: str) -> Decoded:
@@ -69,12 +82,19 @@ def _from_array(a: np.ndarray, fmt: str) -> Decoded:
 def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
     if data[:4] in TIFF_MAGIC:
         with tiff_file(data, max_pixels) as tf:
-            a, pages = tf.pages[0].asarray(), len(tf.pages)
+            page, pages = tf.pages[0], len(tf.pages)
+            a, lossy = page.asarray(), page.compression in (6, 7)  # (old-style) JPEG
         d = _from_array(a, "TIFF")
-        d.pages = pages
+        d.pages, d.lossy = pages, lossy
         return d
     img = open_image(data, max_pixels)
     fmt = img.format or "?"
+    d = _decode_pillow(img, fmt)
+    d.lossy = fmt in ("JPEG", "MPO") or (fmt == "WEBP" and lossy_webp(data))
+    return d
+
+
+def _decode_pillow(img: Image.Image, fmt: str) -> Decoded:
     try:
         if img.mode == "P":
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -113,10 +133,10 @@ class NoisePlan:
         return self.model.summary() | {"kind": "poisson-gaussian"}  # stabilised, whichever the fit's share
 
 
-def plan_noise(x: np.ndarray, sigma: float | None, noise: str) -> NoisePlan:
+def plan_noise(x: np.ndarray, sigma: float | None, noise: str, lossy: bool = False) -> NoisePlan:
     """``sigma`` given: Gaussian at that level. Else ``noise`` = gaussian: the estimated level; poisson:
     the fitted noise-level function whenever it grows with the signal; auto: only where it is mostly
-    signal-dependent (``NoiseModel.signal_dependent``)."""
+    signal-dependent (``NoiseModel.signal_dependent``). ``lossy``: both measured as a JPEG keeps its noise."""
     if noise not in NOISE_KINDS:
         raise InputError("invalid_request", f"noise must be one of {', '.join(NOISE_KINDS)}, got {noise!r}")
     if sigma is not None:
@@ -124,11 +144,11 @@ def plan_noise(x: np.ndarray, sigma: float | None, noise: str) -> NoisePlan:
             raise InputError("invalid_request", "sigma is a Gaussian noise level; leave it out with noise=" + noise)
         return NoisePlan(sigma, None)
     if noise != "gaussian":
-        m = fit_noise_model(x)
+        m = fit_noise_model(x, lossy)
         if m.gain > 0 and (noise == "poisson" or m.signal_dependent):
             level = stabilised_level(m)
             return NoisePlan(level, round(level, 3), m)
-    level = noise_255(x)
+    level = noise_255(x, lossy)
     return NoisePlan(level, level, warnings=[FLAT_NOISE] if noise == "poisson" else [])
 
 
@@ -200,5 +220,5 @@ def tiff_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def noise_255(x: np.ndarray) -> float:
-    return round(estimate_sigma(x) * 255, 3)
+def noise_255(x: np.ndarray, lossy: bool = False) -> float:
+    return round(estimate_sigma(x, lossy) * 255, 3)

@@ -130,6 +130,56 @@ def test_jpeg_input_warns(client, camera) -> None:
     _, noisy = camera
     r = post(client, encode(noisy.astype(np.uint8), "JPEG"), "?output=json", "image/jpeg")
     assert r.status_code == 200 and "JPEG" in r.headers["x-warning"] and r.json()["warnings"]
+    assert r.json()["noise_measured_as"] == "lossy"
+
+
+def test_a_noisy_colour_jpeg_is_denoised_at_the_level_it_had(client) -> None:
+    """A colour photo with sigma-25 noise saved as Pillow saves JPEGs (quality 75, 4:2:0): measured per colour
+    plane its noise would read ~16 (JPEG averages the chroma noise away) and the denoiser, told that, would
+    leave most of it in; measured on the luma's kept details it reads ~25, and the answer is dBs better."""
+    from modelrepo.noise import estimate_sigma
+
+    clean = (test_images(gray=False)["astronaut"][40:232, 200:392] * 255).round()
+    noisy = np.clip(clean + np.random.default_rng(4).normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    body = encode(noisy, "JPEG")
+    j = post(client, body, "?output=json", "image/jpeg").json()
+    assert j["noise_measured_as"] == "lossy" and j["denoised_as"] == "rgb"
+    assert j["sigma_estimated"] == pytest.approx(25, rel=0.15)
+    per_plane = estimate_sigma(np.asarray(Image.open(io.BytesIO(body)), np.float64) / 255) * 255
+    assert per_plane < 0.8 * 25
+    blind = np.asarray(Image.open(io.BytesIO(base64.b64decode(j["image"]))))
+    told = np.asarray(Image.open(io.BytesIO(post(client, body, f"?sigma={per_plane}", "image/jpeg").content)))
+    assert psnr(blind, clean, 255) > psnr(told, clean, 255) + 1.5
+    png = post(client, encode(noisy), "?output=json").json()  # the same pixels losslessly: measured as before
+    assert png["noise_measured_as"] == "lossless"
+    assert png["sigma_estimated"] == pytest.approx(estimate_sigma(noisy / 255) * 255, abs=1e-3)
+
+
+def test_other_lossy_files_are_measured_as_jpegs(client, camera) -> None:
+    """Lossy WebP (VP8: 4:2:0, transform-coded; also inside the extended VP8X layout that carries alpha) and
+    JPEG-compressed TIFFs are measured as JPEGs are; lossless WebP as any lossless image."""
+    from service.tasks.denoise import lossy_webp
+
+    clean, noisy = camera
+    colour = np.stack([noisy, np.clip(noisy * 0.9 + 10, 0, 255), np.clip(noisy * 0.8 + 30, 0, 255)], -1).astype(
+        np.uint8
+    )
+    files = {}
+    for name, kw in {"lossy": {"quality": 90}, "lossless": {"lossless": True}}.items():
+        buf = io.BytesIO()
+        Image.fromarray(colour).save(buf, "WEBP", **kw)
+        files[name] = buf.getvalue()
+    buf = io.BytesIO()
+    Image.fromarray(np.dstack([colour, np.full(colour.shape[:2], 200, np.uint8)])).save(buf, "WEBP", quality=90)
+    assert buf.getvalue()[12:16] == b"VP8X" and lossy_webp(buf.getvalue())
+    assert lossy_webp(files["lossy"]) and not lossy_webp(files["lossless"]) and not lossy_webp(b"RIFF")
+    for name, body in files.items():
+        j = post(client, body, "?output=json", "image/webp").json()
+        assert j["noise_measured_as"] == name, name
+        assert ("lossy WebP" in " ".join(j["warnings"])) == (name == "lossy")
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, colour, photometric="rgb", compression="jpeg")
+    assert post(client, buf.getvalue(), "?output=json", "image/tiff").json()["noise_measured_as"] == "lossy"
 
 
 def test_a_gray_image_stored_as_rgb_is_denoised_as_gray(client, camera) -> None:
