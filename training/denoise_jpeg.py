@@ -4,7 +4,7 @@ Each held-out image (``training.data.natural.test_images``, the denoisers' cards
 noise (the evaluation's realisation), is saved as a JPEG with 4:2:0 chroma (what Pillow, phones and
 cameras write) at quality 75 (Pillow's default) and 95, decoded, and denoised three ways: at the level
 measured per colour plane on the finest diagonal details (the service's estimate for every format until
-2026-12-06), at the level measured as JPEG keeps its noise (``modelrepo.noise``, ``jpeg=True``: what the
+2026-12-06), at the level measured as JPEG keeps its noise (``modelrepo.noise``, ``lossy=True``: what the
 service now does for JPEG uploads) and at the true level. PSNR against the clean image.
 """
 
@@ -33,8 +33,9 @@ def through_jpeg(x: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buf), np.float32) / 255
 
 
-def measure(models: Path, progress: bool = True) -> list[dict]:
-    """One row per model, image, sigma and quality: the levels used and the PSNR at each."""
+def measure(models: Path, progress: bool = True, limit: int | None = None, sigmas=SIGMAS) -> list[dict]:
+    """One row per model, image, sigma and quality: the levels used and the PSNR at each (``limit``: the
+    first images only)."""
     import onnxruntime as ort
     from tqdm import tqdm
 
@@ -49,11 +50,11 @@ def measure(models: Path, progress: bool = True) -> list[dict]:
             raise ValueError(f"{models / name}: {'; '.join(entry.problems)}")
         sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
         images = test_images(entry.card.input.channels == 1, second_set=True)
-        cases = [(i, s, q) for i in images for s in SIGMAS for q in QUALITIES]
+        cases = [(i, s, q) for i in list(images)[:limit] for s in sigmas for q in QUALITIES]
         for image, sigma, quality in tqdm(cases, desc=name, disable=not progress):
             clean = images[image]
             upload = through_jpeg(noisy_version(clean, sigma), quality)
-            levels = dict(zip(LEVELS, (estimate_sigma(upload) * 255, estimate_sigma(upload, jpeg=True) * 255, sigma)))
+            levels = dict(zip(LEVELS, (estimate_sigma(upload) * 255, estimate_sigma(upload, lossy=True) * 255, sigma)))
             row = {"model": name, "image": image, "sigma": sigma, "quality": quality, "upload": psnr(upload, clean)}
             for how, level in levels.items():
                 row[how] = {

@@ -11,6 +11,7 @@ import torch
 
 from modelrepo.noise import estimate_sigma
 from modelrepo.repository import check_model_dir
+from tests.conftest import MODELS
 from training.data.dead_leaves import LeavesConfig, dead_leaves, dead_leaves_pool
 from training.data.natural import random_patches, test_images, training_images, validation_images
 from training.eval_repo import evaluate_entry
@@ -193,3 +194,23 @@ def test_a_committed_denoiser_gets_a_self_ensemble_with_the_same_weights(tmp_pat
     report = (tmp_path / "runs" / "e_ensemble" / "results.md").read_text()
     assert report.count("| x") == 4 and "bottleneck AE (textbook)" in report  # every method's row
     assert evaluate_entry(after).ok  # make eval re-measures it with the card's ensemble
+
+
+def test_the_jpeg_report_measures_what_the_service_does() -> None:
+    """``python -m training denoise-jpeg`` on one held-out image per model at sigma 10: through a quality-75
+    4:2:0 JPEG, the level measured as the file kept its noise is near the truth and denoises better than the
+    per-plane level (which reads low: quantisation and chroma subsampling)."""
+    from training.denoise_jpeg import measure, table
+
+    rows = measure(MODELS, progress=False, limit=1, sigmas=(10,))
+    assert {(r["model"], r["quality"]) for r in rows} == {
+        (m, q) for m in ("unet_denoise_gray", "unet_denoise_rgb") for q in (75, 95)
+    }
+    for r in rows:
+        assert 0.8 < r["as JPEG"]["level"] / 10 < 1.3, r
+        assert r["as JPEG"]["psnr"] > r["upload"] + 2, r
+        assert r["as JPEG"]["psnr"] > r["true"]["psnr"] - 0.3, r
+    q75 = [r for r in rows if r["quality"] == 75]
+    assert all(r["per plane"]["level"] < 0.8 * r["as JPEG"]["level"] for r in q75)
+    assert all(r["as JPEG"]["psnr"] > r["per plane"]["psnr"] + 1 for r in q75)
+    assert table(rows).count("\n") == 1 + len(rows)  # header, rule, one line per model / quality / sigma
