@@ -74,6 +74,7 @@ class Denoised:
     warnings: list[str]
     ensemble: int = 1  # flipped / rotated passes averaged
     noise_model: dict | None = None  # {"kind": "gaussian"} or the fitted Poisson-Gaussian model
+    pixel_shuffle: int = 1  # 2: denoised on the 2 x 2 pixel-shuffled sub-images (pd=True)
 
 
 @dataclass
@@ -141,6 +142,7 @@ def _denoised(body: dict) -> Denoised:
         body.get("warnings", []),
         body.get("ensemble", 1),
         body.get("noise_model"),
+        body.get("pixel_shuffle", 1),
     )
 
 
@@ -177,9 +179,15 @@ def segment_op(image: Input, model: str | None, diameter, labels: bool, channel=
 
 
 def denoise_op(
-    image: Input, model: str | None, sigma: float | None, ensemble: int | None = None, noise: str | None = None
+    image: Input,
+    model: str | None,
+    sigma: float | None,
+    ensemble: int | None = None,
+    noise: str | None = None,
+    pd: bool | None = None,
 ) -> _Op:
-    params = _params(model=model, sigma=sigma, ensemble=ensemble, noise=noise, output="json")
+    pd_query = None if pd is None else str(bool(pd)).lower()
+    params = _params(model=model, sigma=sigma, ensemble=ensemble, noise=noise, pd=pd_query, output="json")
     return _Op([("POST", "/denoise", {"params": params, "files": _files([image])})], lambda r: _denoised(r[0].json()))
 
 
@@ -259,10 +267,11 @@ class Client(_Base):
         return self._run(segment_op(image, model, diameter, labels, channel, invert))
 
     def denoise(
-        self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None
+        self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None, pd=None
     ) -> Denoised:
-        """``noise``: gaussian (the default) | poisson | auto - see the README's /denoise row."""
-        return self._run(denoise_op(image, model, sigma, ensemble, noise))
+        """``noise``: gaussian (the default) | poisson | auto; ``pd=True``: camera noise (pixel-shuffled) - see
+        the README's /denoise row."""
+        return self._run(denoise_op(image, model, sigma, ensemble, noise, pd))
 
     def nowcast(self, frames, timestep_minutes=None, model=None, steps=None, **params: Any) -> Forecast:
         """``frames``: an array (T, H, W) (sent as .npy) or a list of files (ODIM, NetCDF, PNG...)."""
@@ -312,9 +321,9 @@ class AsyncClient(_Base):
         return await self._run(segment_op(image, model, diameter, labels, channel, invert))
 
     async def denoise(
-        self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None
+        self, image: Input, model: str | None = None, sigma: float | None = None, ensemble=None, noise=None, pd=None
     ):
-        return await self._run(denoise_op(image, model, sigma, ensemble, noise))
+        return await self._run(denoise_op(image, model, sigma, ensemble, noise, pd))
 
     async def nowcast(self, frames, timestep_minutes=None, model=None, steps=None, **params: Any) -> Forecast:
         return await self._run(nowcast_op(frames, timestep_minutes, model, steps, params))

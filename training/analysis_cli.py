@@ -64,6 +64,14 @@ def cmd_denoise_jpeg(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_denoise_camera(args: argparse.Namespace) -> int:
+    """Simulated camera noise through the committed colour denoiser, with and without pd=true."""
+    from training.denoise_camera import report
+
+    print(report(Path(args.models), Path(args.out)))
+    return 0
+
+
 def add_analysis_parsers(sub) -> None:
     """Diagnostics of committed models (they write nothing), the recalibration of a nowcaster and a
     denoiser's self-ensemble."""
@@ -114,3 +122,7 @@ def add_analysis_parsers(sub) -> None:
     p.add_argument("--models", default="models", help="model repository")
     p.add_argument("--out", default="docs", help="writes OUT/denoise_jpeg.md and .png")
     p.set_defaults(fn=cmd_denoise_jpeg)
+    p = sub.add_parser("denoise-camera", help="simulated camera noise through the colour denoiser, pd=true or not")
+    p.add_argument("--models", default="models", help="model repository")
+    p.add_argument("--out", default="docs", help="writes OUT/denoise_camera.md and .png")
+    p.set_defaults(fn=cmd_denoise_camera)

@@ -229,7 +229,7 @@ denoise.onInput = (files) => { $(".before", denoise.el).src = objectUrl(files[0]
 denoise.run = async () => {
   const q = query({
     model: denoise.model.value, sigma: $(".sigma", denoise.el).value, ensemble: $(".ensemble", denoise.el).value,
-    noise: $(".noise", denoise.el).value, output: "json",
+    noise: $(".noise", denoise.el).value, pd: $(".pd", denoise.el).checked ? "true" : "", output: "json",
   });
   const body = await (await api(`denoise?${q}`, { method: "POST", body: form(denoise.files.slice(0, 1)) })).json();
   const type = body.format === "png" ? "image/png" : "image/tiff";
@@ -239,7 +239,7 @@ denoise.run = async () => {
   $(".sigma-used", denoise.el).textContent = `sigma used ${body.sigma_used}` +
     (body.sigma_estimated === null ? " (given)" : body.noise_measured_as === "lossy"
       ? " (estimated from the image, as its lossy compression kept the noise)" : " (estimated from the image)") +
-    ` · ${body.noise_model.kind} noise` +
+    ` · ${body.noise_model.kind} noise` + (body.pixel_shuffle > 1 ? " · pixel-shuffled" : "") +
     ` · noise before ${body.noise_before}, after ${body.noise_after} · ${body.ensemble} pass${body.ensemble > 1 ? "es" : ""}`;
   denoise.warn(body.warnings);
   denoise.done(body.model, body.timings);

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from modelrepo.denoising import denoise
+from modelrepo.denoising import SHUFFLE_STRIDE, denoise, denoise_shuffled
 from modelrepo.errors import InputError, plain
-from modelrepo.noise import estimate_sigma
+from modelrepo.noise import estimate_sigma_shuffled
 from modelrepo.preprocess import TIFF_MAGIC, equal_planes
 from modelrepo.vst import NoiseModel, fit_noise_model, stabilise, stabilised_level, unstabilise
 from service.batcher import Timing
@@ -114,18 +114,33 @@ def _decode_pillow(img: Image.Image, fmt: str) -> Decoded:
 
 
 NOISE_KINDS = ("gaussian", "poisson", "auto")
+SHUFFLE_MIN_SIDE = 32  # px: below this a sub-image is too small to say anything
+
+
+def shuffle_stride(pd: bool, shape: tuple[int, ...], warnings: list[str]) -> int:
+    """The pixel-shuffle stride for ``pd`` (camera noise): 2, or 1 when the image is too small (said)."""
+    if not pd:
+        return 1
+    if min(shape[:2]) < SHUFFLE_MIN_SIDE:
+        warnings.append(f"pd=true needs at least {SHUFFLE_MIN_SIDE} px a side; denoised without it")
+        return 1
+    return SHUFFLE_STRIDE
+
+
 FLAT_NOISE = "noise=poisson: the noise level does not grow with the signal here; denoised as Gaussian noise"
 
 
 @dataclass
 class NoisePlan:
     """How the noise is treated: Gaussian of one level (given or estimated), or signal-dependent
-    (Poisson-Gaussian: fitted, variance-stabilised, denoised at the stabilised level, inverted)."""
+    (Poisson-Gaussian: fitted, variance-stabilised, denoised at the stabilised level, inverted); ``stride``
+    2: on the pixel-shuffled sub-images (``modelrepo.denoising.denoise_shuffled``), measured there too."""
 
     sigma_used: float  # 0-255; with a noise model, the level of the stabilised image
     sigma_estimated: float | None
     model: NoiseModel | None = None
     warnings: list[str] = field(default_factory=list)
+    stride: int = 1
 
     def summary(self) -> dict:
         if self.model is None:
@@ -133,23 +148,24 @@ class NoisePlan:
         return self.model.summary() | {"kind": "poisson-gaussian"}  # stabilised, whichever the fit's share
 
 
-def plan_noise(x: np.ndarray, sigma: float | None, noise: str, lossy: bool = False) -> NoisePlan:
+def plan_noise(x: np.ndarray, sigma: float | None, noise: str, lossy: bool = False, stride: int = 1) -> NoisePlan:
     """``sigma`` given: Gaussian at that level. Else ``noise`` = gaussian: the estimated level; poisson:
     the fitted noise-level function whenever it grows with the signal; auto: only where it is mostly
-    signal-dependent (``NoiseModel.signal_dependent``). ``lossy``: both measured as a JPEG keeps its noise."""
+    signal-dependent (``NoiseModel.signal_dependent``). ``lossy``: both measured as a JPEG keeps its noise;
+    ``stride`` 2: both measured on the pixel-shuffled sub-images the network will see."""
     if noise not in NOISE_KINDS:
         raise InputError("invalid_request", f"noise must be one of {', '.join(NOISE_KINDS)}, got {noise!r}")
     if sigma is not None:
         if noise != "gaussian":
             raise InputError("invalid_request", "sigma is a Gaussian noise level; leave it out with noise=" + noise)
-        return NoisePlan(sigma, None)
+        return NoisePlan(sigma, None, stride=stride)
     if noise != "gaussian":
-        m = fit_noise_model(x, lossy)
+        m = fit_noise_model(x[::stride, ::stride], lossy)  # one sub-image: noise as the network sees it
         if m.gain > 0 and (noise == "poisson" or m.signal_dependent):
             level = stabilised_level(m)
-            return NoisePlan(level, round(level, 3), m)
-    level = noise_255(x, lossy)
-    return NoisePlan(level, level, warnings=[FLAT_NOISE] if noise == "poisson" else [])
+            return NoisePlan(level, round(level, 3), m, stride=stride)
+    level = noise_255(x, lossy, stride)
+    return NoisePlan(level, level, warnings=[FLAT_NOISE] if noise == "poisson" else [], stride=stride)
 
 
 async def predict(
@@ -175,7 +191,8 @@ async def predict(
 
     if plan.model is not None:
         x = stabilise(x, plan.model)
-    y = await denoise(infer, x, state.card.input, plan.sigma_used, tile, overlap, group, ensemble)
+    run = denoise if plan.stride == 1 else denoise_shuffled
+    y = await run(infer, x, state.card.input, plan.sigma_used, tile, overlap, group, ensemble)
     if plan.model is not None:
         y = unstabilise(y, plan.model)
     return y, Timing(totals[0], totals[1], int(totals[2]))
@@ -220,5 +237,5 @@ def tiff_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def noise_255(x: np.ndarray, lossy: bool = False) -> float:
-    return round(estimate_sigma(x, lossy) * 255, 3)
+def noise_255(x: np.ndarray, lossy: bool = False, stride: int = 1) -> float:
+    return round(estimate_sigma_shuffled(x, lossy, stride) * 255, 3)

@@ -61,3 +61,20 @@ def test_photon_noise_in_a_colour_jpeg_is_fitted_per_plane() -> None:
     m = fit_noise_model(noisy, lossy=True)
     assert m.signal_dependent and m.gain == pytest.approx(1 / peak, rel=0.2)
     assert fit_noise_model(noisy).gain < 0.5 / peak  # per plane: the chroma's share averaged away
+
+
+def test_camera_noise_reads_higher_on_the_pixel_shuffled_sub_images() -> None:
+    """Demosaicing spreads the noise over neighbours: the full image's finest details hold little of it, the
+    sub-images two pixels apart hold it; white noise reads the same both ways."""
+    from modelrepo.noise import estimate_sigma_shuffled
+    from training.data.camera import camera_pair
+
+    grey = np.full((128, 128, 3), 0.5)
+    noisy, reference = camera_pair(grey, 100, 0.004, np.random.default_rng(3))
+    assert np.abs(reference - 0.5).max() < 1e-6  # the pipeline keeps a flat grey grey
+    true = float(np.std(noisy - reference)) * 255  # per-pixel noise, ~15 at this light level
+    full, shuffled = estimate_sigma(noisy) * 255, estimate_sigma_shuffled(noisy, stride=2) * 255
+    assert full < 0.5 * true and shuffled > 2 * full and shuffled == pytest.approx(true, rel=0.35)
+    white = 0.5 + np.random.default_rng(4).normal(0, 15 / 255, (128, 128, 3))
+    assert estimate_sigma_shuffled(white, stride=2) == pytest.approx(estimate_sigma(white), rel=0.05)
+    assert estimate_sigma_shuffled(white, stride=1) == estimate_sigma(white)

@@ -36,6 +36,7 @@ def test_every_task_through_the_sync_client(server) -> None:
         assert d.ensemble == 2 and c.denoise(EX / "denoise" / "noisy_camera_s25.png", ensemble=1).ensemble == 1
         assert d.noise_model == {"kind": "gaussian"}
         assert c.denoise(EX / "denoise" / "noisy_camera_s25.png", noise="auto").noise_model["kind"] == "gaussian"
+        assert c.denoise(EX / "denoise" / "noisy_camera_s25.png", pd=True).pixel_shuffle == 2
         frames = np.load(EX / "radar" / "frames.npy")
         fc = c.nowcast(frames, timestep_minutes=6, steps=4)
         assert fc.frames.shape == (4, *frames.shape[1:]) and fc.lead_times_minutes == [6, 12, 18, 24]

@@ -182,6 +182,31 @@ def test_other_lossy_files_are_measured_as_jpegs(client, camera) -> None:
     assert post(client, buf.getvalue(), "?output=json", "image/tiff").json()["noise_measured_as"] == "lossy"
 
 
+def test_camera_noise_is_denoised_on_pixel_shuffled_sub_images_when_asked(client) -> None:
+    """A colour photo through a simulated camera (Bayer mosaic, photon noise, demosaicing): blind, the
+    default reads the correlated noise low and leaves much of it; pd=true measures and denoises the
+    every-other-pixel sub-images, where it is nearly white, and gains dBs. Odd sizes come back whole; an
+    image too small for it is denoised without it, said in the warnings."""
+    from training.data.camera import camera_pair
+
+    clean = test_images(gray=False, second_set=True)["coffee"][100:291, 150:357]  # (191, 207), odd sizes
+    noisy, reference = camera_pair(clean, 100, 0.004, np.random.default_rng(9))
+    body = encode(np.round(noisy * 255).astype(np.uint8))
+    got = {}
+    for pd in ("false", "true"):
+        r = post(client, body, f"?pd={pd}&output=json")
+        assert r.status_code == 200, r.text
+        j = r.json()
+        out = np.asarray(Image.open(io.BytesIO(base64.b64decode(j["image"]))), np.float64)
+        assert out.shape == (191, 207, 3) and r.headers["x-pixel-shuffle"] == str(j["pixel_shuffle"])
+        got[pd] = (psnr(out, reference * 255, 255), j)
+    assert got["false"][1]["pixel_shuffle"] == 1 and got["true"][1]["pixel_shuffle"] == 2
+    assert got["true"][1]["sigma_estimated"] > 1.8 * got["false"][1]["sigma_estimated"]
+    assert got["true"][0] > got["false"][0] + 1.5
+    r = post(client, encode(np.round(noisy[:20, :40] * 255).astype(np.uint8)), "?pd=true&output=json")
+    assert r.json()["pixel_shuffle"] == 1 and any("pd=true" in w for w in r.json()["warnings"])
+
+
 def test_a_gray_image_stored_as_rgb_is_denoised_as_gray(client, camera) -> None:
     """Three equal planes (PNG exactly, JPEG within its chroma rounding): the gray model, the answer in
     RGB again - the same pixels as the gray image's answer. The colour model, asked for by name, leaves

@@ -167,6 +167,10 @@ def test_denoise_sample_shows_before_and_after(page) -> None:
     page.select_option("#view-denoise .noise", "poisson")  # the noise model choice reaches the service
     page.click("#view-denoise .run")
     page.wait_for_function("document.querySelector('#view-denoise .sigma-used').textContent.includes('poisson')")
+    assert "pixel-shuffled" not in page.inner_text("#view-denoise .sigma-used")
+    page.check("#view-denoise .pd")  # the camera-noise choice reaches the service
+    page.click("#view-denoise .run")
+    page.wait_for_function("document.querySelector('#view-denoise .sigma-used').textContent.includes('pixel-shuffled')")
     shot(page, "denoise")
 
 

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import torch
 
 from modelrepo.card import InputSpec
-from modelrepo.denoising import OVERLAP, TILE, denoise
+from modelrepo.denoising import OVERLAP, TILE, denoise, denoise_shuffled
 from modelrepo.noise import estimate_sigma
 from training.evaluate import save_figure
 from training.export import onnx_export
@@ -124,16 +124,19 @@ def onnx_session(net: torch.nn.Module, channels: int, threads: int = 2) -> ort.I
         return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def run_session(sess: ort.InferenceSession, spec: InputSpec, noisy: np.ndarray, sigma_255: float) -> np.ndarray:
+def run_session(
+    sess: ort.InferenceSession, spec: InputSpec, noisy: np.ndarray, sigma_255: float, stride: int = 1
+) -> np.ndarray:
     """(H, W[, C]) -> denoised, through the service's tiled path with default tiles and the spec's
-    self-ensemble."""
+    self-ensemble; ``stride`` 2: on the pixel-shuffled sub-images (``/denoise?pd=true``)."""
     name = sess.get_inputs()[0].name
 
     async def infer(x: np.ndarray) -> np.ndarray:
         return sess.run(None, {name: x})[0]
 
     x = noisy[..., None] if noisy.ndim == 2 else noisy
-    y = asyncio.run(denoise(infer, x, spec, sigma_255, TILE, OVERLAP, group=8))
+    run = denoise if stride == 1 else denoise_shuffled
+    y = asyncio.run(run(infer, x, spec, sigma_255, TILE, OVERLAP, group=8))
     return y[..., 0] if noisy.ndim == 2 else y
 
 
