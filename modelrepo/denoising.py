@@ -8,7 +8,7 @@ each with its noise-level map, blended with feathered weights -> back to (H, W, 
 ``infer`` is any coroutine from a float32 batch (N, C + 1, h, w) to images (N, C, h, w): the service
 passes its dynamic batcher, evaluation an ONNX Runtime session. No framework here.
 
-``denoise_shuffled`` is pixel-shuffle down-sampling (Zhou et al. 2020, "When AWGN-based denoiser meets
+``stride`` 2 is pixel-shuffle down-sampling (Zhou et al. 2020, "When AWGN-based denoiser meets
 real noises"): the image split into its stride x stride sub-images (every other pixel), each denoised,
 interleaved back. Camera noise is spatially correlated - demosaicing spreads each sensor pixel's noise
 over its neighbours - and a network trained on white noise takes it for texture; two pixels apart it is
@@ -28,6 +28,7 @@ from modelrepo.preprocess import pad_to_multiple, with_noise_level
 from modelrepo.tiles import tile_origins
 
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
+SHUFFLE_STRIDE = 2  # the pixel-shuffle stride camera noise is denoised at (``/denoise?pd=true``)
 
 TILE, OVERLAP = 512, 32  # the service's default tile size and overlap (px), and what evaluation uses
 
@@ -55,10 +56,23 @@ async def denoise(
     overlap: int,
     group: int = 1,
     ensemble: int | None = None,
+    stride: int = 1,
 ) -> np.ndarray:
     """Denoise x (H, W, C) in [0, 1] at noise level ``sigma_255`` (0-255 scale); tiles of at most
     ``tile`` px sharing ``overlap`` px, ``group`` tiles per call; the mean over an ``ensemble`` of
-    1, 2, 4 or 8 flipped / rotated passes (default: the spec's)."""
+    1, 2, 4 or 8 flipped / rotated passes (default: the spec's). ``stride`` > 1: each of the stride x
+    stride sub-images x[i::stride, j::stride] denoised so (concurrently: a batcher may run them together)
+    and interleaved back."""
+    if stride > 1:
+        offsets = [(i, j) for i in range(stride) for j in range(stride)]
+        subs = [np.ascontiguousarray(x[i::stride, j::stride]) for i, j in offsets]
+        parts = await asyncio.gather(
+            *(denoise(infer, a, spec, sigma_255, tile, overlap, group, ensemble) for a in subs)
+        )
+        y = np.empty(x.shape, np.float32)
+        for (i, j), part in zip(offsets, parts):
+            y[i::stride, j::stride] = part
+        return y
     infer = ensembled(infer, spec.ensemble if ensemble is None else ensemble)
     h, w, c = x.shape
     m = spec.pad_multiple
@@ -83,34 +97,3 @@ async def denoise(
     if spec.channels == 3 and c == 1:
         result = result.mean(axis=0, keepdims=True)
     return result[:, :h, :w].transpose(1, 2, 0)
-
-
-SHUFFLE_STRIDE = 2
-
-
-async def denoise_shuffled(
-    infer: Infer,
-    x: np.ndarray,
-    spec: InputSpec,
-    sigma_255: float,
-    tile: int,
-    overlap: int,
-    group: int = 1,
-    ensemble: int | None = None,
-    stride: int = SHUFFLE_STRIDE,
-) -> np.ndarray:
-    """``denoise`` on each of the stride x stride sub-images x[i::stride, j::stride] (concurrently: a batcher
-    may run them together), interleaved back into (H, W, C)."""
-    offsets = [(i, j) for i in range(stride) for j in range(stride)]
-    parts = await asyncio.gather(
-        *(
-            denoise(
-                infer, np.ascontiguousarray(x[i::stride, j::stride]), spec, sigma_255, tile, overlap, group, ensemble
-            )
-            for i, j in offsets
-        )
-    )
-    y = np.empty(x.shape, np.float32)
-    for (i, j), part in zip(offsets, parts):
-        y[i::stride, j::stride] = part
-    return y

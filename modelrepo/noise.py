@@ -63,7 +63,7 @@ def estimate_sigma(x: np.ndarray, lossy: bool = False) -> float:
 
 def estimate_sigma_shuffled(x: np.ndarray, lossy: bool = False, stride: int = 2) -> float:
     """The noise level the pixel-shuffled sub-images x[i::stride, j::stride] show, averaged - what a
-    denoiser run on them (``modelrepo.denoising.denoise_shuffled``) sees. Spatially correlated noise (a
+    denoiser run on them (``modelrepo.denoising.denoise`` with ``stride``) sees. Spatially correlated noise (a
     camera's demosaiced noise, a resampled image) reads 2-3x higher here than in the full image, where
     neighbouring pixels share it."""
     if stride <= 1:

@@ -1,6 +1,6 @@
 """Camera noise (``training.data.camera``: Bayer mosaic, Poisson-Gaussian noise, bilinear demosaicing, gamma)
 through the committed colour denoiser, blind: as served by default, and with ``pd=true`` (pixel-shuffle
-down-sampling, ``modelrepo.denoising.denoise_shuffled``); saved as PNG and as a quality-90 JPEG (measured
+down-sampling, ``modelrepo.denoising.denoise`` with ``stride``); saved as PNG and as a quality-90 JPEG (measured
 as the service measures each). Beside it, what ``pd=true`` costs on the white Gaussian noise of the cards'
 table. Held-out colour images (``test_images(gray=False)``), PSNR against the noise-free pipeline.
 """
@@ -86,6 +86,8 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from training.evaluate import save_figure
+
     keys = sorted({(r["noise"], r["level"], r["format"]) for r in rows}, key=lambda k: (k[0], k[2], k[1]))
     fig, ax = plt.subplots(figsize=(11, 3.8))
     for k, (key, label) in enumerate((("upload", "upload"), ("default", "default (blind)"), ("pd", "pd=true (blind)"))):
@@ -99,9 +101,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylim(15, None)
     ax.set_ylabel(f"mean PSNR (dB), {MODEL}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def report(models: Path, out: Path, progress: bool = True) -> str:

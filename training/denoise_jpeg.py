@@ -93,6 +93,8 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from training.evaluate import save_figure
+
     fig, axes = plt.subplots(1, len(MODELS) * len(QUALITIES), figsize=(18, 3.8), sharey=True)
     for ax, (name, quality) in zip(axes, [(m, q) for m in MODELS for q in QUALITIES]):
         for k, how in enumerate(("upload",) + LEVELS):
@@ -106,9 +108,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylim(14, None)
     axes[0].set_ylabel("mean PSNR (dB), held-out images")
     axes[-1].legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def report(models: Path, out: Path, progress: bool = True) -> str:

@@ -38,7 +38,6 @@ PD_QUERY = Query(
     "interleave them back. A camera's demosaiced noise is spatially correlated and mostly survives a denoiser "
     "trained on white noise; two pixels apart it is close to white. Costs detail on white noise.",
 )
-LOSSY_WARNING = "{} input: its block artefacts are not Gaussian noise; expect them to remain"
 
 
 def default_passes(card_passes: int, shape: tuple[int, ...], settings, warnings: list[str]) -> int:
@@ -112,9 +111,7 @@ async def denoise_image(
         state = resolve_model(
             request, request.app.state.registry, None, "denoising", 3 if d.x.shape[2] == 3 else 1, version
         )
-    warnings = [LOSSY_WARNING.format("JPEG" if d.fmt != "WEBP" else "lossy WebP")] if d.lossy else []
-    if d.pages > 1:
-        warnings.append(f"the file holds {d.pages} images (pages); the first was denoised")
+    warnings = d.notes()
     plan = task.plan_noise(d.x, sigma, noise, d.lossy, task.shuffle_stride(pd, d.x.shape, warnings))
     warnings += plan.warnings
     if ensemble is not None and ensemble not in ENSEMBLES:

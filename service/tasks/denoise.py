@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from modelrepo.denoising import SHUFFLE_STRIDE, denoise, denoise_shuffled
+from modelrepo.denoising import SHUFFLE_STRIDE, denoise
 from modelrepo.errors import InputError, plain
 from modelrepo.noise import estimate_sigma_shuffled
 from modelrepo.preprocess import TIFF_MAGIC, equal_planes
@@ -38,6 +38,14 @@ class Decoded:
     planes: int = 0  # colour planes to return when they differ from x's (a gray image stored as RGB: 3)
     pages: int = 1  # images in the file (a multi-page TIFF: the first is denoised)
     lossy: bool = False  # JPEG-like coding (JPEG, lossy WebP, JPEG in a TIFF): noise measured as it keeps it
+
+    def notes(self) -> list[str]:
+        """What the answer says about the file itself: lossy coding, pages beyond the first."""
+        notes = [f"{'lossy WebP' if self.fmt == 'WEBP' else 'JPEG'} input: its block artefacts are not Gaussian noise; "
+                 "expect them to remain"] if self.lossy else []  # fmt: skip
+        if self.pages > 1:
+            notes.append(f"the file holds {self.pages} images (pages); the first was denoised")
+        return notes
 
 
 def lossy_webp(data: bytes) -> bool:
@@ -134,7 +142,7 @@ FLAT_NOISE = "noise=poisson: the noise level does not grow with the signal here;
 class NoisePlan:
     """How the noise is treated: Gaussian of one level (given or estimated), or signal-dependent
     (Poisson-Gaussian: fitted, variance-stabilised, denoised at the stabilised level, inverted); ``stride``
-    2: on the pixel-shuffled sub-images (``modelrepo.denoising.denoise_shuffled``), measured there too."""
+    2: on the pixel-shuffled sub-images (``modelrepo.denoising.denoise`` with ``stride``), measured there too."""
 
     sigma_used: float  # 0-255; with a noise model, the level of the stabilised image
     sigma_estimated: float | None
@@ -191,8 +199,7 @@ async def predict(
 
     if plan.model is not None:
         x = stabilise(x, plan.model)
-    run = denoise if plan.stride == 1 else denoise_shuffled
-    y = await run(infer, x, state.card.input, plan.sigma_used, tile, overlap, group, ensemble)
+    y = await denoise(infer, x, state.card.input, plan.sigma_used, tile, overlap, group, ensemble, plan.stride)
     if plan.model is not None:
         y = unstabilise(y, plan.model)
     return y, Timing(totals[0], totals[1], int(totals[2]))

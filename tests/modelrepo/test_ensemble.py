@@ -118,10 +118,8 @@ def test_the_card_accepts_ensembles_only_for_any_size_networks() -> None:
 
 @pytest.mark.parametrize("shape", [(37, 50, 1), (64, 41, 3)])
 def test_pixel_shuffled_denoising_interleaves_the_sub_images_back(shape) -> None:
-    """``denoise_shuffled`` with a network that returns its input: the image back exactly, odd sizes too;
+    """``denoise`` with ``stride`` 2 and a network that returns its input: the image back exactly, odd sizes too;
     the network saw the four every-other-pixel sub-images (padded to its multiple), each plane's."""
-    from modelrepo.denoising import denoise_shuffled
-
     seen = []
 
     async def identity(batch: np.ndarray) -> np.ndarray:
@@ -129,7 +127,7 @@ def test_pixel_shuffled_denoising_interleaves_the_sub_images_back(shape) -> None
         return batch[:, :-1]  # drop the noise-level channel
 
     x = np.random.default_rng(0).random(shape).astype(np.float32)
-    y = asyncio.run(denoise_shuffled(identity, x, SPEC, 25.0, 512, 32, group=1, stride=2))
+    y = asyncio.run(denoise(identity, x, SPEC, 25.0, 512, 32, group=1, stride=2))
     np.testing.assert_array_equal(y, x)
     h, w = (shape[0] + 1) // 2, (shape[1] + 1) // 2  # the largest sub-image
     assert len(seen) == 4 and all(s[0] == shape[2] and s[1] == 2 for s in seen)

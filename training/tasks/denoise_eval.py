@@ -15,7 +15,7 @@ import onnxruntime as ort
 import torch
 
 from modelrepo.card import InputSpec
-from modelrepo.denoising import OVERLAP, TILE, denoise, denoise_shuffled
+from modelrepo.denoising import OVERLAP, TILE, denoise
 from modelrepo.noise import estimate_sigma
 from training.evaluate import save_figure
 from training.export import onnx_export
@@ -135,8 +135,7 @@ def run_session(
         return sess.run(None, {name: x})[0]
 
     x = noisy[..., None] if noisy.ndim == 2 else noisy
-    run = denoise if stride == 1 else denoise_shuffled
-    y = asyncio.run(run(infer, x, spec, sigma_255, TILE, OVERLAP, group=8))
+    y = asyncio.run(denoise(infer, x, spec, sigma_255, TILE, OVERLAP, group=8, stride=stride))
     return y[..., 0] if noisy.ndim == 2 else y
 
 
