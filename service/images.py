@@ -8,12 +8,19 @@ from contextlib import contextmanager
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from modelrepo.card import InputSpec
 from modelrepo.errors import InputError, plain
 from modelrepo.framing import FrameNotes, Invert
 from modelrepo.preprocess import prepare_image_noted
 from service.errors import ApiError
+
+register_heif_opener()  # HEIC: what iPhones save photos as (Pillow reads AVIF itself)
+
+# what Pillow and its plugins raise on broken pixel data once the header was read (AVIF and HEIC decoders:
+# RuntimeError) - the client's file, a 422
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, Image.DecompressionBombError)
 
 
 def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
@@ -26,7 +33,9 @@ def open_image(data: bytes, max_pixels: int, index: int = 0) -> Image.Image:
         raise ApiError(413, "image_too_large", f"image {index}: {exc}") from None
     except UnidentifiedImageError:
         raise ApiError(
-            422, "undecodable_image", f"image {index} is not an image format we read (PNG, JPEG, TIFF, BMP, GIF, WebP)"
+            422,
+            "undecodable_image",
+            f"image {index} is not an image format we read (PNG, JPEG, TIFF, BMP, GIF, WebP, HEIC, AVIF)",
         ) from None
     except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise OSError, ValueError, struct.error ... on bad bytes
         raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {plain(exc)}") from None
@@ -57,7 +66,7 @@ def prepare(
     try:
         img, notes = prepare_image_noted(img, spec, invert)
         px = np.asarray(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except DECODE_ERRORS as exc:
         raise ApiError(422, "undecodable_image", f"image {index} cannot be decoded: {plain(exc)}") from None
     return (px[..., None] if px.ndim == 2 else px), notes
 

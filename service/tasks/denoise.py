@@ -23,7 +23,7 @@ from modelrepo.noise import estimate_sigma_shuffled
 from modelrepo.preprocess import TIFF_MAGIC, equal_planes
 from modelrepo.vst import NoiseModel, fit_noise_model, stabilise, stabilised_level, unstabilise
 from service.batcher import Timing
-from service.images import tiff_file
+from service.images import DECODE_ERRORS, tiff_file
 from service.registry import ModelState
 
 
@@ -37,12 +37,14 @@ class Decoded:
     fmt: str  # "PNG", "TIFF", "JPEG", ...
     planes: int = 0  # colour planes to return when they differ from x's (a gray image stored as RGB: 3)
     pages: int = 1  # images in the file (a multi-page TIFF: the first is denoised)
-    lossy: bool = False  # JPEG-like coding (JPEG, lossy WebP, JPEG in a TIFF): noise measured as it keeps it
+    lossy: bool = False  # JPEG-like coding (JPEG, HEIC, AVIF, lossy WebP, JPEG in a TIFF): noise measured so
 
     def notes(self) -> list[str]:
         """What the answer says about the file itself: lossy coding, pages beyond the first."""
-        notes = [f"{'lossy WebP' if self.fmt == 'WEBP' else 'JPEG'} input: its block artefacts are not Gaussian noise; "
-                 "expect them to remain"] if self.lossy else []  # fmt: skip
+        coding = {"WEBP": "lossy WebP", "HEIF": "HEIC", "AVIF": "AVIF"}.get(self.fmt, "JPEG")
+        notes = (
+            [f"{coding} input: its block artefacts are not Gaussian noise; expect them to remain"] if self.lossy else []
+        )
         if self.pages > 1:
             notes.append(f"the file holds {self.pages} images (pages); the first was denoised")
         return notes
@@ -98,7 +100,7 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
     img = open_image(data, max_pixels)
     fmt = img.format or "?"
     d = _decode_pillow(img, fmt)
-    d.lossy = fmt in ("JPEG", "MPO") or (fmt == "WEBP" and lossy_webp(data))
+    d.lossy = fmt in ("JPEG", "MPO", "HEIF", "AVIF") or (fmt == "WEBP" and lossy_webp(data))
     return d
 
 
@@ -114,7 +116,7 @@ def _decode_pillow(img: Image.Image, fmt: str) -> Decoded:
                 raise InputError("unsupported_bit_depth", "32-bit integer images are not supported")
             return _from_array(a.astype(np.uint16), fmt)
         a = np.asarray(img)
-    except (OSError, SyntaxError, ValueError) as exc:
+    except DECODE_ERRORS as exc:
         raise InputError("undecodable_image", f"image cannot be decoded: {plain(exc)}") from None
     if img.mode.startswith("I;16"):
         a = a.astype(np.uint16)

@@ -15,7 +15,7 @@ from modelrepo.errors import InputError, plain
 from modelrepo.preprocess import TIFF_MAGIC
 from modelrepo.segmentation import measure
 from service.batcher import Timing
-from service.images import open_image, tiff_file
+from service.images import DECODE_ERRORS, open_image, tiff_file
 from service.registry import ModelState
 from service.tasks import channels
 
@@ -33,7 +33,7 @@ def decode(data: bytes, max_pixels: int, channel: str | None = None) -> tuple[np
         return channels.pick(channels.pil_planes(img), channel)
     except InputError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except DECODE_ERRORS as exc:
         raise InputError("undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
 
 

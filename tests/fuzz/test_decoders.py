@@ -60,6 +60,8 @@ def _image_seeds() -> list[bytes]:
         _encode(gray.convert("P"), "GIF"),
         _encode(gray, "BMP"),
         _encode(gray.convert("RGB"), "WEBP"),
+        _encode(gray.convert("RGB"), "AVIF", quality=80),  # its decoder raises RuntimeError on broken data
+        _encode(gray.convert("RGB"), "HEIF", quality=80),  # read through pillow-heif (service.images)
     ]
 
 
