@@ -13,7 +13,7 @@ python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implement
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .gpu/svc \
   "fastapi>=0.110,<1" "uvicorn[standard]>=0.29,<1" "pydantic>=2.6,<3" "pydantic-settings>=2.2,<3" \
   "python-multipart>=0.0.32" "prometheus-client>=0.20,<1" "scipy>=1.11,<2" tifffile "h5py>=3.9,<4" \
-  "netCDF4>=1.6,<2" "fastapi-standalone-docs>=0.3,<1"
+  "netCDF4>=1.6,<2" "fastapi-standalone-docs>=0.3,<1" "imagecodecs>=2024.1" "pillow-heif>=0.18,<1.9"
 rm -f .gpu/svc/numpy-* .gpu/svc/pillow-* .gpu/svc/httpx-* .gpu/svc/httpcore-*
 tar -C .gpu -cf .gpu/svc.tar svc && rm -rf .gpu/svc
 split -b 30000000 -d -a 1 .gpu/svc.tar .gpu/svcpart. && rm .gpu/svc.tar
