@@ -71,6 +71,25 @@ def prepare(
     return (px[..., None] if px.ndim == 2 else px), notes
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def deep_png(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """A 16-bit colour or gray + alpha PNG - what Lightroom, darktable, OpenCV and scientific tools write - as
+    (H, W, C) uint16 (Pillow would reduce it to 8 bits); None for any other file. 413 / 422 as ``open_image``."""
+    if data[:8] != PNG_MAGIC or len(data) < 26 or data[24] != 16 or data[25] not in (2, 4, 6):
+        return None  # IHDR: bit depth, colour type (2 RGB, 4 gray + alpha, 6 RGBA)
+    import imagecodecs
+
+    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if w * h > max_pixels:
+        raise ApiError(413, "image_too_large", f"image 0 has {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
+    try:
+        return np.asarray(imagecodecs.png_decode(data))
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is the client's file
+        raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
+
+
 @contextmanager
 def tiff_file(data: bytes, max_pixels: int) -> Iterator:
     """An open ``tifffile.TiffFile`` (its codecs read LZW / deflate / zstd / JPEG TIFFs and keep 16-bit colour,

@@ -61,12 +61,18 @@ def tiff_planes(tf) -> Planes:
     page = tf.pages[0]
     if page.samplesperpixel > 1:
         a = page.asarray()
-        a = a if a.shape[-1] == page.samplesperpixel else np.moveaxis(a, 0, -1)  # planar: (S, H, W)
-        bands = min(a.shape[-1], 3) if a.shape[-1] in (3, 4) else a.shape[-1]  # RGB(A): alpha is no channel
-        return Planes("colour", bands, lambda i: a[..., i].astype(np.float32))
+        return array_planes(a if a.shape[-1] == page.samplesperpixel else np.moveaxis(a, 0, -1))  # planar: (S, H, W)
     if len(tf.pages) > 1:
         return Planes("pages", len(tf.pages), lambda i: tf.pages[i].asarray().astype(np.float32))
     return Planes("gray", 1, lambda i: page.asarray().astype(np.float32))
+
+
+def array_planes(a: np.ndarray) -> Planes:
+    """An (H, W, S) array's samples: RGB(A) without its alpha, other samples all kept; one sample: gray."""
+    if a.shape[-1] == 1:
+        return Planes("gray", 1, lambda i: a[..., 0].astype(np.float32))
+    bands = min(a.shape[-1], 3) if a.shape[-1] in (3, 4) else a.shape[-1]
+    return Planes("colour", bands, lambda i: a[..., i].astype(np.float32))
 
 
 def parse(channel: str | None) -> int | None:

@@ -23,7 +23,7 @@ from modelrepo.noise import estimate_sigma_shuffled
 from modelrepo.preprocess import TIFF_MAGIC, equal_planes
 from modelrepo.vst import NoiseModel, fit_noise_model, stabilise, stabilised_level, unstabilise
 from service.batcher import Timing
-from service.images import DECODE_ERRORS, tiff_file
+from service.images import DECODE_ERRORS, deep_png, tiff_file
 from service.registry import ModelState
 
 
@@ -97,6 +97,8 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
         d = _from_array(a, "TIFF")
         d.pages, d.lossy = pages, lossy
         return d
+    if (deep := deep_png(data, max_pixels)) is not None:
+        return _from_array(deep, "PNG")
     img = open_image(data, max_pixels)
     fmt = img.format or "?"
     d = _decode_pillow(img, fmt)
@@ -224,7 +226,12 @@ def restore(y: np.ndarray, d: Decoded) -> np.ndarray:
 
 
 def png_bytes(a: np.ndarray) -> bytes | None:
-    """PNG of the array when PNG (via Pillow) can hold it: 8-bit L/LA/RGB/RGBA, 16-bit gray; else None."""
+    """PNG of the array when PNG can hold it: 8-bit L/LA/RGB/RGBA, 16-bit gray (Pillow), 16-bit gray + alpha
+    and colour (imagecodecs); else None."""
+    if a.dtype == np.uint16 and a.ndim == 3:
+        import imagecodecs
+
+        return bytes(imagecodecs.png_encode(np.ascontiguousarray(a)))
     if a.dtype == np.uint8:
         img = Image.fromarray(a)
     elif a.dtype == np.uint16 and a.ndim == 2:

@@ -15,7 +15,7 @@ from modelrepo.errors import InputError, plain
 from modelrepo.preprocess import TIFF_MAGIC
 from modelrepo.segmentation import measure
 from service.batcher import Timing
-from service.images import DECODE_ERRORS, open_image, tiff_file
+from service.images import DECODE_ERRORS, deep_png, open_image, tiff_file
 from service.registry import ModelState
 from service.tasks import channels
 
@@ -28,6 +28,8 @@ def decode(data: bytes, max_pixels: int, channel: str | None = None) -> tuple[np
     if data[:4] in TIFF_MAGIC:
         with tiff_file(data, max_pixels) as tf:
             return channels.pick(channels.tiff_planes(tf), channel)
+    if (deep := deep_png(data, max_pixels)) is not None:
+        return channels.pick(channels.array_planes(deep[..., :1] if deep.shape[2] == 2 else deep), channel)  # LA: L
     img = open_image(data, max_pixels)
     try:
         return channels.pick(channels.pil_planes(img), channel)

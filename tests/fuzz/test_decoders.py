@@ -14,6 +14,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -62,6 +63,7 @@ def _image_seeds() -> list[bytes]:
         _encode(gray.convert("RGB"), "WEBP"),
         _encode(gray.convert("RGB"), "AVIF", quality=80),  # its decoder raises RuntimeError on broken data
         _encode(gray.convert("RGB"), "HEIF", quality=80),  # read through pillow-heif (service.images)
+        bytes(imagecodecs.png_encode(rng.integers(0, 65535, (12, 12, 3)).astype(np.uint16))),  # 48-bit PNG
     ]
 
 

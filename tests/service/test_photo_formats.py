@@ -88,3 +88,45 @@ def test_a_broken_avif_is_a_422_everywhere(client) -> None:
         r = client.post(path, files={"file": ("photo.avif", body, "image/avif")})
         assert r.status_code == 422 and r.json()["error"]["code"] == "undecodable_image", (path, r.text)
     assert client.get("/health/ready").status_code == 200
+
+
+def _png16(a: np.ndarray) -> bytes:
+    """A 16-bit colour / gray + alpha PNG as OpenCV, Lightroom or darktable write it (Pillow cannot)."""
+    import imagecodecs
+
+    return bytes(imagecodecs.png_encode(a))
+
+
+def test_a_16_bit_colour_png_keeps_its_16_bits(client) -> None:
+    """Pillow reads 48-bit PNGs as 8-bit RGB: /denoise answered 8-bit and /segment lost the low byte. Now
+    they are read with their 16 bits: /denoise answers a 16-bit colour PNG, /segment measures the 16-bit
+    values; gray + alpha keeps its alpha."""
+    from service.images import deep_png
+
+    clean = test_images(gray=False)["astronaut"][40:168, 200:328].astype(np.float64)
+    noisy = np.clip(np.round((clean + np.random.default_rng(1).normal(0, 20 / 255, clean.shape)) * 65535), 0, 65535)
+    body = _png16(noisy.astype(np.uint16))
+    assert Image.open(io.BytesIO(body)).mode == "RGB"  # what Pillow makes of it: 8 bits
+    np.testing.assert_array_equal(deep_png(body, 10**6), noisy)
+    r = client.post("/denoise", files={"file": ("photo.png", body, "image/png")})
+    assert r.status_code == 200, r.text
+    out = deep_png(r.content, 10**6)
+    assert out is not None and out.dtype == np.uint16 and out.shape == (128, 128, 3)
+    assert np.mean((out / 65535 - clean) ** 2) < 0.5 * np.mean((noisy / 65535 - clean) ** 2)
+    j = client.post("/denoise?output=json", files={"file": ("photo.png", body, "image/png")}).json()
+    assert j["dtype"] == "uint16" and j["format"] == "png"
+
+    cells = tifffile.imread(Path(ROOT) / "examples" / "cells" / "cells_16bit.tif")
+    rgb = np.stack([cells, cells // 4, np.zeros_like(cells)], -1).astype(np.uint16)
+    r = client.post("/segment?channel=red", files={"file": ("cells.png", _png16(rgb), "image/png")})
+    as_tiff = client.post(
+        "/segment",
+        files={"file": ("cells.tif", (Path(ROOT) / "examples/cells/cells_16bit.tif").read_bytes(), "image/tiff")},
+    )
+    assert r.status_code == 200, r.text
+    got, want = r.json()["objects"], as_tiff.json()["objects"]
+    assert len(got) == len(want) and [o["mean_intensity"] for o in got] == [o["mean_intensity"] for o in want]
+
+    la = np.stack([noisy[..., 0], np.full(noisy.shape[:2], 40000.0)], -1).astype(np.uint16)
+    out = deep_png(client.post("/denoise", files={"file": ("la.png", _png16(la), "image/png")}).content, 10**6)
+    assert out.shape == (128, 128, 2) and (out[..., 1] == 40000).all()
