@@ -161,7 +161,8 @@ def test_resident_memory_after_10000_requests() -> None:
 
         async def send(n: int) -> Counter:
             statuses = Counter()
-            async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            limits = httpx.Limits(keepalive_expiry=KEEPALIVE_S)  # as above: no request on a closing connection
+            async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as c:
                 sem = asyncio.Semaphore(16)
 
                 async def one(i: int) -> None:
