@@ -3,9 +3,10 @@
 Donoho's robust estimator: sigma = median(|HH|) / 0.6745 over the finest diagonal Haar wavelet
 coefficients - what ``skimage.restoration.estimate_sigma`` does with pywt.
 
-Lossy files - JPEG, and lossy WebP alike (both store luma + half-resolution chroma, transform-coded) -
-need two changes, both chosen on the training images (``runs``: Gaussian noise of sigma 5-25 saved at
-quality 75 and 95, denoised at each candidate level, PSNR against the clean image; ``lossy=True``):
+Lossy files - JPEG, and HEIC, AVIF and lossy WebP alike (luma + half-resolution chroma, transform-coded) -
+need two changes (``lossy=True``), both chosen on the training images (Gaussian noise of sigma 5-25 saved
+at quality 75 and 95, denoised at each candidate level, PSNR against the clean image; the held-out effect:
+``python -m training denoise-jpeg``, README *Denoising*):
 - JPEG quantises the highest, diagonal frequencies hardest. At quality 75 (Pillow's default) and sigma
   5-10, most diagonal coefficients of the noise become zero and the HH estimate reads 0.3-0.7 of the true
   level, so the denoiser leaves the noise in (``clock`` at sigma 10: 32.8 dB against 45.3 at the true
