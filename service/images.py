@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -88,6 +89,37 @@ def deep_png(data: bytes, max_pixels: int) -> np.ndarray | None:
         return np.asarray(imagecodecs.png_decode(data))
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the client's file
         raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
+
+
+MAX_ICC_BYTES = 4 << 20  # an ICC profile is a few KB; an iCCP chunk may not inflate past this
+
+
+def png_icc(data: bytes) -> bytes | None:
+    """A PNG file's ICC profile (its iCCP chunk, inflated, at most ``MAX_ICC_BYTES``), or None."""
+    at = 8
+    while at + 8 <= len(data):
+        size, tag = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if tag == b"iCCP":
+            body = data[at + 8 : at + 8 + size]
+            try:  # profile name, NUL, compression method (0), deflated profile
+                return zlib.decompressobj().decompress(body[body.find(b"\0") + 2 :], MAX_ICC_BYTES) or None
+            except zlib.error:
+                return None
+        if tag in (b"IDAT", b"IEND"):
+            return None
+        at += 12 + size
+    return None
+
+
+def png_with_icc(png: bytes, icc: bytes | None) -> bytes:
+    """``png`` with an iCCP chunk holding ``icc`` right after its IHDR (where the PNG spec wants it: before
+    PLTE and IDAT)."""
+    if not icc:
+        return png
+    body = b"ICC profile\0\0" + zlib.compress(icc)
+    chunk = len(body).to_bytes(4, "big") + b"iCCP" + body + zlib.crc32(b"iCCP" + body).to_bytes(4, "big")
+    end = 8 + 12 + int.from_bytes(png[8:12], "big")  # signature, IHDR
+    return png[:end] + chunk + png[end:]
 
 
 @contextmanager

@@ -66,11 +66,11 @@ def _headers(facts: dict) -> dict[str, str]:
     return headers
 
 
-def _image_response(output: str, out, headers: dict[str, str]) -> Response:
-    """The denoised image as PNG (8-bit, 16-bit gray) or TIFF (any depth)."""
+def _image_response(output: str, out, icc: bytes | None, headers: dict[str, str]) -> Response:
+    """The denoised image as PNG (8-bit, 16-bit) or TIFF (any depth), with the upload's colour profile."""
     if output == "tiff":
-        return Response(task.tiff_bytes(out), media_type="image/tiff", headers=headers)
-    png = task.png_bytes(out)
+        return Response(task.tiff_bytes(out, icc), media_type="image/tiff", headers=headers)
+    png = task.png_bytes(out, icc)
     if png is None:
         raise ApiError(
             422, "png_unsupported", f"a {out.dtype} image with {out.shape} cannot be a PNG here; ask for output=tiff"
@@ -136,10 +136,10 @@ async def denoise_image(
     }
     headers = _headers(facts)
     if output != "json":
-        return _image_response(output, out, headers)
-    png = task.png_bytes(out)
+        return _image_response(output, out, d.icc, headers)
+    png = task.png_bytes(out, d.icc)
     body = {
-        "image": base64.b64encode(png if png is not None else task.tiff_bytes(out)).decode("ascii"),
+        "image": base64.b64encode(png if png is not None else task.tiff_bytes(out, d.icc)).decode("ascii"),
         "format": "png" if png is not None else "tiff",
         "dtype": str(out.dtype),
         "shape": list(out.shape),

@@ -23,7 +23,7 @@ from modelrepo.noise import estimate_sigma_shuffled
 from modelrepo.preprocess import TIFF_MAGIC, equal_planes
 from modelrepo.vst import NoiseModel, fit_noise_model, stabilise, stabilised_level, unstabilise
 from service.batcher import Timing
-from service.images import DECODE_ERRORS, deep_png, tiff_file
+from service.images import DECODE_ERRORS, deep_png, png_icc, png_with_icc, tiff_file
 from service.registry import ModelState
 
 
@@ -38,6 +38,7 @@ class Decoded:
     planes: int = 0  # colour planes to return when they differ from x's (a gray image stored as RGB: 3)
     pages: int = 1  # images in the file (a multi-page TIFF: the first is denoised)
     lossy: bool = False  # JPEG-like coding (JPEG, HEIC, AVIF, lossy WebP, JPEG in a TIFF): noise measured so
+    icc: bytes | None = None  # the file's ICC colour profile (Display P3 in iPhone photos): the answer keeps it
 
     def notes(self) -> list[str]:
         """What the answer says about the file itself: lossy coding, pages beyond the first."""
@@ -94,15 +95,20 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
         with tiff_file(data, max_pixels) as tf:
             page, pages = tf.pages[0], len(tf.pages)
             a, lossy = page.asarray(), page.compression in (6, 7)  # (old-style) JPEG
+            icc = page.tags.get(34675)  # InterColorProfile
         d = _from_array(a, "TIFF")
-        d.pages, d.lossy = pages, lossy
+        d.pages, d.lossy, d.icc = pages, lossy, bytes(icc.value) if icc is not None else None
         return d
     if (deep := deep_png(data, max_pixels)) is not None:
-        return _from_array(deep, "PNG")
+        d = _from_array(deep, "PNG")
+        d.icc = png_icc(data)
+        return d
     img = open_image(data, max_pixels)
     fmt = img.format or "?"
+    icc = img.info.get("icc_profile")
     d = _decode_pillow(img, fmt)
     d.lossy = fmt in ("JPEG", "MPO", "HEIF", "AVIF") or (fmt == "WEBP" and lossy_webp(data))
+    d.icc = icc or None
     return d
 
 
@@ -225,13 +231,13 @@ def restore(y: np.ndarray, d: Decoded) -> np.ndarray:
     return out[..., 0] if out.shape[2] == 1 else out
 
 
-def png_bytes(a: np.ndarray) -> bytes | None:
-    """PNG of the array when PNG can hold it: 8-bit L/LA/RGB/RGBA, 16-bit gray (Pillow), 16-bit gray + alpha
-    and colour (imagecodecs); else None."""
+def png_bytes(a: np.ndarray, icc: bytes | None = None) -> bytes | None:
+    """PNG of the array, with ``icc`` as its colour profile, when PNG can hold it: 8-bit L/LA/RGB/RGBA, 16-bit
+    gray (Pillow), 16-bit gray + alpha and colour (imagecodecs); else None."""
     if a.dtype == np.uint16 and a.ndim == 3:
         import imagecodecs
 
-        return bytes(imagecodecs.png_encode(np.ascontiguousarray(a)))
+        return png_with_icc(bytes(imagecodecs.png_encode(np.ascontiguousarray(a))), icc)
     if a.dtype == np.uint8:
         img = Image.fromarray(a)
     elif a.dtype == np.uint16 and a.ndim == 2:
@@ -239,17 +245,17 @@ def png_bytes(a: np.ndarray) -> bytes | None:
     else:
         return None
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format="PNG", icc_profile=icc)
     return buf.getvalue()
 
 
-def tiff_bytes(a: np.ndarray) -> bytes:
+def tiff_bytes(a: np.ndarray, icc: bytes | None = None) -> bytes:
     import tifffile
 
     buf = io.BytesIO()
     extra = {"extrasamples": ["unassalpha"]} if a.ndim == 3 and a.shape[2] in (2, 4) else {}
     photometric = "rgb" if a.ndim == 3 and a.shape[2] >= 3 else "minisblack"
-    tifffile.imwrite(buf, a, photometric=photometric, **extra)
+    tifffile.imwrite(buf, a, photometric=photometric, iccprofile=icc, **extra)
     return buf.getvalue()
 
 

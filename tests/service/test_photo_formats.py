@@ -130,3 +130,38 @@ def test_a_16_bit_colour_png_keeps_its_16_bits(client) -> None:
     la = np.stack([noisy[..., 0], np.full(noisy.shape[:2], 40000.0)], -1).astype(np.uint16)
     out = deep_png(client.post("/denoise", files={"file": ("la.png", _png16(la), "image/png")}).content, 10**6)
     assert out.shape == (128, 128, 2) and (out[..., 1] == 40000).all()
+
+
+def test_the_colour_profile_comes_back_with_the_denoised_image(client) -> None:
+    """A photo's ICC profile (Display P3 in every iPhone photo, Adobe RGB from cameras) says what its numbers
+    mean; an answer without it is shown in other colours by colour-managed viewers. /denoise answers carry the
+    upload's profile: PNG, JPEG, TIFF and 16-bit PNG in, PNG / TIFF / JSON out. No profile in, none out."""
+    from PIL import ImageCms
+
+    from service.images import png_icc
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    a = (np.random.default_rng(2).random((48, 64, 3)) * 255).astype(np.uint8)
+    uploads = {fmt: encode(a, fmt, icc_profile=icc) for fmt in ("PNG", "JPEG", "TIFF")}
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, a, photometric="rgb", iccprofile=icc)
+    uploads["TIFF (tifffile)"] = buf.getvalue()
+    import imagecodecs
+
+    from service.images import png_with_icc
+
+    uploads["16-bit PNG"] = png_with_icc(bytes(imagecodecs.png_encode(a.astype(np.uint16) * 257)), icc)
+    assert png_icc(uploads["16-bit PNG"]) == icc
+    for name, body in uploads.items():
+        for output in ("png", "tiff", "json"):
+            r = client.post(f"/denoise?output={output}", files={"file": ("photo", body, "application/octet-stream")})
+            assert r.status_code == 200, (name, output, r.text)
+            content = base64.b64decode(r.json()["image"]) if output == "json" else r.content
+            if output == "tiff":
+                with tifffile.TiffFile(io.BytesIO(content)) as tf:
+                    got = bytes(tf.pages[0].tags[34675].value)
+            else:
+                got = Image.open(io.BytesIO(content)).info.get("icc_profile") or png_icc(content)
+            assert got == icc, (name, output)
+    plain = client.post("/denoise", files={"file": ("photo.png", encode(a, "PNG"), "image/png")}).content
+    assert "icc_profile" not in Image.open(io.BytesIO(plain)).info and png_icc(plain) is None
