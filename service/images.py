@@ -86,40 +86,95 @@ def deep_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     if w * h > max_pixels:
         raise ApiError(413, "image_too_large", f"image 0 has {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
     try:
-        return np.asarray(imagecodecs.png_decode(data))
+        a = np.asarray(imagecodecs.png_decode(data))
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the client's file
         raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
+    return ORIENT.get(_orientation(png_exif(data)), lambda v: v)(a)  # upright, as ``upright`` does
+
+
+# EXIF orientation -> the numpy turn that makes the pixels upright (what ``ImageOps.exif_transpose`` does)
+ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _orientation(exif: bytes | None) -> int:
+    if not exif:
+        return 1
+    try:
+        tags = Image.Exif()
+        tags.load(exif)
+        return int(tags.get(ExifTags.Base.Orientation, 1))
+    except Exception:  # noqa: BLE001 - metadata that does not parse: the pixels as stored
+        return 1
+
+
+def exif_without_orientation(exif: bytes | None) -> bytes | None:
+    """An EXIF block without its orientation tag (for pixels already turned upright), or None."""
+    if not exif:
+        return None
+    try:
+        tags = Image.Exif()
+        tags.load(exif)
+        tags.pop(ExifTags.Base.Orientation, None)
+        return tags.tobytes() if len(tags) else None
+    except Exception:  # noqa: BLE001 - metadata that does not parse is left behind, the pixels still count
+        return None
 
 
 MAX_ICC_BYTES = 4 << 20  # an ICC profile is a few KB; an iCCP chunk may not inflate past this
 
 
-def png_icc(data: bytes) -> bytes | None:
-    """A PNG file's ICC profile (its iCCP chunk, inflated, at most ``MAX_ICC_BYTES``), or None."""
+EXIF_HEADER = b"Exif\0\0"  # what Pillow's Exif.tobytes() puts before the TIFF-structured EXIF data
+
+
+def _png_chunk(data: bytes, tag: bytes) -> bytes | None:
+    """The body of a PNG file's first ``tag`` chunk before its image data, or None."""
     at = 8
     while at + 8 <= len(data):
-        size, tag = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
-        if tag == b"iCCP":
-            body = data[at + 8 : at + 8 + size]
-            try:  # profile name, NUL, compression method (0), deflated profile
-                return zlib.decompressobj().decompress(body[body.find(b"\0") + 2 :], MAX_ICC_BYTES) or None
-            except zlib.error:
-                return None
-        if tag in (b"IDAT", b"IEND"):
+        size, found = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if found == tag:
+            return data[at + 8 : at + 8 + size]
+        if found in (b"IDAT", b"IEND"):
             return None
         at += 12 + size
     return None
 
 
-def png_with_icc(png: bytes, icc: bytes | None) -> bytes:
-    """``png`` with an iCCP chunk holding ``icc`` right after its IHDR (where the PNG spec wants it: before
-    PLTE and IDAT)."""
-    if not icc:
-        return png
-    body = b"ICC profile\0\0" + zlib.compress(icc)
-    chunk = len(body).to_bytes(4, "big") + b"iCCP" + body + zlib.crc32(b"iCCP" + body).to_bytes(4, "big")
+def png_icc(data: bytes) -> bytes | None:
+    """A PNG file's ICC profile (its iCCP chunk, inflated, at most ``MAX_ICC_BYTES``), or None."""
+    body = _png_chunk(data, b"iCCP")
+    if body is None:
+        return None
+    try:  # profile name, NUL, compression method (0), deflated profile
+        return zlib.decompressobj().decompress(body[body.find(b"\0") + 2 :], MAX_ICC_BYTES) or None
+    except zlib.error:
+        return None
+
+
+def png_exif(data: bytes) -> bytes | None:
+    """A PNG file's EXIF block (its eXIf chunk) as Pillow's ``exif=`` takes it, or None."""
+    body = _png_chunk(data, b"eXIf")
+    return EXIF_HEADER + body if body else None
+
+
+def png_with_meta(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """``png`` with iCCP (``icc``) and eXIf (``exif``, with or without its Exif header) chunks right after
+    its IHDR - before PLTE and IDAT, where the PNG spec wants them."""
+    chunks = []
+    if icc:
+        chunks.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
+    if exif:
+        chunks.append((b"eXIf", exif.removeprefix(EXIF_HEADER)))
+    raw = b"".join(len(b).to_bytes(4, "big") + t + b + zlib.crc32(t + b).to_bytes(4, "big") for t, b in chunks)
     end = 8 + 12 + int.from_bytes(png[8:12], "big")  # signature, IHDR
-    return png[:end] + chunk + png[end:]
+    return png[:end] + raw + png[end:]
 
 
 @contextmanager

@@ -66,11 +66,12 @@ def _headers(facts: dict) -> dict[str, str]:
     return headers
 
 
-def _image_response(output: str, out, icc: bytes | None, headers: dict[str, str]) -> Response:
-    """The denoised image as PNG (8-bit, 16-bit) or TIFF (any depth), with the upload's colour profile."""
+def _image_response(output: str, out, d: task.Decoded, headers: dict[str, str]) -> Response:
+    """The denoised image as PNG (8-bit, 16-bit; with the upload's colour profile and EXIF) or TIFF (any depth;
+    with its colour profile)."""
     if output == "tiff":
-        return Response(task.tiff_bytes(out, icc), media_type="image/tiff", headers=headers)
-    png = task.png_bytes(out, icc)
+        return Response(task.tiff_bytes(out, d.icc), media_type="image/tiff", headers=headers)
+    png = task.png_bytes(out, d.icc, d.exif)
     if png is None:
         raise ApiError(
             422, "png_unsupported", f"a {out.dtype} image with {out.shape} cannot be a PNG here; ask for output=tiff"
@@ -136,8 +137,8 @@ async def denoise_image(
     }
     headers = _headers(facts)
     if output != "json":
-        return _image_response(output, out, d.icc, headers)
-    png = task.png_bytes(out, d.icc)
+        return _image_response(output, out, d, headers)
+    png = task.png_bytes(out, d.icc, d.exif)
     body = {
         "image": base64.b64encode(png if png is not None else task.tiff_bytes(out, d.icc)).decode("ascii"),
         "format": "png" if png is not None else "tiff",

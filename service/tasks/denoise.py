@@ -23,7 +23,15 @@ from modelrepo.noise import estimate_sigma_shuffled
 from modelrepo.preprocess import TIFF_MAGIC, equal_planes
 from modelrepo.vst import NoiseModel, fit_noise_model, stabilise, stabilised_level, unstabilise
 from service.batcher import Timing
-from service.images import DECODE_ERRORS, deep_png, png_icc, png_with_icc, tiff_file
+from service.images import (
+    DECODE_ERRORS,
+    deep_png,
+    exif_without_orientation,
+    png_exif,
+    png_icc,
+    png_with_meta,
+    tiff_file,
+)
 from service.registry import ModelState
 
 
@@ -39,6 +47,7 @@ class Decoded:
     pages: int = 1  # images in the file (a multi-page TIFF: the first is denoised)
     lossy: bool = False  # JPEG-like coding (JPEG, HEIC, AVIF, lossy WebP, JPEG in a TIFF): noise measured so
     icc: bytes | None = None  # the file's ICC colour profile (Display P3 in iPhone photos): the answer keeps it
+    exif: bytes | None = None  # its EXIF block (camera, exposure, date), orientation taken out: kept in PNGs
 
     def notes(self) -> list[str]:
         """What the answer says about the file itself: lossy coding, pages beyond the first."""
@@ -101,14 +110,14 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
         return d
     if (deep := deep_png(data, max_pixels)) is not None:
         d = _from_array(deep, "PNG")
-        d.icc = png_icc(data)
+        d.icc, d.exif = png_icc(data), exif_without_orientation(png_exif(data))
         return d
-    img = open_image(data, max_pixels)
+    img = open_image(data, max_pixels)  # upright: a phone's EXIF orientation applied to the pixels
     fmt = img.format or "?"
-    icc = img.info.get("icc_profile")
+    icc, exif = img.info.get("icc_profile"), exif_without_orientation(img.info.get("exif"))
     d = _decode_pillow(img, fmt)
     d.lossy = fmt in ("JPEG", "MPO", "HEIF", "AVIF") or (fmt == "WEBP" and lossy_webp(data))
-    d.icc = icc or None
+    d.icc, d.exif = icc or None, exif
     return d
 
 
@@ -231,13 +240,13 @@ def restore(y: np.ndarray, d: Decoded) -> np.ndarray:
     return out[..., 0] if out.shape[2] == 1 else out
 
 
-def png_bytes(a: np.ndarray, icc: bytes | None = None) -> bytes | None:
-    """PNG of the array, with ``icc`` as its colour profile, when PNG can hold it: 8-bit L/LA/RGB/RGBA, 16-bit
-    gray (Pillow), 16-bit gray + alpha and colour (imagecodecs); else None."""
+def png_bytes(a: np.ndarray, icc: bytes | None = None, exif: bytes | None = None) -> bytes | None:
+    """PNG of the array, with ``icc`` as its colour profile and ``exif``, when PNG can hold it: 8-bit
+    L/LA/RGB/RGBA, 16-bit gray (Pillow), 16-bit gray + alpha and colour (imagecodecs); else None."""
     if a.dtype == np.uint16 and a.ndim == 3:
         import imagecodecs
 
-        return png_with_icc(bytes(imagecodecs.png_encode(np.ascontiguousarray(a))), icc)
+        return png_with_meta(bytes(imagecodecs.png_encode(np.ascontiguousarray(a))), icc, exif)
     if a.dtype == np.uint8:
         img = Image.fromarray(a)
     elif a.dtype == np.uint16 and a.ndim == 2:
@@ -245,7 +254,7 @@ def png_bytes(a: np.ndarray, icc: bytes | None = None) -> bytes | None:
     else:
         return None
     buf = io.BytesIO()
-    img.save(buf, format="PNG", icc_profile=icc)
+    img.save(buf, format="PNG", icc_profile=icc, **({"exif": exif} if exif else {}))
     return buf.getvalue()
 
 

@@ -132,26 +132,32 @@ def test_a_16_bit_colour_png_keeps_its_16_bits(client) -> None:
     assert out.shape == (128, 128, 2) and (out[..., 1] == 40000).all()
 
 
-def test_the_colour_profile_comes_back_with_the_denoised_image(client) -> None:
+def test_the_colour_profile_and_exif_come_back_with_the_denoised_image(client) -> None:
     """A photo's ICC profile (Display P3 in every iPhone photo, Adobe RGB from cameras) says what its numbers
     mean; an answer without it is shown in other colours by colour-managed viewers. /denoise answers carry the
-    upload's profile: PNG, JPEG, TIFF and 16-bit PNG in, PNG / TIFF / JSON out. No profile in, none out."""
-    from PIL import ImageCms
+    upload's profile (PNG, JPEG, TIFF and 16-bit PNG in, PNG / TIFF / JSON out) and, in PNGs, its EXIF without
+    the orientation (the pixels come back upright). No profile in, none out."""
+    from PIL import ExifTags, ImageCms
 
-    from service.images import png_icc
+    from service.images import png_exif, png_icc
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     a = (np.random.default_rng(2).random((48, 64, 3)) * 255).astype(np.uint8)
     uploads = {fmt: encode(a, fmt, icc_profile=icc) for fmt in ("PNG", "JPEG", "TIFF")}
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make], exif[ExifTags.Base.Orientation] = "PhoneCo", 6  # shot with the phone turned
+    uploads["JPEG + EXIF"] = encode(a, "JPEG", icc_profile=icc, exif=exif.tobytes())
     buf = io.BytesIO()
     tifffile.imwrite(buf, a, photometric="rgb", iccprofile=icc)
     uploads["TIFF (tifffile)"] = buf.getvalue()
     import imagecodecs
 
-    from service.images import png_with_icc
+    from service.images import png_with_meta
 
-    uploads["16-bit PNG"] = png_with_icc(bytes(imagecodecs.png_encode(a.astype(np.uint16) * 257)), icc)
-    assert png_icc(uploads["16-bit PNG"]) == icc
+    uploads["16-bit PNG + EXIF"] = png_with_meta(
+        bytes(imagecodecs.png_encode(a.astype(np.uint16) * 257)), icc, exif.tobytes()
+    )
+    assert png_icc(uploads["16-bit PNG + EXIF"]) == icc and png_exif(uploads["16-bit PNG + EXIF"]) == exif.tobytes()
     for name, body in uploads.items():
         for output in ("png", "tiff", "json"):
             r = client.post(f"/denoise?output={output}", files={"file": ("photo", body, "application/octet-stream")})
@@ -163,5 +169,24 @@ def test_the_colour_profile_comes_back_with_the_denoised_image(client) -> None:
             else:
                 got = Image.open(io.BytesIO(content)).info.get("icc_profile") or png_icc(content)
             assert got == icc, (name, output)
+            if "EXIF" in name and output != "tiff":
+                tags = dict(Image.open(io.BytesIO(content)).getexif())
+                assert tags.get(ExifTags.Base.Make) == "PhoneCo", (name, output, tags)
+                assert ExifTags.Base.Orientation not in tags, (name, output, tags)
     plain = client.post("/denoise", files={"file": ("photo.png", encode(a, "PNG"), "image/png")}).content
     assert "icc_profile" not in Image.open(io.BytesIO(plain)).info and png_icc(plain) is None
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_16_bit_png_is_turned_upright_as_pillow_turns_an_8_bit_one(orientation: int) -> None:
+    import imagecodecs
+    from PIL import ExifTags, ImageOps
+
+    from service.images import deep_png, png_with_meta
+
+    a = (np.random.default_rng(orientation).random((5, 7, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(encode(a, "PNG", exif=exif.tobytes())))))
+    deep = png_with_meta(bytes(imagecodecs.png_encode(a.astype(np.uint16) * 257)), None, exif.tobytes())
+    np.testing.assert_array_equal(deep_png(deep, 10**6), want.astype(np.uint16) * 257)
