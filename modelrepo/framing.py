@@ -29,6 +29,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from modelrepo.card import DomainCheck, Framing
+from modelrepo.noise import LUMA
 
 Invert = Literal["auto", "true", "false"]
 
@@ -74,7 +75,7 @@ def flatten_alpha(img: Image.Image) -> tuple[Image.Image, str | None]:
         return img, None
     rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
     alpha = rgba[..., 3] / 255.0
-    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray = rgba[..., :3] @ LUMA.astype(np.float32)
     if alpha.min() >= 1.0:
         return Image.fromarray(rgba[..., :3].astype(np.uint8), "RGB"), None
     opaque = alpha > 0.5

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-LUMA = np.array([0.299, 0.587, 0.114])  # JPEG's (ITU-R BT.601) luma weights
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights: JPEG's, and Pillow's "L"
 LUMA_NOISE = float(np.sqrt(np.sum(LUMA**2)))  # 0.669: luma noise per unit of independent noise in each plane
 
 

@@ -35,6 +35,7 @@ def _target_size(size: tuple[int, int], spec: InputSpec) -> tuple[int, int] | No
 
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # little- and big-endian TIFF
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GRAY_TOLERANCE = 3 / 255  # a plane may differ from the planes' mean by this much (JPEG's chroma rounding)
 
 

@@ -14,7 +14,7 @@ from pillow_heif import register_heif_opener
 from modelrepo.card import InputSpec
 from modelrepo.errors import InputError, plain
 from modelrepo.framing import FrameNotes, Invert
-from modelrepo.preprocess import prepare_image_noted
+from modelrepo.preprocess import PNG_MAGIC, prepare_image_noted
 from service.errors import ApiError
 
 register_heif_opener()  # HEIC: what iPhones save photos as (Pillow reads AVIF itself)
@@ -72,9 +72,6 @@ def prepare(
     return (px[..., None] if px.ndim == 2 else px), notes
 
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
 def deep_png(data: bytes, max_pixels: int) -> np.ndarray | None:
     """A 16-bit colour or gray + alpha PNG - what Lightroom, darktable, OpenCV and scientific tools write - as
     (H, W, C) uint16 (Pillow would reduce it to 8 bits); None for any other file. 413 / 422 as ``open_image``."""
@@ -89,7 +86,7 @@ def deep_png(data: bytes, max_pixels: int) -> np.ndarray | None:
         a = np.asarray(imagecodecs.png_decode(data))
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the client's file
         raise ApiError(422, "undecodable_image", f"image 0 cannot be decoded: {plain(exc)}") from None
-    return ORIENT.get(_orientation(png_exif(data)), lambda v: v)(a)  # upright, as ``upright`` does
+    return ORIENT.get(split_orientation(png_exif(data))[0], lambda v: v)(a)  # upright, as ``upright`` does
 
 
 # EXIF orientation -> the numpy turn that makes the pixels upright (what ``ImageOps.exif_transpose`` does)
@@ -104,28 +101,18 @@ ORIENT = {
 }
 
 
-def _orientation(exif: bytes | None) -> int:
+def split_orientation(exif: bytes | None) -> tuple[int, bytes | None]:
+    """An EXIF block -> (its orientation, 1 when absent; the block without it, for pixels turned upright, or
+    None). A block that does not parse is left behind: (1, None) - the pixels still count."""
     if not exif:
-        return 1
+        return 1, None
     try:
         tags = Image.Exif()
         tags.load(exif)
-        return int(tags.get(ExifTags.Base.Orientation, 1))
-    except Exception:  # noqa: BLE001 - metadata that does not parse: the pixels as stored
-        return 1
-
-
-def exif_without_orientation(exif: bytes | None) -> bytes | None:
-    """An EXIF block without its orientation tag (for pixels already turned upright), or None."""
-    if not exif:
-        return None
-    try:
-        tags = Image.Exif()
-        tags.load(exif)
-        tags.pop(ExifTags.Base.Orientation, None)
-        return tags.tobytes() if len(tags) else None
-    except Exception:  # noqa: BLE001 - metadata that does not parse is left behind, the pixels still count
-        return None
+        orientation = int(tags.pop(ExifTags.Base.Orientation, 1))
+        return orientation, tags.tobytes() if len(tags) else None
+    except Exception:  # noqa: BLE001 - metadata is the client's, and optional
+        return 1, None
 
 
 MAX_ICC_BYTES = 4 << 20  # an ICC profile is a few KB; an iCCP chunk may not inflate past this

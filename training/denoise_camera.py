@@ -7,14 +7,13 @@ table. Held-out colour images (``test_images(gray=False)``), PSNR against the no
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from modelrepo.denoising import SHUFFLE_STRIDE
 from modelrepo.noise import estimate_sigma_shuffled
+from training.denoise_jpeg import through_jpeg
 
 PEAKS = (25, 100, 400)  # photons at full scale: a dim room .. daylight
 READ = 0.004
@@ -23,11 +22,10 @@ MODEL = "unet_denoise_rgb"
 
 
 def _as_upload(x: np.ndarray, fmt: str) -> np.ndarray:
+    """As an 8-bit PNG or a quality-90 4:2:0 JPEG would bring it."""
     if fmt == "PNG":
         return np.round(np.clip(x, 0, 1) * 255).astype(np.float32) / 255
-    buf = io.BytesIO()
-    Image.fromarray(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
-    return np.asarray(Image.open(buf), np.float32) / 255
+    return through_jpeg(x, 90)
 
 
 def measure(models: Path, progress: bool = True, limit: int | None = None) -> list[dict]:

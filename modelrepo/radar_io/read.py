@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modelrepo.errors import InputError, plain
-from modelrepo.preprocess import TIFF_MAGIC
+from modelrepo.preprocess import PNG_MAGIC, TIFF_MAGIC
 from modelrepo.radar_io.arrays import read_npy, read_npz, read_png
 from modelrepo.radar_io.frames import (
     OPERA_GAIN,
@@ -22,7 +22,7 @@ from modelrepo.radar_io.geotiff import read_geotiff
 from modelrepo.radar_io.netcdf import read_netcdf
 from modelrepo.radar_io.odim import is_odim, read_odim
 
-NPY_MAGIC, ZIP_MAGIC, PNG_MAGIC, HDF5_MAGIC = b"\x93NUMPY", b"PK\x03\x04", b"\x89PNG", b"\x89HDF\r\n\x1a\n"
+NPY_MAGIC, ZIP_MAGIC, HDF5_MAGIC = b"\x93NUMPY", b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
 NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 
 

@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.errors import InputError
+from modelrepo.noise import LUMA
 from modelrepo.preprocess import equal_planes, intensities
 
 NAMES = {"red": 0, "green": 1, "blue": 2, "r": 0, "g": 1, "b": 2}
-LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's "L"
 SIGNAL_SHARE = 0.1  # a colour band carries signal when its spread is at least this share of the widest band's
 
 COMPOSITE = (
@@ -101,7 +101,7 @@ def pick(planes: Planes, channel: str | None) -> tuple[np.ndarray, list[str]]:
         return planes.plane(0), [PAGES.format(n=planes.count, last=planes.count - 1)]
     if planes.kind == "colour":
         bands = [planes.plane(i) for i in range(planes.count)]
-        luma = LUMA if len(bands) == 3 else [1 / len(bands)] * len(bands)
+        luma = list(LUMA) if len(bands) == 3 else [1 / len(bands)] * len(bands)
         return sum(c * b for c, b in zip(luma, bands)).astype(np.float32), [COMPOSITE] if composite(bands) else []
     return planes.plane(0), []
 

@@ -26,10 +26,10 @@ from service.batcher import Timing
 from service.images import (
     DECODE_ERRORS,
     deep_png,
-    exif_without_orientation,
     png_exif,
     png_icc,
     png_with_meta,
+    split_orientation,
     tiff_file,
 )
 from service.registry import ModelState
@@ -110,11 +110,11 @@ def decode(data: bytes, max_pixels: int, open_image) -> Decoded:
         return d
     if (deep := deep_png(data, max_pixels)) is not None:
         d = _from_array(deep, "PNG")
-        d.icc, d.exif = png_icc(data), exif_without_orientation(png_exif(data))
+        d.icc, d.exif = png_icc(data), split_orientation(png_exif(data))[1]
         return d
     img = open_image(data, max_pixels)  # upright: a phone's EXIF orientation applied to the pixels
     fmt = img.format or "?"
-    icc, exif = img.info.get("icc_profile"), exif_without_orientation(img.info.get("exif"))
+    icc, exif = img.info.get("icc_profile"), split_orientation(img.info.get("exif"))[1]
     d = _decode_pillow(img, fmt)
     d.lossy = fmt in ("JPEG", "MPO", "HEIF", "AVIF") or (fmt == "WEBP" and lossy_webp(data))
     d.icc, d.exif = icc or None, exif
