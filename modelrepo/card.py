@@ -133,9 +133,12 @@ class OutputSpec(_Strict):
     # segmentation: how objects are made from the class probabilities (modelrepo/segmentation.py)
     instances: Literal["components", "watershed"] = "components"
     # segmentation: object sizes trained on (equivalent diameters, px); uploads with cells outside the
-    # range are rescaled so their cells measure diameter_px, and the answer is mapped back
+    # range are rescaled, and the answer is mapped back
     diameter_px: float | None = Field(None, gt=0)
     diameter_range: tuple[float, float] | None = None
+    # segmentation: cells measuring within this range are segmented at their own size, others rescaled to
+    # its nearer end (chosen on validation: training.seg_calibrate); absent: rescaled to diameter_px
+    diameter_native: tuple[float, float] | None = None
 
 
 class RadarSpec(_Strict):

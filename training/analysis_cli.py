@@ -1,5 +1,5 @@
 """``python -m training`` commands that analyse or re-card committed models: the nowcaster's ablation,
-time steps and rain decision, a denoiser's self-ensemble."""
+time steps and rain decision, a segmenter's natively segmented sizes, a denoiser's self-ensemble."""
 
 from __future__ import annotations
 
@@ -42,6 +42,16 @@ def cmd_nowcast_calibrate(args: argparse.Namespace) -> int:
         print(settings_table(r["verification"]["served_settings"]))
     print(table(r["verification"]["rain_decision"]))
     print(json.dumps({k: v for k, v in r.items() if k != "verification"}, indent=2, default=str))
+    return 0
+
+
+def cmd_segment_calibrate(args: argparse.Namespace) -> int:
+    """A committed segmenter's natively segmented cell sizes chosen on validation; card re-measured."""
+    from training.seg_calibrate import recalibrate
+
+    text, metrics = recalibrate(Path(args.model), Path(args.report) if args.report else None)
+    print(text)
+    print(json.dumps({k: v for k, v in metrics.items() if "f1" in k}, indent=2))
     return 0
 
 
@@ -105,6 +115,19 @@ def add_analysis_parsers(sub) -> None:
         help="a Lagrangian model: choose its flow smoothing and evolution gain with the rain decision value",
     )
     p.set_defaults(fn=cmd_nowcast_calibrate)
+    _add_recard_parsers(sub)
+
+
+def _add_recard_parsers(sub) -> None:
+    """Commands that choose a committed segmenter's or denoiser's serving settings and re-measure its card,
+    and the denoiser's upload reports."""
+    p = sub.add_parser(
+        "segment-calibrate",
+        help="choose which cell sizes a committed segmenter sees at their own size (validation); re-measure its card",
+    )
+    p.add_argument("model", nargs="?", default="models/unet_cells", help="model folder")
+    p.add_argument("--report", default=None, help="also write the validation table here (markdown)")
+    p.set_defaults(fn=cmd_segment_calibrate)
     p = sub.add_parser(
         "denoise-ensemble",
         help="serve a committed denoiser with a self-ensemble size: validation gains, held-out table, optional export",

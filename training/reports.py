@@ -120,8 +120,9 @@ SETS = {
 def segmentation_table(card: ModelCard) -> str:
     m = card.metrics
     rows = [
-        "| held-out set | U-Net, components | U-Net, watershed | precision / recall (served) | Otsu + watershed |",
-        "|---|---|---|---|---|",
+        "| held-out set | U-Net, components | U-Net, watershed | precision / recall (served) | served, true diameter "
+        "given | Otsu + watershed |",
+        "|---|---|---|---|---|---|",
     ]
     for prefix, name in SETS.items():
         if f"{prefix}object_f1" not in m:
@@ -130,7 +131,7 @@ def segmentation_table(card: ModelCard) -> str:
             f"| {name} | {m.get(f'{prefix}object_f1_components', float('nan')):.3f} | "
             f"{m.get(f'{prefix}object_f1_watershed', float('nan')):.3f} | "
             f"{m[f'{prefix}object_precision']:.3f} / {m[f'{prefix}object_recall']:.3f} | "
-            f"{m[f'{prefix}baseline_object_f1']:.3f} |"
+            f"{m.get(f'{prefix}object_f1_given_diameter', float('nan')):.3f} | {m[f'{prefix}baseline_object_f1']:.3f} |"
         )
     return "\n".join(rows)
 
@@ -144,11 +145,11 @@ def plot_segmentation(card: ModelCard, path: Path) -> None:
     m = card.metrics
     sets = [(p, n) for p, n in SETS.items() if f"{p}object_f1" in m]
     series = [("U-Net, components", "object_f1_components"), ("U-Net, watershed", "object_f1_watershed")]
-    series.append(("Otsu + watershed", "baseline_object_f1"))
-    fig, ax = plt.subplots(figsize=(8, 4))
+    series += [("served, true diameter given", "object_f1_given_diameter"), ("Otsu + watershed", "baseline_object_f1")]
+    fig, ax = plt.subplots(figsize=(9, 4))
     for k, (label, key) in enumerate(series):
-        ax.bar(np.arange(len(sets)) + k * 0.27, [m.get(f"{p}{key}", 0.0) for p, _ in sets], 0.27, label=label)
-    ax.set_xticks(np.arange(len(sets)) + 0.27, [n for _, n in sets])
+        ax.bar(np.arange(len(sets)) + k * 0.2, [m.get(f"{p}{key}", 0.0) for p, _ in sets], 0.2, label=label)
+    ax.set_xticks(np.arange(len(sets)) + 0.3, [n for _, n in sets])
     ax.set_ylim(0, 1)
     ax.set_ylabel("object F1 at IoU >= 0.5")
     ax.set_title(f"{card.name}: held-out sets (served instances: {card.output.instances})")

@@ -57,9 +57,9 @@ async def segment_image(
         None,
         gt=0,
         le=10_000,
-        description="typical cell diameter in pixels: the image is rescaled so its cells match the trained size "
-        "and the answer mapped back; absent: estimated from a first pass (rescaled only when outside the "
-        "trained range)",
+        description="typical cell diameter in pixels: cells outside the sizes the model segments at their own "
+        "size (the card's diameter_native) are rescaled to its nearer end and the answer mapped back; absent: "
+        "estimated by a scale search",
     ),
     channel: str | None = Query(
         None,
@@ -98,6 +98,7 @@ async def segment_image(
             "used": None if seg.diameter_used is None else round(seg.diameter_used, 2),
             "estimated": seg.diameter_estimated,
             "trained": card.output.diameter_px,
+            "native": card.output.diameter_native,
             "scale": round(seg.scale, 4),
         },
         "warnings": seg.warnings,

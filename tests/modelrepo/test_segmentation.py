@@ -111,3 +111,28 @@ def test_shrinking_averages_instead_of_aliasing() -> None:
     assert small.shape == (64, 64)
     assert small.std() < 0.5 * noise.std()  # a plain bilinear sample would keep the noise's full std
     assert _resize(small, (256, 256)).shape == (256, 256)
+
+
+def test_target_scale_keeps_cells_in_the_native_range_at_their_size() -> None:
+    from modelrepo.card import OutputSpec
+    from modelrepo.cellseg import target_scale
+
+    old = OutputSpec(kind="class_scores", shape=[3, "any", "any"], diameter_px=19.0, diameter_range=(7.0, 47.0))
+    new = old.model_copy(update={"diameter_native": (7.0, 14.0)})
+    assert target_scale(9.5, old) == pytest.approx(2.0)  # a card without the range: every size to the median
+    assert target_scale(9.5, new) == 1.0 and target_scale(7.0, new) == 1.0 and target_scale(14.0, new) == 1.0
+    assert target_scale(3.5, new) == pytest.approx(2.0)  # smaller: up to the range's low end
+    assert target_scale(56.0, new) == pytest.approx(0.25)  # larger: down to its top
+
+
+def test_calibration_picks_the_range_whose_worst_set_is_best() -> None:
+    from training.seg_calibrate import best
+
+    table = [
+        (None, {"own": 0.60, "own given": 0.52, "first": 0.99}),
+        ((7.0, 14.0), {"own": 0.63, "own given": 0.65, "first": 0.99}),
+        ((7.0, 10.0), {"own": 0.61, "own given": 0.70, "first": 0.98}),  # best mean, worse worst set
+    ]
+    assert best(table) == (7.0, 14.0)
+    table.append(((7.0, 12.0), {"own": 0.63, "own given": 0.66, "first": 0.99}))  # same worst, better mean
+    assert best(table) == (7.0, 12.0)

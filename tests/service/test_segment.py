@@ -12,6 +12,7 @@ import tifffile
 from PIL import Image
 from scipy import ndimage as ndi
 
+from tests.conftest import MODELS
 from tests.service.conftest import ready_client
 from training.data.cells import make_cell_dataset
 from training.seg_metrics import match_objects
@@ -143,7 +144,8 @@ def test_segment_errors(client, cells, digits) -> None:
 
 def test_diameter_rescales_to_the_trained_size_and_maps_back(client, cells) -> None:
     """Cells drawn 3x larger than the training data: given their diameter (or estimating it) the image
-    is rescaled to the trained size, and the labels come back on the input's own grid."""
+    is rescaled so that they measure the top of the sizes segmented natively, and the labels come back on
+    the input's own grid."""
     from modelrepo.segmentation import equivalent_diameters
     from training.seg_metrics import object_f1
 
@@ -151,12 +153,13 @@ def test_diameter_rescales_to_the_trained_size_and_maps_back(client, cells) -> N
     big = ndi.zoom(c.image.astype(np.float64), 3, order=1)
     truth = ndi.zoom(c.instances, 3, order=0)
     d = float(np.median(equivalent_diameters(truth)))
-    trained = client.get("/models/unet_cells").json()["card"]["output"]["diameter_px"]
+    _, top = client.get("/models/unet_cells").json()["card"]["output"]["diameter_native"]
+    assert d > top
     given = post(client, png16(big), f"?diameter={d:.1f}")
     assert given.status_code == 200, given.text
     body = given.json()
     assert body["diameter"]["used"] == pytest.approx(d, abs=0.1) and body["diameter"]["estimated"] is False
-    assert body["diameter"]["scale"] == pytest.approx(trained / d, rel=1e-3)
+    assert body["diameter"]["scale"] == pytest.approx(top / d, rel=1e-3)
     labels = tifffile.imread(io.BytesIO(post(client, png16(big), f"?diameter={d:.1f}&output=labels").content))
     assert labels.shape == big.shape
     assert object_f1([labels], [truth])["f1"] >= 0.8
@@ -297,3 +300,42 @@ def test_dark_cells_on_a_bright_background_are_found_with_invert(client) -> None
     assert warning is None and np.array_equal(picked, original)
     rows = post(client, png16(bright), "?invert=true&output=csv").text.splitlines()
     assert len(rows) == int(original.max()) + 1  # measured in the file's own (bright-background) values
+
+
+def test_a_given_diameter_within_the_native_range_is_not_rescaled(client) -> None:
+    """Cells of 7-14 px given as such are segmented at their own size (scale 1): enlarging them to the trained
+    median, the rule before 2026-12-06, made the answer worse than not giving a diameter at all. Measured on
+    own-generator images from a seed no card or training set uses: the old rule (the same card without
+    ``diameter_native``, through the same pipeline) is worse than today's."""
+    import asyncio
+
+    import onnxruntime as ort
+
+    from modelrepo.cellseg import segment
+    from modelrepo.repository import check_model_dir
+    from modelrepo.segmentation import equivalent_diameters
+    from training.data.cells_random import make_random_cell_dataset
+    from training.seg_metrics import object_f1
+
+    entry = check_model_dir(MODELS / "unet_cells")
+    lo, hi = entry.card.output.diameter_native
+    data = [c for c in make_random_cell_dataset(60, seed=4343, seam=0.25) if c.instances.max() >= 10]
+    data = [c for c in data if lo <= np.median(equivalent_diameters(c.instances)) <= hi][:8]
+    assert len(data) == 8
+    d = [float(np.median(equivalent_diameters(c.instances))) for c in data]
+    r = post(client, png16(data[0].image), f"?diameter={d[0]:.2f}").json()["diameter"]
+    assert r["scale"] == 1.0 and r["estimated"] is False and r["native"] == [lo, hi]
+    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
+
+    async def infer(x):
+        return sess.run(None, {entry.card.input.name: x})[0]
+
+    def f1(out) -> float:
+        async def run():
+            return [(await segment(infer, c.image.astype(np.float32), entry.card.input, out, di)).instances
+                    for c, di in zip(data, d)]  # fmt: skip
+
+        return object_f1(asyncio.run(run()), [c.instances for c in data])["f1"]
+
+    old_rule = entry.card.output.model_copy(update={"diameter_native": None})
+    assert f1(entry.card.output) > f1(old_rule) + 0.05

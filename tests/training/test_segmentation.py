@@ -101,7 +101,7 @@ def test_tiny_training_lowers_loss_and_exports_with_parity_at_two_sizes(tmp_path
     r = train_segmenter(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert r["history"][-1]["train_loss"] < r["history"][0]["train_loss"]
     assert set(r["scores"]) == {"own", "cross", "cross_x2", "first"}  # every held-out set, both methods, baseline
-    assert set(r["scores"]["cross"]) == {"components", "watershed", "baseline"}
+    assert set(r["scores"]["cross"]) == {"components", "watershed", "baseline", "given_diameter"}
     # the resumable checkpoint: a second call with --resume continues (here: nothing left) and re-exports
     r2 = train_segmenter(
         cfg, run=Run(export_to=tmp_path / "models", progress=False, resume=True, overwrite=True, version=1)
@@ -183,3 +183,15 @@ def test_magnified_cells_keep_their_labels_and_grow() -> None:
     assert set(np.unique(m.instances)) == set(np.unique(c.instances))
     assert np.bincount(m.instances.ravel())[1:].sum() == 4 * np.bincount(c.instances.ravel())[1:].sum()
     assert (m.classes == classes_from_instances(m.instances)).all()
+
+
+def test_generalisation_table_shows_the_given_diameter_column() -> None:
+    from modelrepo.card import ModelCard
+    from tests.conftest import MODELS
+    from training.reports import segmentation_table
+
+    card = ModelCard.load(MODELS / "unet_cells" / "card.json")
+    header, _, *rows = segmentation_table(card).splitlines()
+    assert "true diameter given" in header and len(rows) == 4
+    cross = next(r for r in rows if r.startswith("| independent generator |"))
+    assert f"| {card.metrics['cross_object_f1_given_diameter']:.3f} |" in cross

@@ -192,15 +192,18 @@ def baseline_instances(image: np.ndarray, min_size: int = 20) -> np.ndarray:
     return relabel(watershed(-dist, markers, mask=mask), min_size)
 
 
-def segment_all(logits_of, images: list[np.ndarray], spec: InputSpec, out: OutputSpec) -> list[np.ndarray]:
+def segment_all(
+    logits_of, images: list[np.ndarray], spec: InputSpec, out: OutputSpec, diameters: list[float | None] | None = None
+) -> list[np.ndarray]:
     """Instances for each image through the served pipeline (``modelrepo/cellseg.py``): whole-image
-    percentiles, diameter estimate and rescale, the card's instance method."""
+    percentiles, diameter estimate (or the given one, as ``diameter=``) and rescale, the card's instance method."""
+    given = diameters or [None] * len(images)
 
     async def infer(x: np.ndarray) -> np.ndarray:
         return logits_of(x)
 
     async def run() -> list[np.ndarray]:
-        return [(await segment(infer, im.astype(np.float32), spec, out)).instances for im in images]
+        return [(await segment(infer, im.astype(np.float32), spec, out, d)).instances for im, d in zip(images, given)]
 
     return asyncio.run(run())
 
@@ -215,7 +218,8 @@ def torch_logits(model: torch.nn.Module, device: torch.device):
 
 
 def score_sets(logits_of, sets: dict[str, list[CellImage]], spec: InputSpec, out: OutputSpec) -> dict:
-    """Object F1 / precision / recall per held-out set, for both instance methods, and the baseline's."""
+    """Object F1 / precision / recall per held-out set: both instance methods, the baseline, and the served
+    method given each image's true median cell diameter (``given_diameter``, as `diameter=` on /segment)."""
     scores = {}
     for name, data in sets.items():
         truth = [c.instances for c in data]
@@ -226,8 +230,15 @@ def score_sets(logits_of, sets: dict[str, list[CellImage]], spec: InputSpec, out
             for m in METHODS
         }
         row["baseline"] = object_f1([baseline_instances(c.image, out.min_object_size) for c in data], truth)
+        given = segment_all(logits_of, [c.image for c in data], spec, out, true_d(data))
+        row["given_diameter"] = object_f1(given, truth)
         scores[name] = row
     return scores
+
+
+def true_d(data: list[CellImage]) -> list[float | None]:
+    """Each image's median cell diameter from its truth (what a user who knows the cells would pass)."""
+    return [float(np.median(equivalent_diameters(c.instances))) if c.instances.max() else None for c in data]
 
 
 def output_spec(cfg: SegmentConfig, train: list[CellImage], instances: str = "components") -> OutputSpec:
@@ -296,6 +307,10 @@ def train_segmenter(
     logits_of = torch_logits(model, device)
     val = score_sets(logits_of, {"val": data["val"]}, spec, out)["val"]
     out = out.model_copy(update={"instances": max(METHODS, key=lambda m: val[m]["f1"])})
+    from training.seg_calibrate import choose, markdown  # which cell sizes stay at their own size: on validation
+
+    out, table = choose(logits_of, cfg, spec, out)
+    (out_dir / "diameter_native.md").write_text(markdown(table, out.diameter_native) if table else "")
     sets = held_out_sets(cfg, data)
     scores = score_sets(logits_of, sets, spec, out)
     for name, panel in (("own", "panel.png"), ("cross", "panel_cross.png")):
@@ -330,7 +345,7 @@ def card_metrics(scores: dict, method: str) -> dict[str, float]:
         prefix = "" if name == "own" else f"{name}_"
         metrics |= {f"{prefix}object_{k}": round(row[method][k], 4) for k in ("f1", "precision", "recall")}
         metrics[f"{prefix}baseline_object_f1"] = round(row["baseline"]["f1"], 4)
-        metrics |= {f"{prefix}object_f1_{m}": round(row[m]["f1"], 4) for m in METHODS}
+        metrics |= {f"{prefix}object_f1_{m}": round(row[m]["f1"], 4) for m in (*METHODS, "given_diameter")}
     return metrics
 
 
