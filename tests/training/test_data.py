@@ -63,3 +63,24 @@ def test_augmentation_never_flips_unless_asked() -> None:
     assert (y[:, 0, :, :4].mean((1, 2)) > y[:, 0, :, -4:].mean((1, 2))).all()
     flipped = random_affine(x, g, rotate_deg=0.0, translate=0.0, scale=(1.0, 1.0), hflip=True)
     assert (flipped[:, 0, :, -4:].mean((1, 2)) > 0.9).any()
+
+
+def test_zoom_augmentation_magnifies_image_and_labels_together() -> None:
+    from modelrepo.segmentation import equivalent_diameters
+    from training.data.cells import augment_cells
+    from training.data.cells_random import make_random_cell_dataset
+
+    c = make_random_cell_dataset(1, seed=3)[0]
+    before = np.median(equivalent_diameters(c.instances))
+    rng = np.random.default_rng(0)
+    ratios = []
+    for _ in range(8):
+        image, inst = augment_cells(c.image, c.instances, rng, elastic=False, zoom=1.0)
+        assert image.shape == inst.shape == c.image.shape and inst.dtype == np.int32
+        assert set(np.unique(inst)) <= set(np.unique(c.instances))  # labels resampled, never blended
+        fg = inst > 0  # the image follows its labels: cells stay brighter than the background
+        assert image[fg].mean() > image[~fg].mean()
+        ratios.append(np.median(equivalent_diameters(inst)) / before)
+    assert min(ratios) > 0.8 and np.median(ratios) > 1.3  # 1-3x, log-uniform (cut cells at the crop's edge)
+    image, inst = augment_cells(c.image, c.instances, rng, elastic=False, zoom=0.0)
+    assert sorted(np.unique(inst)) == sorted(np.unique(c.instances))  # no zoom: a rotation / flip only

@@ -118,3 +118,25 @@ def elastic_deform(
     warped = ndi.map_coordinates(image.astype(np.float32), coords, order=1, mode="reflect")
     labels = ndi.map_coordinates(instances, coords, order=0, mode="reflect")
     return warped.astype(image.dtype), labels.astype(np.int32)
+
+
+def augment_cells(
+    image: np.ndarray, inst: np.ndarray, rng: np.random.Generator, elastic: bool, zoom: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training view: the paper's elastic deformation (70 %), with probability ``zoom`` a crop magnified
+    1-3x back to the full size (bilinear; labels nearest), a rotation by 90 degrees and a flip."""
+    if elastic and rng.random() < 0.7:
+        image, inst = elastic_deform(image, inst, rng)
+    if zoom and rng.random() < zoom:
+        h, w = image.shape
+        z = float(np.exp(rng.uniform(0, np.log(3.0))))
+        ch, cw = max(8, round(h / z)), max(8, round(w / z))
+        y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+        crop = image[y : y + ch, x : x + cw].astype(np.float32)
+        image = ndi.zoom(crop, (h / ch, w / cw), order=1, grid_mode=True, mode="nearest")[:h, :w]
+        inst = ndi.zoom(inst[y : y + ch, x : x + cw], (h / ch, w / cw), order=0, grid_mode=True, mode="nearest")[:h, :w]
+    k = int(rng.integers(4))
+    image, inst = np.rot90(image, k), np.rot90(inst, k)
+    if rng.random() < 0.5:
+        image, inst = image[:, ::-1], inst[:, ::-1]
+    return np.ascontiguousarray(image), np.ascontiguousarray(inst)

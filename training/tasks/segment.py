@@ -16,7 +16,7 @@ from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, O
 from modelrepo.cellseg import segment
 from modelrepo.preprocess import preprocess
 from modelrepo.segmentation import equivalent_diameters
-from training.data.cells import CLASSES, CellImage, classes_from_instances, elastic_deform, make_cell_dataset
+from training.data.cells import CLASSES, CellImage, augment_cells, classes_from_instances, make_cell_dataset
 from training.data.cells_alt import make_alt_cell_dataset
 from training.data.cells_random import make_random_cell_dataset
 from training.evaluate import save_figure
@@ -64,6 +64,7 @@ class SegmentConfig:
     out: str = "runs"
     max_batches: int | None = None
     contact_seam: float = 0.7  # cells_random: share of images whose touching cells meet at a dimmer line
+    zoom: float = 0.0  # share of training images seen magnified 1-3x (a crop enlarged: noise and blur with it)
 
     # not part of the resume key: a trial run in runs/<trial> can be copied to runs/<name> and exported under it
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("name",)
@@ -137,24 +138,13 @@ def data_source(cfg: SegmentConfig) -> str:
     return SOURCES.get(cfg.data) or f"folder:{Path(cfg.data_dir or '.').resolve()}"
 
 
-def _augment(c: CellImage, rng: np.random.Generator, elastic: bool) -> tuple[np.ndarray, np.ndarray]:
-    image, inst = c.image, c.instances
-    if elastic and rng.random() < 0.7:
-        image, inst = elastic_deform(image, inst, rng)
-    k = int(rng.integers(4))
-    image, inst = np.rot90(image, k), np.rot90(inst, k)
-    if rng.random() < 0.5:
-        image, inst = image[:, ::-1], inst[:, ::-1]
-    return np.ascontiguousarray(image), np.ascontiguousarray(inst)
-
-
 def _batches(cfg: SegmentConfig, train: list[CellImage], spec: InputSpec, steps: int):
     def batches(epoch: int, rng: np.random.Generator):
         order = rng.permutation(len(train))
         for i in range(steps):
             xs, ys, ws = [], [], []
             for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]:
-                image, inst = _augment(train[j], rng, cfg.elastic)
+                image, inst = augment_cells(train[j].image, train[j].instances, rng, cfg.elastic, cfg.zoom)
                 classes = classes_from_instances(inst)
                 xs.append(image)
                 ys.append(classes.astype(np.int64))
