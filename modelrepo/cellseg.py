@@ -151,6 +151,7 @@ async def segment(
         found = median_diameter(inst)
         result.diameter_used, result.diameter_estimated = found, found is not None
         lo, hi = out.diameter_range
+        lo = out.diameter_native[0] if out.diameter_native else lo  # smaller cells are enlarged to it
         if found is not None and not lo <= found * scale <= hi:  # clipped: an estimate is never refused
             scale = float(np.clip(target_scale(found, out), *SCALE_RANGE))
             scale = checked_scale(scale, h, w, f"the estimated diameter {found:.3g} px")

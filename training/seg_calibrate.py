@@ -5,10 +5,11 @@ The network is trained on cells of every size in its range at their own scale (r
 every image's cells to the median trained diameter - what ``diameter=`` did before 2026-12-06 - helps nobody
 whose cells are already in that range: small cells enlarged 2x come with enlarged, correlated noise the network
 never saw. Instead cells within ``diameter_native`` are segmented as they are, and only smaller or larger ones
-are rescaled to its nearer end (``modelrepo.cellseg.target_scale``). Its lower end is the trained range's; the
-upper end is chosen among ``TOPS`` (and the trained median and range top) as the one whose *worst* validation
-set is best (ties: the mean), over the served pipeline with the diameter estimated and with each image's true
-median diameter given:
+are rescaled to its nearer end (``modelrepo.cellseg.target_scale``). First its upper end is chosen among
+``TOPS`` (and the trained median and range top), its lower end the trained range's; then, with that top, a
+higher lower end among ``LOWS`` (enlarging small cells, which pays only for a network trained on enlarged crops,
+``--zoom``). Each time the candidate whose *worst* validation set is best wins (ties: the mean), over the served
+pipeline with the diameter estimated and with each image's true median diameter given:
 
 - ``own``: the training generator's validation split and a second one from another seed (never a test seed);
 - ``first``: the first generator's validation split (``cells.py``; not when it is the training generator);
@@ -41,6 +42,7 @@ from training.tasks.segment import (
 )
 
 TOPS = (10.0, 12.0, 14.0, 16.0, 26.0)  # with the trained median and range top
+LOWS = (10.0, 12.0, 14.0)  # then, with the chosen top: enlarge cells smaller than this (a model trained with --zoom)
 SECOND_SEED = 5  # the second own validation split: the val split of seed cfg.seed + 5
 
 
@@ -63,6 +65,11 @@ def candidates(out: OutputSpec) -> list[tuple[float, float] | None]:
     return [None, *[(lo, round(float(t), 2)) for t in tops]]
 
 
+def lows(chosen: tuple[float, float]) -> list[tuple[float, float]]:
+    """With the chosen top: a higher low end for each of ``LOWS`` below it (small cells enlarged to it)."""
+    return [(lo, chosen[1]) for lo in LOWS if chosen[0] < lo < chosen[1]]
+
+
 def measure(logits_of, sets: dict[str, list[CellImage]], spec, out: OutputSpec) -> dict[str, float]:
     """Object F1 per validation set, diameter estimated (``<set>``) and given (``<set> given``)."""
     row = {}
@@ -78,9 +85,14 @@ def choose(logits_of, cfg: SegmentConfig, spec, out: OutputSpec) -> tuple[Output
     if out.diameter_range is None or out.diameter_px is None:
         return out, []
     sets = validation_sets(cfg)
-    table = []
-    for cand in candidates(out):
-        table.append((cand, measure(logits_of, sets, spec, out.model_copy(update={"diameter_native": cand}))))
+
+    def row(cand) -> tuple:
+        return cand, measure(logits_of, sets, spec, out.model_copy(update={"diameter_native": cand}))
+
+    table = [row(cand) for cand in candidates(out)]
+    chosen = best(table)
+    if chosen is not None:
+        table += [row(cand) for cand in lows(chosen)]
     return out.model_copy(update={"diameter_native": best(table)}), table
 
 

@@ -94,18 +94,22 @@ async def segment_image(
     if output == "csv":
         return Response(task.objects_csv(rows), media_type=_MEDIA[output], headers=headers)
     body = task.summary(classes, instances, rows, card) | {
-        "diameter": {
-            "used": None if seg.diameter_used is None else round(seg.diameter_used, 2),
-            "estimated": seg.diameter_estimated,
-            "trained": card.output.diameter_px,
-            "native": card.output.diameter_native,
-            "scale": round(seg.scale, 4),
-        },
+        "diameter": _diameter(seg, card),
         "warnings": seg.warnings,
         "model": {"name": state.name, "version": state.version, "provider": state.provider},
         "timings": timings_ms(t0, t1, timing),
     }
     return JSONResponse(body, headers=headers)
+
+
+def _diameter(seg, card) -> dict:
+    return {
+        "used": None if seg.diameter_used is None else round(seg.diameter_used, 2),
+        "estimated": seg.diameter_estimated,
+        "trained": card.output.diameter_px,
+        "native": card.output.diameter_native,
+        "scale": round(seg.scale, 4),
+    }
 
 
 def _headers(seg, state) -> dict[str, str]:

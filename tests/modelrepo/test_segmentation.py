@@ -136,3 +136,10 @@ def test_calibration_picks_the_range_whose_worst_set_is_best() -> None:
     assert best(table) == (7.0, 14.0)
     table.append(((7.0, 12.0), {"own": 0.63, "own given": 0.66, "first": 0.99}))  # same worst, better mean
     assert best(table) == (7.0, 12.0)
+
+
+def test_calibration_tries_higher_low_ends_below_the_chosen_top() -> None:
+    from training.seg_calibrate import lows
+
+    assert lows((7.27, 14.0)) == [(10.0, 14.0), (12.0, 14.0)]
+    assert lows((7.27, 10.0)) == []
