@@ -61,3 +61,24 @@ def test_a_card_without_a_suite_variant_fails_eval_until_remeasured(tmp_path: Pa
     assert fresh.robustness == card.robustness  # re-measured from the ONNX file: the committed figures
     assert fresh.metrics["robust_accuracy"] == headline(fresh.robustness)
     assert evaluate_entry(check_model_dir(tmp_path / "lenet5_digits")).ok
+
+
+def test_paper_photos_are_colour_jpegs_of_ink_on_unevenly_lit_paper() -> None:
+    """``paper_photo``: 300 drawn digits as a phone saves a photo of paper - RGB JPEGs, dark ink on lighter
+    paper, the paper's light falling off across the sheet (a lamp)."""
+    digits = load_digits_splits(seed=0).test
+    files, labels = suite_files(digits.images[:2], digits.labels[:2])["paper_photo"]
+    assert len(files) == 300 and sorted(set(labels.tolist())) == list(range(10))
+    spreads = []
+    for f in files[:40]:
+        img = Image.open(io.BytesIO(f))
+        assert img.format == "JPEG" and img.mode == "RGB"
+        a = np.asarray(img.convert("L"), np.float64)
+        b = max(2, min(a.shape) // 12)
+        ring = [a[:b, :b], a[:b, -b:], a[-b:, :b], a[-b:, -b:]]  # the corners: paper
+        corners = [float(np.median(c)) for c in ring]
+        assert a.min() < max(corners) - 40  # ink darker than the paper
+        spreads.append(max(corners) - min(corners))
+    assert np.median(spreads) > 15  # the sheet is not lit evenly
+    again, _ = suite_files(digits.images[:2], digits.labels[:2])["paper_photo"]
+    assert again[:5] == files[:5]  # deterministic

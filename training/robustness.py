@@ -5,7 +5,9 @@ Variants (``training/uploads.py``): native 8 x 8; 32 x 32 nearest and bilinear; 
 shifted 2-3 px at 32; inverted polarity; transparent-canvas PNG; thick and thin strokes; JPEG at
 quality 50; ``drawn``: pen-drawn digits made by ``training/data/drawn_digits.py``, a generator
 that never feeds training, and ``thin_pen_drawn``: the same drawn with a fine pen (1-3 % of the
-digit's height). ``robust_accuracy`` is the worst of them: the default classifier is the one whose
+digit's height); ``paper_photo``: drawn digits photographed on paper (``training/data/paper_photo.py``:
+paper tone, ruled or squared sheets, ink colour, a lamp's fall-off, vignetting, an RGB JPEG; also never
+feeds training). ``robust_accuracy`` is the worst of them: the default classifier is the one whose
 worst variant is best.
 
 One variant is reported but does not count in ``robust_accuracy``: ``thin_strokes_128``, the centre
@@ -28,6 +30,7 @@ from modelrepo.card import InputSpec
 from modelrepo.preprocess import preprocess
 from training.data.common import Splits
 from training.data.drawn_digits import THIN_PEN, drawn_digits
+from training.data.paper_photo import photograph
 from training.uploads import VARIANTS
 
 DRAWN_PER_CLASS = 30
@@ -53,6 +56,9 @@ def suite_files(digits: Sequence[np.ndarray], labels: np.ndarray) -> dict[str, t
     out["drawn"] = ([_encode(im) for im in drawn], drawn_labels)
     thin, thin_labels = drawn_digits(DRAWN_PER_CLASS, DRAWN_SEED + 1, THIN_PEN)
     out["thin_pen_drawn"] = ([_encode(im) for im in thin], thin_labels)
+    photos, photo_labels = drawn_digits(DRAWN_PER_CLASS, DRAWN_SEED + 2)
+    rng = np.random.default_rng([SUITE_SEED, len(VARIANTS), 2])
+    out["paper_photo"] = ([photograph(im, rng) for im in photos], photo_labels)
     return out
 
 

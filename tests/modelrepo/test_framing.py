@@ -131,3 +131,68 @@ def test_hairline_strokes_are_thickened_to_the_training_pen() -> None:
     line[20:180, 99:101] = 255  # a "1" drawn with a 2 px pen on a 200 px canvas
     g, _ = frame_digit(line, spec)
     assert (g > 0.5).sum() >= 8  # a full column of the 8 x 8 grid, not a faint trace
+
+
+def _paper_photo(d: np.ndarray, light: float = 0.0, squares: int = 0) -> np.ndarray:
+    """The digit as dark ink on gray paper (``big_on_canvas``), lit ``light`` brighter on the left than on the
+    right, on squared paper with ``squares`` cells across (lines 2 px, 30 % darker)."""
+    ink = big_on_canvas(d) / 255.0
+    h, w = ink.shape
+    paper = np.full((h, w), 220.0) * (1.0 - light * np.linspace(0, 1, w))[None, :]
+    if squares:
+        step = w // squares
+        grid = (np.arange(h) % step < 2)[:, None] | (np.arange(w) % step < 2)[None, :]
+        paper = paper * (1 - 0.3 * grid)
+    return np.clip(paper * (1 - 0.85 * ink), 0, 255)
+
+
+def test_uneven_light_is_flattened_before_the_ink_is_found(digits) -> None:
+    """Paper lit 45 % darker on one side than the other (a desk lamp): without flattening, the shaded paper
+    reads as ink and the ink box covers it; flattened, the digit frames as on evenly lit paper."""
+    import modelrepo.framing as fr
+
+    diffs, unflattened = [], []
+    for d in digits[:30]:
+        even, _ = framed(Image.fromarray(_paper_photo(d).astype(np.uint8)))
+        lit = Image.fromarray(_paper_photo(d, light=0.45).astype(np.uint8))
+        flat, notes = framed(lit)
+        assert notes.inverted and notes.ink_box[0] >= 100
+        diffs.append(np.abs(even - flat).mean())
+        fr.FLATTEN = False
+        try:
+            unflattened.append(np.abs(even - framed(lit)[0]).mean())
+        finally:
+            fr.FLATTEN = True
+    assert np.mean(diffs) < 0.04 and np.mean(unflattened) > 2 * np.mean(diffs)
+
+
+def test_squared_paper_lines_are_not_ink(digits) -> None:
+    import modelrepo.framing as fr
+
+    diffs, kept = [], []
+    for d in digits[:30]:
+        plain, _ = framed(Image.fromarray(_paper_photo(d).astype(np.uint8)))
+        squared = Image.fromarray(_paper_photo(d, squares=8).astype(np.uint8))
+        diffs.append(np.abs(plain - framed(squared)[0]).mean())
+        fr.RULING = False
+        try:
+            kept.append(np.abs(plain - framed(squared)[0]).mean())
+        finally:
+            fr.RULING = True
+    assert np.mean(diffs) < 0.04 and np.mean(kept) > 2 * np.mean(diffs)
+
+
+def test_digits_that_fill_the_image_are_not_mistaken_for_uneven_paper(digits) -> None:
+    """UCI digits upscaled fill their image edge to edge, soft edges in the border ring: no flattening, no
+    line removal - framed exactly as before either existed."""
+    import modelrepo.framing as fr
+
+    for d in digits[:100]:
+        img = Image.fromarray(d).resize((128, 128), Image.Resampling.BILINEAR)
+        now = framed(img)[0]
+        fr.FLATTEN = fr.RULING = False
+        try:
+            before = framed(img)[0]
+        finally:
+            fr.FLATTEN = fr.RULING = True
+        np.testing.assert_array_equal(now, before)
