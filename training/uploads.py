@@ -83,10 +83,39 @@ def transparent_canvas(a: np.ndarray, colour: tuple[int, int, int] = (0, 0, 0)) 
 PEN_SHARE = 0.45  # uploads drawn at 32 px or more that are redrawn with a thin pen
 
 
-def random_upload(digit: np.ndarray, rng: np.random.Generator, pen_share: float = PEN_SHARE) -> Image.Image:
+def _on_paper(a: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Ink (``a``: 0..255 coverage) written on paper and photographed: dark ink on a light sheet lit by a
+    tilted plane of light and maybe a soft shadow, sometimes ruled (lines across) or squared, with noise."""
+    h, w = a.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    tilt = rng.normal(0, 1) * (xx - 0.5) + rng.normal(0, 1) * (yy - 0.5)
+    light = 1 - rng.uniform(0.0, 0.55) * np.clip(tilt + 0.5, 0, 1)
+    if rng.random() < 0.3:
+        cy, cx, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.2, 0.6)
+        light = light * (1 - rng.uniform(0.1, 0.4) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)))
+    paper = np.full((h, w), rng.uniform(150, 250))
+    if rng.random() < 0.6:
+        step, width = rng.uniform(0.08, 0.3) * min(h, w), rng.uniform(1, 3)
+        lines = (np.arange(h) + rng.uniform(0, step)) % step < width
+        grid = lines[:, None] * np.ones((1, w), bool)
+        if rng.random() < 0.5:
+            grid = grid | ((np.arange(w) + rng.uniform(0, step)) % step < width)[None, :]
+        paper = paper * (1 - rng.uniform(0.1, 0.45) * grid)
+    ink = rng.uniform(0, 0.6) * paper
+    out = light * (paper + (ink - paper) * a / 255.0) + rng.normal(0, rng.uniform(0.5, 6), a.shape)
+    return Image.fromarray(np.clip(np.round(out), 0, 255).astype(np.uint8), "L")
+
+
+PAPER_SHARE = 0.2  # uploads drawn at 48 px or more that are written on (unevenly lit, maybe ruled) paper
+
+
+def random_upload(
+    digit: np.ndarray, rng: np.random.Generator, pen_share: float = PEN_SHARE, paper_share: float = 0.0
+) -> Image.Image:
     """One square uint8 digit (light ink on dark; 8 x 8 UCI or a 64 px glyph) -> a random upload of it
     (PIL image, any mode). ``pen_share``: of the uploads drawn at 32 px or more, the share redrawn
-    with a thin pen (the rest of those may get thicker or thinner strokes)."""
+    with a thin pen (the rest of those may get thicker or thinner strokes); ``paper_share``: of those
+    drawn at 48 px or more, the share written on unevenly lit, maybe ruled paper."""
     size = int(rng.choice([8, 16, 24, 28, 32, 48, 64, 96, 128]))
     img = Image.fromarray(digit)
     if size != img.width:
@@ -110,6 +139,9 @@ def random_upload(digit: np.ndarray, rng: np.random.Generator, pen_share: float 
         )
         a = np.asarray(small.resize((a.shape[1], a.shape[0]), _filter(rng)), np.float64)
     a = np.clip(a, 0, 255)
+    if paper_share and size >= 48 and rng.random() < paper_share:
+        up = _on_paper(a, rng)
+        return _jpeg(up, int(rng.integers(60, 95))) if rng.random() < 0.5 else up
     if rng.random() < 0.12:
         colour = tuple(int(v) for v in rng.integers(0, 90, 3)) if rng.random() < 0.5 else (0, 0, 0)
         return transparent_canvas(a, colour)

@@ -84,3 +84,25 @@ def test_zoom_augmentation_magnifies_image_and_labels_together() -> None:
     assert min(ratios) > 0.8 and np.median(ratios) > 1.3  # 1-3x, log-uniform (cut cells at the crop's edge)
     image, inst = augment_cells(c.image, c.instances, rng, elastic=False, zoom=0.0)
     assert sorted(np.unique(inst)) == sorted(np.unique(c.instances))  # no zoom: a rotation / flip only
+
+
+def test_paper_uploads_are_dark_ink_on_unevenly_lit_paper_and_off_by_default() -> None:
+    from sklearn.datasets import load_digits
+
+    from training.uploads import random_upload
+
+    digit = np.round(load_digits().images[0] * 255 / 16).astype(np.uint8)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    for _ in range(20):  # paper_share 0 (the default): the random stream of the uploads before it existed
+        x, y = random_upload(digit, a, 0.45), random_upload(digit, b, 0.45, 0.0)
+        assert x.tobytes() == y.tobytes()
+    rng, papers = np.random.default_rng(0), 0
+    for _ in range(200):
+        im = random_upload(digit, rng, 0.45, 1.0)
+        g = np.asarray(im.convert("L"), np.float64)
+        if min(g.shape) < 48 or im.mode != "L":
+            continue
+        corners = [np.median(c) for c in (g[:6, :6], g[:6, -6:], g[-6:, :6], g[-6:, -6:])]
+        if g.min() < min(corners) - 20 and max(corners) - min(corners) > 5:
+            papers += 1  # ink darker than the paper, the paper's light uneven
+    assert papers >= 60

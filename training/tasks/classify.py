@@ -24,7 +24,7 @@ from training.evaluate import classification_report, write_report
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets import PRESETS, build, get_arch
-from training.uploads import PEN_SHARE, random_upload
+from training.uploads import PAPER_SHARE, PEN_SHARE, random_upload
 from training.weights import load_weights
 
 
@@ -48,6 +48,7 @@ class ClassifyConfig:
     framing: bool = True
     upload_fraction: float = 0.8  # framed data: share of training images drawn as random uploads
     pen_share: float = PEN_SHARE  # of the uploads drawn at >= 32 px, the share redrawn with a thin pen
+    paper_share: float = PAPER_SHARE  # of those drawn at >= 48 px, the share written on lit, maybe ruled paper
     extra_train: str = "fonts"  # digits data: "fonts" adds typeset digits (training/data/font_digits.py); "" none
     ema: float | None = 0.99
     seed: int = 0
@@ -77,6 +78,7 @@ _CARD_HYPERPARAMETERS = (
     "framing",
     "upload_fraction",
     "pen_share",
+    "paper_share",
     "extra_train",
     "ema",
     "seed",
@@ -122,10 +124,10 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
 
 
 def _uploads(
-    images: list[np.ndarray], rng: np.random.Generator, fraction: float, pen_share: float = PEN_SHARE
+    images: list[np.ndarray], rng: np.random.Generator, fraction: float, pen: float = PEN_SHARE, paper: float = 0.0
 ) -> list[Image.Image | np.ndarray]:
     """Each image, or with probability ``fraction`` a random upload of it (``training/uploads.py``)."""
-    return [random_upload(im, rng, pen_share) if rng.random() < fraction else im for im in images]
+    return [random_upload(im, rng, pen, paper) if rng.random() < fraction else im for im in images]
 
 
 def _batches(cfg: ClassifyConfig, splits: Splits, spec: InputSpec, steps: int):
@@ -139,6 +141,7 @@ def _batches(cfg: ClassifyConfig, splits: Splits, spec: InputSpec, steps: int):
     if extra is not None:  # extra images are always drawn as uploads, never fed as they are
         images, labels = images + extra[0], np.concatenate([labels, extra[1]])
     labels = torch.from_numpy(labels)
+    mix = (cfg.pen_share, cfg.paper_share)
 
     def batches(epoch: int, rng: np.random.Generator):
         perm = rng.permutation(len(labels))
@@ -147,7 +150,7 @@ def _batches(cfg: ClassifyConfig, splits: Splits, spec: InputSpec, steps: int):
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             if framed:
                 share = cfg.upload_fraction if cfg.augment else 0.0
-                imgs = [_uploads([images[j]], rng, share if j < n_own else 1.0, cfg.pen_share)[0] for j in idx]
+                imgs = [_uploads([images[j]], rng, share if j < n_own else 1.0, *mix)[0] for j in idx]
                 x = torch.from_numpy(preprocess(imgs, spec))
             else:
                 x = fixed[idx]
@@ -172,7 +175,8 @@ def _validation(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[t
     images, labels = list(splits.val.images), splits.val.labels
     if spec.framing is not None and cfg.augment:
         rng = np.random.default_rng([cfg.seed, 1])
-        images = images + _uploads(images, rng, 1.0, cfg.pen_share) + _uploads(images, rng, 1.0, cfg.pen_share)
+        mix = (cfg.pen_share, cfg.paper_share)
+        images = images + _uploads(images, rng, 1.0, *mix) + _uploads(images, rng, 1.0, *mix)
         labels = np.concatenate([labels] * 3)
     return torch.from_numpy(preprocess(images, spec)), torch.from_numpy(labels)
 
@@ -271,9 +275,9 @@ def _domain(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> DomainCheck
         return np.stack([np.asarray(g, np.float64).ravel() / 255.0 for g in framed])
 
     train, val = list(splits.train.images), list(splits.val.images)
-    pen = cfg.pen_share
-    held_out = grids(val + _uploads(val, rng, 1.0, pen) + _uploads(val, rng, 1.0, pen))
-    return fit_domain_check(grids(train + _uploads(train, rng, 1.0, pen)), held_out)
+    mix = (cfg.pen_share, cfg.paper_share)
+    held_out = grids(val + _uploads(val, rng, 1.0, *mix) + _uploads(val, rng, 1.0, *mix))
+    return fit_domain_check(grids(train + _uploads(train, rng, 1.0, *mix)), held_out)
 
 
 def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra) -> CardDraft:
@@ -286,10 +290,12 @@ def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, ext
             "uploads": "training/uploads.py random_upload: sizes 8-128 px with random resampling filters, "
             "down/up round trips, rotation/shear/zoom/elastic warps, thick/thin strokes and thin-pen redraws, "
             "blur, margins, "
-            "paper tone and contrast, Gaussian noise, inverted polarity, transparent canvases, JPEG q30-95; "
+            "paper tone and contrast, Gaussian noise, inverted polarity, transparent canvases, JPEG q30-95, "
+            "ink on unevenly lit (tilted light, soft shadows), plain / ruled / squared paper (paper_share); "
             "then framed by the card's own preprocessing",
             "upload_fraction": cfg.upload_fraction,
             "pen_share": cfg.pen_share,
+            "paper_share": cfg.paper_share,
         }
     if extra is not None:
         from training.data.font_digits import SOURCE
