@@ -110,6 +110,7 @@ def _levels(g: np.ndarray) -> tuple[float, float]:
 
 FLATTEN = True
 RULING = True
+FLATTEN_MIN_SIDE = 24  # px: below this the border ring is a pixel or two (the 8 x 8 digits themselves)
 UNEVEN = 0.12  # border ring's 10-90 % spread, as a share of the image's span, above which lighting is flattened
 
 
@@ -169,6 +170,7 @@ def remove_ruling(g: np.ndarray) -> np.ndarray:
     crosses keeps the rest). ``g``: background 0, ink 1."""
     if min(g.shape) < RULING_MIN_SIDE:
         return g
+    before = g
     inked = g > RULING_LEVEL
     for axis in (1, 0):
         lines = np.count_nonzero(inked, axis=axis) > 0.75 * g.shape[axis]
@@ -189,6 +191,9 @@ def remove_ruling(g: np.ndarray) -> np.ndarray:
             g = g.copy()
             g[:, idx] = np.maximum(g[:, idx] - np.percentile(g[:, idx], 25, axis=0)[None, :], 0.0)
         inked = g > RULING_LEVEL
+    if g is not before:  # the lines may have been the darkest marks (a faint pencil on dark ruling): ink to 1
+        top = _levels(g)[1]
+        g = np.minimum(g / top, 1.0) if top > 0 else g
     return g
 
 
@@ -231,7 +236,7 @@ def _paper(gray: np.ndarray) -> tuple[np.ndarray, float, float, float, bool, flo
     full_scale = 65535.0 if gray.dtype == np.uint16 or g.max() > 255 else 255.0
     if gray.dtype.kind == "f" and g.min() >= 0.0 and g.max() <= 1.0:
         full_scale = 1.0  # a float image in [0, 1] (a float TIFF): its own scale, not 8-bit levels
-    if FLATTEN and min(g.shape) >= RULING_MIN_SIDE and _uneven(g, border, lo + 0.5 * (hi - lo), dark_ink, hi - lo):
+    if FLATTEN and min(g.shape) >= FLATTEN_MIN_SIDE and _uneven(g, border, lo + 0.5 * (hi - lo), dark_ink, hi - lo):
         g = flatten_lighting(g, dark_ink)
         lo, hi = _levels(g)
         bg = _median(_border(g))
@@ -261,6 +266,9 @@ def frame_digit(
     if RULING:
         g = remove_ruling(g)
     mass = np.maximum(g - 0.3, 0.0)
+    if not mass.any():  # nothing stands out of the paper (after its lines were taken out)
+        notes.warnings.append(NO_INK)
+        return np.zeros((spec.grid, spec.grid), np.float32), notes
     if np.count_nonzero(g > 0.5) > 0.6 * g.size:
         notes.warnings.append(INK_EVERYWHERE)
     top, bottom, left, right = _ink_box(mass)

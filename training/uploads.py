@@ -106,9 +106,6 @@ def _on_paper(a: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(np.round(out), 0, 255).astype(np.uint8), "L")
 
 
-PAPER_SHARE = 0.2  # uploads drawn at 48 px or more that are written on (unevenly lit, maybe ruled) paper
-
-
 def random_upload(
     digit: np.ndarray, rng: np.random.Generator, pen_share: float = PEN_SHARE, paper_share: float = 0.0
 ) -> Image.Image:

@@ -24,7 +24,7 @@ from training.evaluate import classification_report, write_report
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets import PRESETS, build, get_arch
-from training.uploads import PAPER_SHARE, PEN_SHARE, random_upload
+from training.uploads import PEN_SHARE, random_upload
 from training.weights import load_weights
 
 
@@ -48,7 +48,8 @@ class ClassifyConfig:
     framing: bool = True
     upload_fraction: float = 0.8  # framed data: share of training images drawn as random uploads
     pen_share: float = PEN_SHARE  # of the uploads drawn at >= 32 px, the share redrawn with a thin pen
-    paper_share: float = PAPER_SHARE  # of those drawn at >= 48 px, the share written on lit, maybe ruled paper
+    # of those drawn at >= 48 px, the share written on lit, maybe ruled paper (0.2 tried 2026-12-06: no better)
+    paper_share: float = 0.0
     extra_train: str = "fonts"  # digits data: "fonts" adds typeset digits (training/data/font_digits.py); "" none
     ema: float | None = 0.99
     seed: int = 0
@@ -280,6 +281,14 @@ def _domain(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> DomainCheck
     return fit_domain_check(grids(train + _uploads(train, rng, 1.0, *mix)), held_out)
 
 
+UPLOADS = (
+    "training/uploads.py random_upload: sizes 8-128 px with random resampling filters, down/up round trips, "
+    "rotation/shear/zoom/elastic warps, thick/thin strokes and thin-pen redraws, blur, margins, paper tone and "
+    "contrast, Gaussian noise, inverted polarity, transparent canvases, JPEG q30-95, ink on unevenly lit (tilted "
+    "light, soft shadows), plain / ruled / squared paper (paper_share); then framed by the card's own preprocessing"
+)
+
+
 def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, extra) -> CardDraft:
     metrics = {"accuracy": round(report["accuracy"], 6), "val_accuracy": round(fr.best_score, 6)}
     if robust:
@@ -287,12 +296,7 @@ def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, ext
     augmentation = splits.augmentation if cfg.augment else {}
     if spec.framing is not None and cfg.augment:
         augmentation = {
-            "uploads": "training/uploads.py random_upload: sizes 8-128 px with random resampling filters, "
-            "down/up round trips, rotation/shear/zoom/elastic warps, thick/thin strokes and thin-pen redraws, "
-            "blur, margins, "
-            "paper tone and contrast, Gaussian noise, inverted polarity, transparent canvases, JPEG q30-95, "
-            "ink on unevenly lit (tilted light, soft shadows), plain / ruled / squared paper (paper_share); "
-            "then framed by the card's own preprocessing",
+            "uploads": UPLOADS,
             "upload_fraction": cfg.upload_fraction,
             "pen_share": cfg.pen_share,
             "paper_share": cfg.paper_share,
