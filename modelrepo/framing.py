@@ -30,6 +30,7 @@ from scipy import ndimage as ndi
 
 from modelrepo.card import DomainCheck, Framing
 from modelrepo.noise import LUMA
+from modelrepo.paper import FLATTEN_MIN_SIDE, flatten_lighting, remove_ruling, ring_light
 
 Invert = Literal["auto", "true", "false"]
 
@@ -108,93 +109,8 @@ def _levels(g: np.ndarray) -> tuple[float, float]:
     return float(part[k]), float(part[flat.size - 1 - k])
 
 
-FLATTEN = True
+FLATTEN = True  # the paper corrections of modelrepo.paper, switchable for comparisons (tests, reports)
 RULING = True
-FLATTEN_MIN_SIDE = 24  # px: below this the border ring is a pixel or two (the 8 x 8 digits themselves)
-UNEVEN = 0.12  # border ring's 10-90 % spread, as a share of the image's span, above which lighting is flattened
-
-
-def _uneven(g: np.ndarray, border: np.ndarray, mid: float, dark_ink: bool, span: float) -> bool:
-    """Paper lit unevenly (a lamp, a shadow, a phone's vignetting): the border ring, cut into 12 pieces (each
-    side in three), has paper at different levels in different pieces. A piece's paper level is the quartile
-    of its pixels on the paper's side of the mid level nearest the paper, counted only where 80 % of the piece
-    is paper, and one odd piece at either end is ignored (a digit that runs into the border, with its soft
-    edges, is not uneven paper)."""
-    paper = border[border > mid] if dark_ink else border[border < mid]
-    if span <= 0 or paper.size == 0 or float(paper.max() - paper.min()) <= UNEVEN * span:
-        return False  # the whole ring's paper within the band: the common case, decided cheaply
-    h, w = g.shape
-    b = max(1, round(_BORDER_FRACTION * min(h, w)))
-    levels = []
-    for side in (g[:b], g[-b:], g[:, :b].T, g[:, -b:].T):
-        n = side.shape[1]
-        for piece in (side[:, : n // 3], side[:, n // 3 : 2 * n // 3], side[:, 2 * n // 3 :]):
-            paper = piece[piece > mid] if dark_ink else piece[piece < mid]
-            if paper.size > 0.8 * piece.size:
-                levels.append(float(np.percentile(paper, 75 if dark_ink else 25)))
-    levels.sort()
-    return len(levels) >= 6 and levels[-2] - levels[1] > UNEVEN * span
-
-
-def flatten_lighting(g: np.ndarray, dark_ink: bool, iterations: int = 4) -> np.ndarray:
-    """The paper's light as a smooth quadratic surface, fitted to the paper alone (samples the ink leaves
-    alone: each round drops those more than 2.5 robust deviations on the ink's side), subtracted: the paper
-    comes out flat at its median level, the ink keeps its contrast to it."""
-    h, w = g.shape
-    step = max(1, int(np.sqrt(h * w / 4096)))
-    ys, xs = np.mgrid[0:h:step, 0:w:step]
-    v = g[::step, ::step].ravel()
-    y, x = ys.ravel() / h - 0.5, xs.ravel() / w - 0.5
-    basis = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
-    sign = -1.0 if dark_ink else 1.0  # ink lies on this side of the paper
-    keep = (v - 0.5 * (v.min() + v.max())) * sign < 0  # start from the paper's side of the mid level
-    for _ in range(iterations):
-        coef, *_ = np.linalg.lstsq(basis[keep], v[keep], rcond=None)
-        r = (v - basis @ coef) * sign
-        mad = 1.4826 * np.median(np.abs(r[keep] - np.median(r[keep]))) + 1e-9
-        keep = r < 2.5 * mad
-    yy, xx = np.mgrid[0:h, 0:w]
-    y, x = yy / h - 0.5, xx / w - 0.5
-    surface = coef[0] + coef[1] * x + coef[2] * y + coef[3] * x * x + coef[4] * x * y + coef[5] * y * y
-    return g - surface + float(np.median(basis[keep] @ coef))
-
-
-RULING_MIN_SIDE = 64  # px: smaller uploads are digits alone (a stroke there may span the image)
-RULING_LEVEL = 0.08  # a row (column) whose 25th percentile is above this is a ruled line, if it is one of several
-
-
-def remove_ruling(g: np.ndarray) -> np.ndarray:
-    """Ruled or squared paper: rows (columns) three quarters inked are paper lines when there are at least 3
-    thin runs of them (each at most 4 % of the side, together under a quarter of it), evenly spaced - a
-    digit's bar is one thick run. Each line's level (its lower quartile) is subtracted along it (the ink it
-    crosses keeps the rest). ``g``: background 0, ink 1."""
-    if min(g.shape) < RULING_MIN_SIDE:
-        return g
-    before = g
-    inked = g > RULING_LEVEL
-    for axis in (1, 0):
-        lines = np.count_nonzero(inked, axis=axis) > 0.75 * g.shape[axis]
-        if np.count_nonzero(lines) < 3 or lines.mean() > 0.25:
-            continue
-        runs, n = ndi.label(lines)
-        if n < 3 or np.bincount(runs)[1:].max() > 0.04 * lines.size:
-            continue
-        centres = np.asarray(ndi.center_of_mass(lines, runs, range(1, n + 1)))[:, 0]
-        gaps = np.diff(centres)
-        if gaps.max() - gaps.min() > 0.25 * gaps.mean():  # ruling is periodic; a digit's strokes are not
-            continue
-        idx = np.flatnonzero(lines)
-        if axis == 1:
-            g = g.copy()
-            g[idx] = np.maximum(g[idx] - np.percentile(g[idx], 25, axis=1)[:, None], 0.0)
-        else:
-            g = g.copy()
-            g[:, idx] = np.maximum(g[:, idx] - np.percentile(g[:, idx], 25, axis=0)[None, :], 0.0)
-        inked = g > RULING_LEVEL
-    if g is not before:  # the lines may have been the darkest marks (a faint pencil on dark ruling): ink to 1
-        top = _levels(g)[1]
-        g = np.minimum(g / top, 1.0) if top > 0 else g
-    return g
 
 
 def _ink_box(w: np.ndarray) -> tuple[int, int, int, int]:
@@ -236,8 +152,11 @@ def _paper(gray: np.ndarray) -> tuple[np.ndarray, float, float, float, bool, flo
     full_scale = 65535.0 if gray.dtype == np.uint16 or g.max() > 255 else 255.0
     if gray.dtype.kind == "f" and g.min() >= 0.0 and g.max() <= 1.0:
         full_scale = 1.0  # a float image in [0, 1] (a float TIFF): its own scale, not 8-bit levels
-    if FLATTEN and min(g.shape) >= FLATTEN_MIN_SIDE and _uneven(g, border, lo + 0.5 * (hi - lo), dark_ink, hi - lo):
-        g = flatten_lighting(g, dark_ink)
+    paper = FLATTEN and dark_ink and min(g.shape) >= FLATTEN_MIN_SIDE  # lamps light paper, not dark canvases
+    ring = max(1, round(_BORDER_FRACTION * min(g.shape)))
+    light = ring_light(g, ring, border, dark_ink, lo, hi) if paper else None
+    if light is not None:
+        g = flatten_lighting(g, dark_ink, light)
         lo, hi = _levels(g)
         bg = _median(_border(g))
     return g, lo, hi, bg, dark_ink, full_scale

@@ -17,7 +17,7 @@ from tests.conftest import MODELS, ROOT
 from training.eval_repo import evaluate_entry
 from training.robustness import headline
 
-EXAMPLES = sorted((ROOT / "examples" / "digits").glob("digit_*.png"))
+EXAMPLES = sorted((ROOT / "examples" / "digits").glob("digit_*.*"))  # PNGs and a JPEG phone photo
 
 
 def _png(img: Image.Image) -> bytes:

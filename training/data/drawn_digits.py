@@ -134,8 +134,9 @@ def drawn_digits(
 
 def write_examples(out: Path, seed: int = 2026) -> list[Path]:
     """Example uploads for ``/classify`` (``examples/digits``): pen-drawn digits saved as users save them -
-    white ink on black, black ink on white paper, and black ink on a transparent canvas (RGBA whose
-    transparent pixels are black, as web canvases export). File names carry the true digit."""
+    white ink on black, black ink on white paper, black ink on a transparent canvas (RGBA whose
+    transparent pixels are black, as web canvases export), and a phone photo (JPEG) of a digit on squared
+    paper under a lamp. File names carry the true digit."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     written = []
@@ -154,4 +155,8 @@ def write_examples(out: Path, seed: int = 2026) -> list[Path]:
         path = out / f"digit_{digit}_{form}.png"
         im.save(path)
         written.append(path)
-    return written
+    from training.data.paper_photo import photograph  # a phone photo of squared paper under a lamp
+
+    path = out / "digit_5_photo_squared_paper.jpg"
+    path.write_bytes(photograph(draw_digit(5, rng), rng, "squared"))
+    return written + [path]

@@ -23,13 +23,15 @@ def _lines(n: int, period: float, width: float, rng: np.random.Generator) -> np.
     return np.clip(width / 2 + 0.5 - np.minimum(pos, period - pos), 0, 1)
 
 
-def photograph(digit: Image.Image, rng: np.random.Generator) -> bytes:
-    """A drawn digit (L) as a JPEG photo of the paper it was written on."""
+def photograph(digit: Image.Image, rng: np.random.Generator, kind: str | None = None) -> bytes:
+    """A drawn digit (L) as a JPEG photo of the paper it was written on (``kind``: plain / ruled / squared
+    paper, random when None)."""
     a = np.asarray(digit, np.float64) / 255.0
     ink = 1.0 - a if a.mean() > 0.5 else a  # how much ink covers each pixel, whatever the drawing's polarity
     h, w = ink.shape
     paper = np.full((h, w, 3), rng.uniform(0.72, 0.96)) * rng.uniform(0.94, 1.0, 3)
-    kind = rng.choice(["plain", "ruled", "squared"], p=[0.4, 0.3, 0.3])
+    drawn = rng.choice(["plain", "ruled", "squared"], p=[0.4, 0.3, 0.3])
+    kind = kind or drawn
     width = max(1.0, min(h, w) / rng.uniform(80, 160))
     if kind != "plain":
         period = min(h, w) * rng.uniform(0.1, 0.3)
