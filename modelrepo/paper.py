@@ -27,8 +27,9 @@ def _robust_fit(basis: np.ndarray, v: np.ndarray, sign: float, coef: np.ndarray 
     """A light surface fitted to the paper among the samples ``v``: each round keeps the samples at most 2.5
     robust deviations on the ink's side (``sign``) of the last fit (before the first: those on the paper's side
     of the median sample, or as a first ``coef`` says). (coefficients, kept mask)."""
-    keep = (v - np.median(v)) * sign <= 0  # the paper's side of the median sample
-    if coef is not None:
+    if coef is None:
+        keep = (v - np.median(v)) * sign <= 0  # the paper's side of the median sample
+    else:
         r = (v - basis @ coef) * sign
         keep = r < 2.5 * (1.4826 * np.median(np.abs(r - np.median(r))) + 1e-9)
     for _ in range(rounds):
@@ -62,7 +63,7 @@ def ring_light(g: np.ndarray, b: int, border: np.ndarray, dark_ink: bool, lo: fl
 
 
 def flatten_lighting(g: np.ndarray, dark_ink: bool, coef: np.ndarray) -> np.ndarray:
-    """The paper's light as a smooth quadratic surface - the border ring's fit (``_ring_light``) refined on the
+    """The paper's light as a smooth quadratic surface - the border ring's fit (``ring_light``) refined on the
     whole sheet's paper - subtracted: the paper comes out flat at its median level, the ink keeps its contrast
     to it."""
     h, w = g.shape

@@ -135,21 +135,12 @@ def evaluate_repository(root: Path, tolerance: float = TOLERANCE_POINTS) -> list
 F1_TOLERANCE = 0.01  # a re-measured object F1 may fall at most this much below the card
 
 
-def measure_segmentation(entry: ModelEntry) -> dict[str, float] | str:
-    """Regenerate the card's held-out sets (own, first generator, independent generator, magnified), run
-    the ONNX file through the served pipeline (``modelrepo/cellseg.py``: diameter, rescale, instance
-    method) and measure every card metric (both instance methods and the baseline); or why it cannot."""
+def segmenter(entry: ModelEntry):
+    """A segmenter's training configuration rebuilt from its card and its ONNX file as a callable from an
+    input batch to logits: (config, logits_of), or why its data cannot be regenerated here."""
     from dataclasses import fields
 
-    from training.tasks.segment import (
-        SOURCES,
-        SegmentConfig,
-        card_metrics,
-        data_source,
-        held_out_sets,
-        score_sets,
-        splits,
-    )
+    from training.tasks.segment import SOURCES, SegmentConfig, data_source
 
     card = entry.card
     assert card is not None
@@ -166,6 +157,21 @@ def measure_segmentation(entry: ModelEntry) -> dict[str, float] | str:
     def logits_of(x: np.ndarray) -> np.ndarray:
         return sess.run(None, {card.input.name: x})[0]
 
+    return cfg, logits_of
+
+
+def measure_segmentation(entry: ModelEntry) -> dict[str, float] | str:
+    """Regenerate the card's held-out sets (own, first generator, independent generator, magnified), run
+    the ONNX file through the served pipeline (``modelrepo/cellseg.py``: diameter, rescale, instance
+    method) and measure every card metric (both instance methods, the baseline, the true diameter given);
+    or why it cannot."""
+    from training.tasks.segment import card_metrics, held_out_sets, score_sets, splits
+
+    found = segmenter(entry)
+    if isinstance(found, str):
+        return found
+    cfg, logits_of = found
+    card = entry.card
     sets = held_out_sets(cfg, splits(cfg, only=("test",)))
     return card_metrics(score_sets(logits_of, sets, card.input, card.output), card.output.instances)
 

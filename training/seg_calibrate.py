@@ -7,9 +7,10 @@ whose cells are already in that range: small cells enlarged 2x come with enlarge
 never saw. Instead cells within ``diameter_native`` are segmented as they are, and only smaller or larger ones
 are rescaled to its nearer end (``modelrepo.cellseg.target_scale``). First its upper end is chosen among
 ``TOPS`` (and the trained median and range top), its lower end the trained range's; then, with that top, a
-higher lower end among ``LOWS`` (enlarging small cells, which pays only for a network trained on enlarged crops,
-``--zoom``). Each time the candidate whose *worst* validation set is best wins (ties: the mean), over the served
-pipeline with the diameter estimated and with each image's true median diameter given:
+higher lower end among ``LOWS`` (enlarging small cells; on 2026-12-06 it paid neither for the committed network
+nor for one fine-tuned on enlarged crops, ``--zoom``). Each time the candidate whose *worst* validation set is
+best wins (ties: the mean), over the served pipeline with the diameter estimated and with each image's true
+median diameter given:
 
 - ``own``: the training generator's validation split and a second one from another seed (never a test seed);
 - ``first``: the first generator's validation split (``cells.py``; not when it is the training generator);
@@ -23,26 +24,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from modelrepo.card import OutputSpec
 from modelrepo.repository import CARD_FILE, check_model_dir
 from training.data.cells import CellImage, make_cell_dataset
 from training.seg_metrics import object_f1
-from training.tasks.segment import (
-    GENERATORS,
-    SegmentConfig,
-    card_metrics,
-    held_out_sets,
-    magnified,
-    score_sets,
-    segment_all,
-    splits,
-    true_d,
-)
+from training.tasks.segment import GENERATORS, SegmentConfig, magnified, segment_all, splits, true_d
 
 TOPS = (10.0, 12.0, 14.0, 16.0, 26.0)  # with the trained median and range top
-LOWS = (10.0, 12.0, 14.0)  # then, with the chosen top: enlarge cells smaller than this (a model trained with --zoom)
+LOWS = (10.0, 12.0, 14.0)  # then, with the chosen top: enlarge cells smaller than this
 SECOND_SEED = 5  # the second own validation split: the val split of seed cfg.seed + 5
 
 
@@ -116,22 +106,24 @@ def markdown(table: list[tuple], chosen) -> str:
 
 def recalibrate(model_dir: Path, report: Path | None = None) -> tuple[str, dict[str, float]]:
     """Choose ``diameter_native`` for a committed segmenter on validation images, write it into the card and
-    re-measure the card's held-out figures through the new pipeline (same ONNX file). (table, new metrics)."""
+    re-measure the card's held-out figures through the new pipeline (same ONNX file; ``make eval``'s
+    measurement). (table, new metrics)."""
+    from training.eval_repo import measure_segmentation, segmenter
+
     entry = check_model_dir(model_dir)
     card = entry.card
     assert card is not None and card.task == "segmentation"
-    known = set(SegmentConfig.__dataclass_fields__)
-    cfg = SegmentConfig(**{k: v for k, v in card.hyperparameters.items() if k in known})
-    sess = ort.InferenceSession(str(entry.version_path()), providers=["CPUExecutionProvider"])
-
-    def logits_of(x: np.ndarray) -> np.ndarray:
-        return sess.run(None, {card.input.name: x})[0]
-
+    found = segmenter(entry)
+    if isinstance(found, str):
+        raise ValueError(found)
+    cfg, logits_of = found
     out, table = choose(logits_of, cfg, card.input, card.output)
     text = markdown(table, out.diameter_native)
-    sets = held_out_sets(cfg, splits(cfg, only=("test",)))
-    metrics = card_metrics(score_sets(logits_of, sets, card.input, out), out.instances)
-    card.model_copy(update={"output": out, "metrics": card.metrics | metrics}).dump(entry.path / CARD_FILE)
+    card = card.model_copy(update={"output": out})
+    card.dump(entry.path / CARD_FILE)
+    metrics = measure_segmentation(check_model_dir(model_dir))
+    assert not isinstance(metrics, str)
+    card.model_copy(update={"metrics": card.metrics | metrics}).dump(entry.path / CARD_FILE)
     if report is not None:
         report.write_text(f"# {card.name}: which cell sizes are segmented at their own size\n\n" + text)
     return text, metrics

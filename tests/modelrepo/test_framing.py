@@ -146,11 +146,23 @@ def _paper_photo(d: np.ndarray, light: float = 0.0, squares: int = 0) -> np.ndar
     return np.clip(paper * (1 - 0.85 * ink), 0, 255)
 
 
+def framed_without(img: Image.Image, *switches: str) -> np.ndarray:
+    """The framing with the named paper corrections (``FLATTEN``, ``RULING``) switched off, as before them."""
+    import modelrepo.framing as fr
+
+    saved = {k: getattr(fr, k) for k in switches}
+    for k in switches:
+        setattr(fr, k, False)
+    try:
+        return framed(img)[0]
+    finally:
+        for k, v in saved.items():
+            setattr(fr, k, v)
+
+
 def test_uneven_light_is_flattened_before_the_ink_is_found(digits) -> None:
     """Paper lit 45 % darker on one side than the other (a desk lamp): without flattening, the shaded paper
     reads as ink and the ink box covers it; flattened, the digit frames as on evenly lit paper."""
-    import modelrepo.framing as fr
-
     diffs, unflattened = [], []
     for d in digits[:30]:
         even, _ = framed(Image.fromarray(_paper_photo(d).astype(np.uint8)))
@@ -158,41 +170,23 @@ def test_uneven_light_is_flattened_before_the_ink_is_found(digits) -> None:
         flat, notes = framed(lit)
         assert notes.inverted and notes.ink_box[0] >= 100
         diffs.append(np.abs(even - flat).mean())
-        fr.FLATTEN = False
-        try:
-            unflattened.append(np.abs(even - framed(lit)[0]).mean())
-        finally:
-            fr.FLATTEN = True
+        unflattened.append(np.abs(even - framed_without(lit, "FLATTEN")).mean())
     assert np.mean(diffs) < 0.04 and np.mean(unflattened) > 2 * np.mean(diffs)
 
 
 def test_squared_paper_lines_are_not_ink(digits) -> None:
-    import modelrepo.framing as fr
-
     diffs, kept = [], []
     for d in digits[:30]:
         plain, _ = framed(Image.fromarray(_paper_photo(d).astype(np.uint8)))
         squared = Image.fromarray(_paper_photo(d, squares=8).astype(np.uint8))
         diffs.append(np.abs(plain - framed(squared)[0]).mean())
-        fr.RULING = False
-        try:
-            kept.append(np.abs(plain - framed(squared)[0]).mean())
-        finally:
-            fr.RULING = True
+        kept.append(np.abs(plain - framed_without(squared, "RULING")).mean())
     assert np.mean(diffs) < 0.04 and np.mean(kept) > 2 * np.mean(diffs)
 
 
 def test_digits_that_fill_the_image_are_not_mistaken_for_uneven_paper(digits) -> None:
     """UCI digits upscaled fill their image edge to edge, soft edges in the border ring: no flattening, no
     line removal - framed exactly as before either existed."""
-    import modelrepo.framing as fr
-
     for d in digits[:100]:
         img = Image.fromarray(d).resize((128, 128), Image.Resampling.BILINEAR)
-        now = framed(img)[0]
-        fr.FLATTEN = fr.RULING = False
-        try:
-            before = framed(img)[0]
-        finally:
-            fr.FLATTEN = fr.RULING = True
-        np.testing.assert_array_equal(now, before)
+        np.testing.assert_array_equal(framed(img)[0], framed_without(img, "FLATTEN", "RULING"))
