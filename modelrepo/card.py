@@ -131,7 +131,11 @@ class OutputSpec(_Strict):
     border_class: int | None = None
     min_object_size: int = Field(0, ge=0, description="default smallest object kept, in pixels")
     # segmentation: how objects are made from the class probabilities (modelrepo/segmentation.py)
-    instances: Literal["components", "watershed"] = "components"
+    instances: Literal["components", "watershed", "distance"] = "components"
+    # segmentation: the output channel (after the classes) holding a learned distance to the cell's own edge, as a
+    # logit (sigmoid: 0 at the edge, 1 at the centre); ``instances = "distance"`` grows its cores into the cells
+    distance_channel: int | None = Field(None, ge=1)
+    distance_core: float = Field(0.5, gt=0, lt=1, description="distance above which a pixel is a cell's core")
     # segmentation: object sizes trained on (equivalent diameters, px); uploads with cells outside the
     # range are rescaled, and the answer is mapped back
     diameter_px: float | None = Field(None, gt=0)
@@ -139,6 +143,17 @@ class OutputSpec(_Strict):
     # segmentation: cells measuring within this range are segmented at their own size, others rescaled to
     # its nearer end (chosen on validation: training.seg_calibrate); absent: rescaled to diameter_px
     diameter_native: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _check_distance(self) -> OutputSpec:
+        if self.instances == "distance" and self.distance_channel is None:
+            raise ValueError('instances "distance" needs a distance_channel')
+        return self
+
+    @property
+    def class_channels(self) -> int | None:
+        """How many leading channels are class scores (None: all of them)."""
+        return self.distance_channel
 
 
 class RadarSpec(_Strict):
@@ -254,8 +269,9 @@ class CardDraft(_Strict):
     @model_validator(mode="after")
     def _check_task(self) -> CardDraft:
         if self.task == "segmentation":
-            if not self.labels or self.output.shape[0] != len(self.labels):
-                raise ValueError("a segmentation card needs one label per output channel")
+            classes = self.output.class_channels or self.output.shape[0]  # a distance channel after them: no label
+            if not self.labels or classes != len(self.labels):
+                raise ValueError("a segmentation card needs one label per class channel")
         if self.task == "classification":
             if not self.labels:
                 raise ValueError("a classification card needs labels")

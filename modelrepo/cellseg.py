@@ -20,8 +20,8 @@ from scipy import ndimage as ndi
 from modelrepo.card import InputSpec, OutputSpec
 from modelrepo.ensemble import ensembled
 from modelrepo.errors import InputError
-from modelrepo.preprocess import normalize_percentile, pad_to_multiple, softmax
-from modelrepo.segmentation import equivalent_diameters, instances_from_probabilities
+from modelrepo.preprocess import normalize_percentile, pad_to_multiple
+from modelrepo.segmentation import activate, equivalent_diameters, instances_from_probabilities
 from modelrepo.tiles import tile_origins
 
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -45,15 +45,16 @@ class Segmentation:
 
 
 async def class_probabilities(
-    infer: Infer, x: np.ndarray, multiple: int, tile: int, overlap: int, group: int
+    infer: Infer, x: np.ndarray, multiple: int, tile: int, overlap: int, group: int, classes: int | None = None
 ) -> np.ndarray:
-    """(H, W, 1) normalised image -> (C, H, W) float32 probabilities."""
+    """(H, W, 1) normalised image -> (C, H, W) float32 probabilities (``segmentation.activate``: the first
+    ``classes`` channels, a distance channel after them)."""
     h, w = x.shape[:2]
     chw = pad_to_multiple(x.transpose(2, 0, 1), multiple)
     H, W = chw.shape[1:]
     tile = max(multiple, tile - tile % multiple)
     if H <= tile and W <= tile:
-        return softmax((await infer(np.ascontiguousarray(chw[None])))[0, :, :h, :w], axis=0).astype(np.float32)
+        return activate((await infer(np.ascontiguousarray(chw[None])))[0, :, :h, :w], classes)
     th, tw = min(tile, H), min(tile, W)
     step = tile - 2 * overlap  # each tile keeps its centre: neighbours share 2 x overlap
     boxes = [(y, x0) for y in tile_origins(H, th, step) for x0 in tile_origins(W, tw, step)]
@@ -67,7 +68,7 @@ async def class_probabilities(
             top, left = (0 if y == 0 else overlap), (0 if x0 == 0 else overlap)
             bottom = th if y + th == H else th - overlap
             right = tw if x0 + tw == W else tw - overlap
-            out[:, y + top : y + bottom, x0 + left : x0 + right] = softmax(lg, axis=0)[:, top:bottom, left:right]
+            out[:, y + top : y + bottom, x0 + left : x0 + right] = activate(lg, classes)[:, top:bottom, left:right]
     assert out is not None
     return out[:, :h, :w]
 
@@ -133,14 +134,15 @@ async def segment(
     x = normalize_percentile(raw.astype(np.float32), spec)  # the whole image's percentiles
     size = out.min_object_size if min_size is None else min_size
     method = out.instances
+    distance = None if out.distance_channel is None else (out.distance_channel, out.distance_core)
 
     async def at_scale(scale: float, back: bool = True) -> np.ndarray:
         xs = x if scale == 1.0 else _resize(x[..., 0], (max(8, round(h * scale)), max(8, round(w * scale))))[..., None]
-        p = await class_probabilities(infer, xs, spec.pad_multiple, tile, overlap, group)
+        p = await class_probabilities(infer, xs, spec.pad_multiple, tile, overlap, group, out.class_channels)
         return p if scale == 1.0 or not back else _resize(p, (h, w))
 
     def objects(p: np.ndarray) -> np.ndarray:
-        return instances_from_probabilities(p, out.object_class or 1, out.border_class, size, method)
+        return instances_from_probabilities(p, out.object_class or 1, out.border_class, size, method, distance)
 
     result = Segmentation(np.zeros((h, w), np.uint8), np.zeros((h, w), np.int32), diameter)
     scale = 1.0
@@ -160,7 +162,7 @@ async def segment(
     else:
         probs = await at_scale(scale)
         inst = objects(probs)
-    result.scale, result.classes, result.instances = scale, probs.argmax(0).astype(np.uint8), inst
+    result.scale, result.classes, result.instances = scale, probs[: out.class_channels].argmax(0).astype(np.uint8), inst
     _warn(result, out, probs, x)
     return result
 
@@ -214,7 +216,7 @@ def unsure_foreground(probs: np.ndarray, out: OutputSpec) -> float:
     """Share of the pixels classed as cell or border whose top class probability is below 0.7 (1.0 when
     there are none)."""
     fg = probs[out.object_class or 1] + (probs[out.border_class] if out.border_class is not None else 0) > 0.5
-    return float((probs.max(axis=0)[fg] < CONFIDENT).mean()) if fg.any() else 1.0
+    return float((probs[: out.class_channels].max(axis=0)[fg] < CONFIDENT).mean()) if fg.any() else 1.0
 
 
 def _warn(result: Segmentation, out: OutputSpec, probs: np.ndarray, x: np.ndarray) -> None:
@@ -223,7 +225,7 @@ def _warn(result: Segmentation, out: OutputSpec, probs: np.ndarray, x: np.ndarra
     fg = float((result.classes != 0).mean())
     if fg > 0.85:
         result.warnings.append(MOSTLY_CELL)
-    unsure = float((probs.max(axis=0) < CONFIDENT).mean())
+    unsure = float((probs[: out.class_channels].max(axis=0) < CONFIDENT).mean())
     if unsure > 0.25:
         result.warnings.append(UNSURE.format(f=unsure))
     median = float(np.median(x))  # the normalised image: 0 at its 1st percentile, 1 at its 99.8th

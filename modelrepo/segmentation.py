@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from modelrepo.preprocess import softmax
+
 
 def instances_from_classes(
     classes: np.ndarray, object_class: int, border_class: int | None, min_size: int = 0
@@ -70,24 +72,51 @@ def measure(labels: np.ndarray, intensity: np.ndarray) -> list[dict]:
     return rows
 
 
+def activate(logits: np.ndarray, classes: int | None = None) -> np.ndarray:
+    """(C, ...) logits -> the softmax of the first ``classes`` channels (all when None) and the sigmoid of
+    the rest (a learned distance), float32."""
+    n = logits.shape[0] if classes is None else classes
+    probs = softmax(logits[:n], axis=0).astype(np.float32)
+    if n == logits.shape[0]:
+        return probs
+    return np.concatenate([probs, (1.0 / (1.0 + np.exp(-logits[n:].astype(np.float64)))).astype(np.float32)])
+
+
 def instances_from_probabilities(
-    probs: np.ndarray, object_class: int, border_class: int | None, min_size: int = 0, method: str = "watershed"
+    probs: np.ndarray,
+    object_class: int,
+    border_class: int | None,
+    min_size: int = 0,
+    method: str = "watershed",
+    distance: tuple[int, float] | None = None,
 ) -> np.ndarray:
-    """(C, H, W) class probabilities -> (H, W) int32 instances.
+    """(C, H, W) class probabilities (and a learned distance channel) -> (H, W) int32 instances.
 
     ``watershed``: marker-controlled watershed - markers are the confident cell interiors
     (P(cell) - P(border) > 0.5), the elevation is the border probability (1 - P(cell) + P(border)),
     the flood stays inside the foreground (P(background) < 0.5). ``components``: the argmax class map's
-    interiors grown into their borders (``instances_from_classes``)."""
+    interiors grown into their borders (``instances_from_classes``). ``distance`` (``distance`` = (channel,
+    core)): markers are the cores where the learned distance to the cell's own edge exceeds ``core``, the
+    elevation falls towards the centres - cells split where the network places their edges, by shape, not
+    only where it sees a border line."""
+    classes = probs if distance is None else probs[: distance[0]]
     if method == "components":
-        return instances_from_classes(probs.argmax(0), object_class, border_class, min_size)
+        return instances_from_classes(classes.argmax(0), object_class, border_class, min_size)
     p_obj = probs[object_class]
     p_border = probs[border_class] if border_class is not None else np.zeros_like(p_obj)
     foreground = p_obj + p_border > 0.5
-    markers, n = ndi.label((p_obj - p_border) > 0.5)
+    if method == "distance":
+        if distance is None:
+            raise ValueError("the distance method needs the distance channel")
+        d = probs[distance[0]]
+        markers, n = ndi.label((d > distance[1]) & foreground)
+        height = 1.0 - d
+    else:
+        markers, n = ndi.label((p_obj - p_border) > 0.5)
+        height = 1.0 - p_obj + p_border
     if n == 0:
         return np.zeros(p_obj.shape, np.int32)
-    elevation = np.round(np.clip(1.0 - p_obj + p_border, 0.0, 2.0) * 32767).astype(np.uint16)
+    elevation = np.round(np.clip(height, 0.0, 2.0) * 32767).astype(np.uint16)
     elevation[~foreground] = np.iinfo(np.uint16).max  # the outside never wins a foreground pixel
     seeds = markers.astype(np.int32)
     seeds[~foreground & (seeds == 0)] = -1  # background marker: floods the outside last

@@ -117,22 +117,31 @@ SETS = {
 }
 
 
+METHOD_COLUMNS = {
+    "components": "U-Net, components",
+    "watershed": "U-Net, watershed",
+    "distance": "U-Net, distance cores",
+}
+
+
+def _methods(m: dict[str, float]) -> list[str]:
+    """The instance methods the card measured (a distance channel's only where the model has one)."""
+    return [k for k in METHOD_COLUMNS if f"object_f1_{k}" in m]
+
+
 def segmentation_table(card: ModelCard) -> str:
     m = card.metrics
-    rows = [
-        "| held-out set | U-Net, components | U-Net, watershed | precision / recall (served) | served, true diameter "
-        "given | Otsu + watershed |",
-        "|---|---|---|---|---|---|",
-    ]
+    methods = _methods(m)
+    heads = [METHOD_COLUMNS[k] for k in methods] + ["precision / recall (served)", "served, true diameter given"]
+    rows = ["| held-out set | " + " | ".join(heads) + " | Otsu + watershed |", "|---" * (len(heads) + 2) + "|"]
+    nan = float("nan")
     for prefix, name in SETS.items():
         if f"{prefix}object_f1" not in m:
             continue
-        rows.append(
-            f"| {name} | {m.get(f'{prefix}object_f1_components', float('nan')):.3f} | "
-            f"{m.get(f'{prefix}object_f1_watershed', float('nan')):.3f} | "
-            f"{m[f'{prefix}object_precision']:.3f} / {m[f'{prefix}object_recall']:.3f} | "
-            f"{m.get(f'{prefix}object_f1_given_diameter', float('nan')):.3f} | {m[f'{prefix}baseline_object_f1']:.3f} |"
-        )
+        cells = [f"{m.get(f'{prefix}object_f1_{k}', nan):.3f}" for k in methods]
+        cells.append(f"{m[f'{prefix}object_precision']:.3f} / {m[f'{prefix}object_recall']:.3f}")
+        cells.append(f"{m.get(f'{prefix}object_f1_given_diameter', nan):.3f}")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {m[f'{prefix}baseline_object_f1']:.3f} |")
     return "\n".join(rows)
 
 
@@ -144,12 +153,13 @@ def plot_segmentation(card: ModelCard, path: Path) -> None:
 
     m = card.metrics
     sets = [(p, n) for p, n in SETS.items() if f"{p}object_f1" in m]
-    series = [("U-Net, components", "object_f1_components"), ("U-Net, watershed", "object_f1_watershed")]
+    series = [(METHOD_COLUMNS[k], f"object_f1_{k}") for k in _methods(m)]
     series += [("served, true diameter given", "object_f1_given_diameter"), ("Otsu + watershed", "baseline_object_f1")]
+    width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(9, 4))
     for k, (label, key) in enumerate(series):
-        ax.bar(np.arange(len(sets)) + k * 0.2, [m.get(f"{p}{key}", 0.0) for p, _ in sets], 0.2, label=label)
-    ax.set_xticks(np.arange(len(sets)) + 0.3, [n for _, n in sets])
+        ax.bar(np.arange(len(sets)) + k * width, [m.get(f"{p}{key}", 0.0) for p, _ in sets], width, label=label)
+    ax.set_xticks(np.arange(len(sets)) + 0.4 - width / 2, [n for _, n in sets])
     ax.set_ylim(0, 1)
     ax.set_ylabel("object F1 at IoU >= 0.5")
     ax.set_title(f"{card.name}: held-out sets (served instances: {card.output.instances})")

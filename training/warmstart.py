@@ -46,6 +46,14 @@ def _match(key: str, weights: dict[str, np.ndarray]) -> np.ndarray | None:
     return found[0] if len(found) == 1 else None
 
 
+_HEADS = ("outc.",)  # output layers that a new run may widen (a segmenter's added distance channel)
+
+
+def _grows(committed: tuple[int, ...], wanted: torch.Size) -> bool:
+    """The network's tensor is the committed one with more leading rows (output channels)."""
+    return len(committed) == len(wanted) and committed[1:] == tuple(wanted[1:]) and committed[0] < wanted[0]
+
+
 def graph_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     """Initializers by name, plus the names the graph gives them through ``Identity`` (the exporter
     shares equal tensors between parameters) and ``Cast`` (float16 storage, ``training.fp16_weights``),
@@ -64,15 +72,20 @@ def load_onnx_weights(model: nn.Module, path: Path) -> Path:
     file = model_file(path)
     weights = graph_weights(onnx.load(str(file)).graph)
     state = model.state_dict()
-    missing, loaded = [], {}
+    missing, loaded, grown = [], {}, []
     for key, tensor in state.items():
         if not tensor.dtype.is_floating_point:
             continue
         w = _match(key, weights)
+        if w is not None and _grows(w.shape, tensor.shape) and key.startswith(_HEADS):
+            grown.append(key)  # a head with more outputs than the committed one: its rows first, the rest as initialised
+            w = np.concatenate([w, tensor[w.shape[0] :].numpy()])
         if w is None or tuple(w.shape) != tuple(tensor.shape):
             missing.append(key)
         else:
             loaded[key] = torch.from_numpy(np.array(w, copy=True)).to(tensor.dtype)
+    if grown:
+        print(f"output head grown: {', '.join(grown)} (the committed outputs kept, the new ones as initialised)")
     if missing:
         graph = onnx.load(str(file)).graph
         unfolded = _unfolded(model, graph, weights)

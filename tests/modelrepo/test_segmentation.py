@@ -143,3 +143,51 @@ def test_calibration_tries_higher_low_ends_below_the_chosen_top() -> None:
 
     assert lows((7.27, 14.0)) == [(10.0, 14.0), (12.0, 14.0)]
     assert lows((7.27, 10.0)) == []
+
+
+def _distance_logits(centres: list[tuple[int, int]], r: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of a distance-channel segmenter for touching discs whose whole contact is classed cell
+    (no border predicted at all: components see one blob) and whose distance channel peaks at each centre."""
+    yy, xx = np.mgrid[0:40, 0:70]
+    d = np.stack([1 - np.hypot(yy - y, xx - x) / r for y, x in centres]).max(axis=0)
+    fg = d > 0
+    logits = np.zeros((4, 40, 70), np.float32)
+    logits[0][~fg], logits[1][fg] = 6.0, 6.0
+    logits[3] = np.log(np.clip(d, 1e-3, 1 - 1e-3) / (1 - np.clip(d, 1e-3, 1 - 1e-3)))  # the sigmoid gives d back
+    return logits, fg
+
+
+def test_activate_softmaxes_the_classes_and_passes_the_distance_through_a_sigmoid() -> None:
+    from modelrepo.segmentation import activate
+
+    logits, _ = _distance_logits([(20, 20)])
+    p = activate(logits, classes=3)
+    np.testing.assert_allclose(p[:3].sum(axis=0), 1.0, rtol=1e-6)
+    assert p[3].max() > 0.99 and p[3][20, 20] == p[3].max()  # the centre, not normalised with the classes
+    np.testing.assert_allclose(activate(logits[:3]), activate(logits, classes=3)[:3])  # no distance: as before
+
+
+def test_distance_cores_split_touching_cells_that_components_merge() -> None:
+    from modelrepo.segmentation import activate, instances_from_probabilities
+
+    logits, fg = _distance_logits([(20, 20), (20, 37), (20, 54)])
+    p = activate(logits, classes=3)
+    assert instances_from_probabilities(p, 1, 2, method="components", distance=(3, 0.5)).max() == 1
+    inst = instances_from_probabilities(p, 1, 2, method="distance", distance=(3, 0.5))
+    assert inst.max() == 3
+    assert ((inst > 0) == fg).all()  # grown over the whole foreground
+    assert inst[20, 20] != inst[20, 37] != inst[20, 54]
+    with pytest.raises(ValueError, match="distance channel"):
+        instances_from_probabilities(p[:3], 1, 2, method="distance")
+
+
+def test_a_card_serving_distance_instances_names_its_channel() -> None:
+    from pydantic import ValidationError
+
+    from modelrepo.card import OutputSpec
+
+    spec = dict(kind="class_scores", shape=[4, "any", "any"], object_class=1, border_class=2)
+    with pytest.raises(ValidationError, match="distance_channel"):
+        OutputSpec(**spec, instances="distance")
+    out = OutputSpec(**spec, instances="distance", distance_channel=3)
+    assert out.class_channels == 3 and OutputSpec(**spec).class_channels is None

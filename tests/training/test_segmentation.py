@@ -195,3 +195,36 @@ def test_generalisation_table_shows_the_given_diameter_column() -> None:
     assert "true diameter given" in header and len(rows) == 4
     cross = next(r for r in rows if r.startswith("| independent generator |"))
     assert f"| {card.metrics['cross_object_f1_given_diameter']:.3f} |" in cross
+
+
+def test_edge_distance_peaks_at_each_cell_centre_and_is_zero_at_contacts() -> None:
+    from training.weight_map import edge_distance
+
+    inst = two_cells(gap=0)  # touching along a line
+    d = edge_distance(inst)
+    assert d[inst == 0].max() == 0 and d.max() == pytest.approx(1.0)
+    for lab in (1, 2):
+        assert d[inst == lab].max() == pytest.approx(1.0)  # normalised per cell
+    assert d[20, 24] < 0.15 and d[20, 25] < 0.15  # on either side of the contact line: an edge
+    assert d[20, 14] > 0.9 and d[20, 35] > 0.9  # the centres
+
+
+def test_a_distance_channel_segmenter_trains_warm_starts_from_three_classes_and_exports(tmp_path: Path) -> None:
+    """The fourth channel: its loss is part of training, the committed three-class model's head grows into
+    it (the classes kept), validation chooses the core threshold, and the card serves it."""
+    cfg = SegmentConfig(
+        n_train=8, n_val=2, n_test=2, n_cross=2, size=64, base=4, depth=3, epochs=1, batch_size=4,
+        out=str(tmp_path / "runs"), ema=None,
+    )  # fmt: skip
+    train_segmenter(cfg, run=Run(export_to=tmp_path / "three", progress=False))
+    dist = SegmentConfig(**{**cfg.__dict__, "distance": 1.0, "name": "unet_cells_d"})
+    r = train_segmenter(
+        dist, run=Run(export_to=tmp_path / "four", progress=False, init_from=tmp_path / "three" / "unet_cells")
+    )
+    assert set(r["scores"]["cross"]) == {"components", "watershed", "distance", "baseline", "given_diameter"}
+    card = check_model_dir(tmp_path / "four" / "unet_cells_d").card
+    assert card.output.distance_channel == 3 and card.output.shape[0] == 4
+    from training.tasks.segment import DISTANCE_CORES
+
+    assert card.output.distance_core in DISTANCE_CORES
+    assert "object_f1_distance" in card.metrics

@@ -24,12 +24,17 @@ from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.unet import UNet
 from training.seg_metrics import object_f1
-from training.weight_map import unet_weight_map
+from training.weight_map import edge_distance, unet_weight_map
 
 DATA_SOURCE = "training.data.cells (synthetic fluorescence-like touching cells)"
 GENERATORS = {"cells_random": make_random_cell_dataset, "cells": make_cell_dataset}
 SOURCES = {"cells_random": "training.data.cells_random (domain-randomised fluorescence cells)", "cells": DATA_SOURCE}
 METHODS = ("components", "watershed")
+DISTANCE_CORES = (0.3, 0.4, 0.5, 0.6, 0.7)  # where a distance-channel model's cell cores begin: chosen on validation
+
+
+def methods(out: OutputSpec) -> tuple[str, ...]:
+    return (*METHODS, "distance") if out.distance_channel is not None else METHODS
 
 
 @dataclass
@@ -65,6 +70,9 @@ class SegmentConfig:
     max_batches: int | None = None
     contact_seam: float = 0.7  # cells_random: share of images whose touching cells meet at a dimmer line
     zoom: float = 0.0  # share of training images seen magnified 1-3x (a crop enlarged: noise and blur with it)
+    # weight of a fourth output channel's loss: each cell's distance to its own edge (0: no such channel); its
+    # cores split touching cells by shape (instances "distance")
+    distance: float = 0.0
 
     # not part of the resume key: a trial run in runs/<trial> can be copied to runs/<name> and exported under it
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("name",)
@@ -142,18 +150,19 @@ def _batches(cfg: SegmentConfig, train: list[CellImage], spec: InputSpec, steps:
     def batches(epoch: int, rng: np.random.Generator):
         order = rng.permutation(len(train))
         for i in range(steps):
-            xs, ys, ws = [], [], []
+            xs, ys, ws, ds = [], [], [], []
             for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]:
                 image, inst = augment_cells(train[j].image, train[j].instances, rng, cfg.elastic, cfg.zoom)
                 classes = classes_from_instances(inst)
                 xs.append(image)
                 ys.append(classes.astype(np.int64))
+                ds.append(edge_distance(inst) if cfg.distance else np.zeros(0, np.float32))
                 if cfg.loss == "weighted":
                     ws.append(unet_weight_map(classes, inst, len(CLASSES), cfg.w0, cfg.sigma))
                 else:
                     ws.append(np.ones(classes.shape, np.float32))
             x = torch.from_numpy(preprocess(xs, spec))  # (B, 1, H, W), percentile-normalised per image
-            yield x, (torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws)))
+            yield x, (torch.from_numpy(np.stack(ys)), torch.from_numpy(np.stack(ws)), torch.from_numpy(np.stack(ds)))
 
     return batches
 
@@ -162,6 +171,21 @@ def weighted_ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
     """Pixel-wise cross entropy weighted by the U-Net weight map (normalised by the weights' sum)."""
     ce = F.cross_entropy(logits, target, reduction="none")  # (B, H, W)
     return (ce * weights).sum() / weights.sum()
+
+
+def segmenter_loss(distance: float):
+    """The weighted cross entropy on the class channels, plus (``distance`` > 0) that weight times the binary
+    cross entropy of the last channel against each cell's normalised distance to its edge."""
+
+    def loss(model: torch.nn.Module, x: torch.Tensor, target: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        logits = model(x)
+        classes, weights, dist = target
+        if not distance:
+            return weighted_ce(logits, classes, weights)
+        ce = weighted_ce(logits[:, : len(CLASSES)], classes, weights)
+        return ce + distance * F.binary_cross_entropy_with_logits(logits[:, len(CLASSES)], dist)
+
+    return loss
 
 
 def baseline_instances(image: np.ndarray, min_size: int = 20) -> np.ndarray:
@@ -217,7 +241,7 @@ def score_sets(logits_of, sets: dict[str, list[CellImage]], spec: InputSpec, out
             m: object_f1(
                 segment_all(logits_of, [c.image for c in data], spec, out.model_copy(update={"instances": m})), truth
             )
-            for m in METHODS
+            for m in methods(out)
         }
         row["baseline"] = object_f1([baseline_instances(c.image, out.min_object_size) for c in data], truth)
         given = segment_all(logits_of, [c.image for c in data], spec, out, true_d(data))
@@ -231,6 +255,21 @@ def true_d(data: list[CellImage]) -> list[float | None]:
     return [float(np.median(equivalent_diameters(c.instances))) if c.instances.max() else None for c in data]
 
 
+def choose_core(logits_of, val: list[CellImage], spec: InputSpec, out: OutputSpec) -> OutputSpec:
+    """A distance-channel model: the core threshold (``distance_core``) with the best validation object F1."""
+    if out.distance_channel is None:
+        return out
+    truth = [c.instances for c in val]
+
+    def f1(core: float) -> float:
+        o = out.model_copy(update={"instances": "distance", "distance_core": core})
+        return object_f1(segment_all(logits_of, [c.image for c in val], spec, o), truth)["f1"]
+
+    scores = {core: f1(core) for core in DISTANCE_CORES}
+    print("validation object F1 by distance core: " + ", ".join(f"{k:g}: {v:.3f}" for k, v in scores.items()))
+    return out.model_copy(update={"distance_core": max(scores, key=scores.get)})
+
+
 def output_spec(cfg: SegmentConfig, train: list[CellImage], instances: str = "components") -> OutputSpec:
     """Classes, instance method and the object sizes trained on: per training image the median
     equivalent diameter of its cells; the card keeps the median of those and their 5-95 % range
@@ -239,7 +278,7 @@ def output_spec(cfg: SegmentConfig, train: list[CellImage], instances: str = "co
     return OutputSpec(
         name="logits",
         kind="class_scores",
-        shape=[len(CLASSES), "any", "any"],
+        shape=[len(CLASSES) + (1 if cfg.distance else 0), "any", "any"],
         postprocess="argmax",
         object_class=1,
         border_class=2,
@@ -247,6 +286,7 @@ def output_spec(cfg: SegmentConfig, train: list[CellImage], instances: str = "co
         instances=instances,
         diameter_px=round(float(np.median(d)), 2),
         diameter_range=(round(float(np.percentile(d, 5)), 2), round(float(np.percentile(d, 95)), 2)),
+        distance_channel=len(CLASSES) if cfg.distance else None,
     )
 
 
@@ -278,8 +318,8 @@ def train_segmenter(
     device = pick_device(cfg.device)
     data = splits(cfg)
     spec = input_spec(cfg)
-    out = output_spec(cfg, data["train"])
-    model = UNet(in_channels=1, num_classes=len(CLASSES), base=cfg.base, depth=cfg.depth)
+    out = output_spec(cfg, data["train"], "distance" if cfg.distance else "components")
+    model = UNet(in_channels=1, num_classes=len(CLASSES) + (1 if cfg.distance else 0), base=cfg.base, depth=cfg.depth)
     steps = -(-len(data["train"]) // cfg.batch_size)
     steps = min(steps, cfg.max_batches) if cfg.max_batches else steps
     val_images, val_truth = [c.image for c in data["val"]], [c.instances for c in data["val"]]
@@ -292,11 +332,12 @@ def train_segmenter(
     saved = {"model_args": model.config, "input_spec": spec.model_dump()}
     fr, out_dir = fit_task(
         model, cfg, cfg.name, loop, steps, _batches(cfg, data["train"], spec, steps),
-        lambda m, x, yw: weighted_ce(m(x), yw[0], yw[1]), validate, saved, run,
+        segmenter_loss(cfg.distance), validate, saved, run,
     )  # fmt: skip
     logits_of = torch_logits(model, device)
+    out = choose_core(logits_of, data["val"], spec, out)
     val = score_sets(logits_of, {"val": data["val"]}, spec, out)["val"]
-    out = out.model_copy(update={"instances": max(METHODS, key=lambda m: val[m]["f1"])})
+    out = out.model_copy(update={"instances": max(methods(out), key=lambda m: val[m]["f1"])})
     from training.seg_calibrate import choose, markdown  # which cell sizes stay at their own size: on validation
 
     out, table = choose(logits_of, cfg, spec, out)
@@ -335,7 +376,7 @@ def card_metrics(scores: dict, method: str) -> dict[str, float]:
         prefix = "" if name == "own" else f"{name}_"
         metrics |= {f"{prefix}object_{k}": round(row[method][k], 4) for k in ("f1", "precision", "recall")}
         metrics[f"{prefix}baseline_object_f1"] = round(row["baseline"]["f1"], 4)
-        metrics |= {f"{prefix}object_f1_{m}": round(row[m]["f1"], 4) for m in (*METHODS, "given_diameter")}
+        metrics |= {f"{prefix}object_f1_{m}": round(row[m]["f1"], 4) for m in row if m != "baseline"}
     return metrics
 
 
