@@ -78,7 +78,7 @@ def load_onnx_weights(model: nn.Module, path: Path) -> Path:
             continue
         w = _match(key, weights)
         if w is not None and _grows(w.shape, tensor.shape) and key.startswith(_HEADS):
-            grown.append(key)  # a head with more outputs than the committed one: its rows first, the rest as initialised
+            grown.append(key)  # a head with more outputs than the committed one: its rows, then the new ones
             w = np.concatenate([w, tensor[w.shape[0] :].numpy()])
         if w is None or tuple(w.shape) != tuple(tensor.shape):
             missing.append(key)
