@@ -165,7 +165,8 @@ def measure_segmentation(entry: ModelEntry) -> dict[str, float] | str:
     the ONNX file through the served pipeline (``modelrepo/cellseg.py``: diameter, rescale, instance
     method) and measure every card metric (both instance methods, the baseline, the true diameter given);
     or why it cannot."""
-    from training.tasks.segment import card_metrics, held_out_sets, score_sets, splits
+    from training.tasks.segment import held_out_sets, splits
+    from training.tasks.segment_eval import card_metrics, score_sets
 
     found = segmenter(entry)
     if isinstance(found, str):

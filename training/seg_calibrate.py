@@ -29,7 +29,8 @@ from modelrepo.card import OutputSpec
 from modelrepo.repository import CARD_FILE, check_model_dir
 from training.data.cells import CellImage, make_cell_dataset
 from training.seg_metrics import object_f1
-from training.tasks.segment import GENERATORS, SegmentConfig, magnified, segment_all, splits, true_d
+from training.tasks.segment import GENERATORS, SegmentConfig, magnified, splits
+from training.tasks.segment_eval import segment_all, true_d
 
 TOPS = (10.0, 12.0, 14.0, 16.0, 26.0)  # with the trained median and range top
 LOWS = (10.0, 12.0, 14.0)  # then, with the chosen top: enlarge cells smaller than this

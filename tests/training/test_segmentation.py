@@ -15,7 +15,8 @@ from training.data.cells_alt import make_alt_cell_dataset
 from training.loop import Run
 from training.nets.unet import UNet
 from training.seg_metrics import match_objects, object_f1, pixel_scores
-from training.tasks.segment import SegmentConfig, baseline_instances, train_segmenter
+from training.tasks.segment import SegmentConfig, train_segmenter
+from training.tasks.segment_eval import baseline_instances
 from training.weight_map import border_term, class_balance_weights, unet_weight_map
 
 
@@ -224,7 +225,7 @@ def test_a_distance_channel_segmenter_trains_warm_starts_from_three_classes_and_
     assert set(r["scores"]["cross"]) == {"components", "watershed", "distance", "baseline", "given_diameter"}
     card = check_model_dir(tmp_path / "four" / "unet_cells_d").card
     assert card.output.distance_channel == 3 and card.output.shape[0] == 4
-    from training.tasks.segment import DISTANCE_CORES
+    from training.tasks.segment_eval import DISTANCE_CORES
 
     assert card.output.distance_core in DISTANCE_CORES
     assert "object_f1_distance" in card.metrics
