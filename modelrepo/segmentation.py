@@ -96,9 +96,10 @@ def instances_from_probabilities(
     (P(cell) - P(border) > 0.5), the elevation is the border probability (1 - P(cell) + P(border)),
     the flood stays inside the foreground (P(background) < 0.5). ``components``: the argmax class map's
     interiors grown into their borders (``instances_from_classes``). ``distance`` (``distance`` = (channel,
-    core)): markers are the cores where the learned distance to the cell's own edge exceeds ``core``, the
-    elevation falls towards the centres - cells split where the network places their edges, by shape, not
-    only where it sees a border line."""
+    core)): the same watershed from other markers - the cores where a learned distance to the cell's own edge
+    exceeds ``core``, so touching cells can split by shape where no border line is seen. (Flooding the
+    distance itself, 1 - d, was tried first: where its dips between cells are shallow the ridges fall in the
+    wrong place - first generator, object F1 0.73 against 0.97 with the class elevation.)"""
     classes = probs if distance is None else probs[: distance[0]]
     if method == "components":
         return instances_from_classes(classes.argmax(0), object_class, border_class, min_size)
@@ -108,12 +109,10 @@ def instances_from_probabilities(
     if method == "distance":
         if distance is None:
             raise ValueError("the distance method needs the distance channel")
-        d = probs[distance[0]]
-        markers, n = ndi.label((d > distance[1]) & foreground)
-        height = 1.0 - d
+        markers, n = ndi.label((probs[distance[0]] > distance[1]) & foreground)
     else:
         markers, n = ndi.label((p_obj - p_border) > 0.5)
-        height = 1.0 - p_obj + p_border
+    height = 1.0 - p_obj + p_border
     if n == 0:
         return np.zeros(p_obj.shape, np.int32)
     elevation = np.round(np.clip(height, 0.0, 2.0) * 32767).astype(np.uint16)
