@@ -13,7 +13,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import RequestContextMiddleware
 from service.registry import ModelRegistry
 from service.remote import RemoteRegistry
-from service.routes import classify, denoise, health, metrics, models, nowcast, segment, v2
+from service.routes import classify, denoise, health, metrics, models, nowcast, preview, segment, v2
 from service.routes.pages import install_pages
 from service.settings import Settings
 
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, warmup: bool = True) -> FastAPI
         health.router,
         metrics.router,
         v2.router,
+        preview.router,
     ):
         app.include_router(r)
     install_pages(app, settings.examples_dir)

@@ -120,6 +120,27 @@ async function loadModels() {
 
 function objectUrl(blob) { return URL.createObjectURL(blob); }
 function dataUrl(b64, type = "image/png") { return `data:${type};base64,${b64}`; }
+function b64Blob(b64, type) { return new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type }); }
+
+// Browsers draw PNG, JPEG, WebP and GIF, not TIFF (16-bit, float, stacks) nor, in Chromium, HEIC: what the
+// browser cannot draw, the server renders as an 8-bit PNG (POST /preview) - so a user sees what they sent.
+// ``like``: another image shown this way, whose black and white levels this one keeps (a result beside its input).
+function show(img, blob, like = null) {
+  img.dataset.preview = "browser";
+  delete img.dataset.range;
+  img.onerror = async () => {
+    img.onerror = null;
+    const range = like && like.dataset.range ? like.dataset.range.split(",") : null;
+    try {
+      const q = range ? `?${query({ low: range[0], high: range[1] })}` : "";
+      const r = await api(`preview${q}`, { method: "POST", body: form([{ blob, name: "image" }]) });
+      img.dataset.range = r.headers.get("X-Display-Range") || "";
+      img.dataset.preview = "server";
+      img.src = objectUrl(await r.blob());
+    } catch (err) { img.dataset.preview = "none"; img.alt = `cannot show this file: ${err.message}`; }
+  };
+  img.src = objectUrl(blob);
+}
 
 async function download(v, path, name) {
   try {
@@ -133,7 +154,7 @@ async function download(v, path, name) {
 
 // ---- classify -------------------------------------------------------------------------------------
 const classify = view("classify");
-classify.onInput = (files) => { $(".preview", classify.el).src = objectUrl(files[0].blob); };
+classify.onInput = (files) => show($(".preview", classify.el), files[0].blob);
 classify.run = async () => {
   const q = query({ model: classify.model.value, top_k: 5, explain: "occlusion" });
   const body = await (await api(`classify?${q}`, { method: "POST", body: form(classify.files.slice(0, 1)) })).json();
@@ -225,7 +246,7 @@ const slider = $(".slider", denoise.el);
 function slide() { $(".after", denoise.el).style.clipPath = `inset(0 0 0 ${slider.value}%)`; }
 slider.addEventListener("input", slide);
 slide();
-denoise.onInput = (files) => { $(".before", denoise.el).src = objectUrl(files[0].blob); };
+denoise.onInput = (files) => show($(".before", denoise.el), files[0].blob);
 denoise.run = async () => {
   const q = query({
     model: denoise.model.value, sigma: $(".sigma", denoise.el).value, ensemble: $(".ensemble", denoise.el).value,
@@ -234,7 +255,7 @@ denoise.run = async () => {
   const body = await (await api(`denoise?${q}`, { method: "POST", body: form(denoise.files.slice(0, 1)) })).json();
   const type = body.format === "png" ? "image/png" : "image/tiff";
   const url = dataUrl(body.image, type);
-  $(".after", denoise.el).src = url;
+  show($(".after", denoise.el), b64Blob(body.image, type), $(".before", denoise.el));
   Object.assign($(".download", denoise.el), { href: url, download: `denoised.${body.format === "png" ? "png" : "tif"}` });
   $(".sigma-used", denoise.el).textContent = `sigma used ${body.sigma_used}` +
     (body.sigma_estimated === null ? " (given)" : body.noise_measured_as === "lossy"

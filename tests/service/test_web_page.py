@@ -174,6 +174,36 @@ def test_denoise_sample_shows_before_and_after(page) -> None:
     shot(page, "denoise")
 
 
+def test_files_the_browser_cannot_draw_are_previewed_by_the_server(page) -> None:
+    """A 16-bit fluorescence TIFF before, and a float32 TIFF before and after denoising: Chromium draws no
+    TIFF, so the page shows the server's /preview of each - before 2026-12-06 both images stayed empty."""
+    import io
+
+    import tifffile
+
+    page.click("#tab-denoise")
+    body = (ROOT / "examples" / "cells" / "cells_16bit.tif").read_bytes()
+    page.set_input_files("#view-denoise .file", files=[{"name": "c.tif", "mimeType": "image/tiff", "buffer": body}])
+    page.wait_for_selector("#view-denoise .before[data-preview=server]", state="attached", timeout=30_000)
+    page.wait_for_function("(() => { const i = document.querySelector('#view-denoise .before'); "
+                           "return i.complete && i.naturalWidth > 0; })()", timeout=30_000)  # fmt: skip
+    noisy = np.random.default_rng(0).normal(0.5, 0.1, (96, 128)).astype(np.float32)
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, noisy)
+    page.set_input_files(
+        "#view-denoise .file", files=[{"name": "f.tif", "mimeType": "image/tiff", "buffer": buf.getvalue()}]
+    )
+    page.click("#view-denoise .run")
+    page.wait_for_selector("#view-denoise[data-state=done]", timeout=60_000)
+    for img in ("before", "after"):
+        page.wait_for_selector(f"#view-denoise .{img}[data-preview=server]", state="attached", timeout=30_000)
+        page.wait_for_function(f"(() => {{ const i = document.querySelector('#view-denoise .{img}'); "
+                               "return i.complete && i.naturalWidth === 128; })()", timeout=30_000)  # fmt: skip
+    before, after = (page.get_attribute(f"#view-denoise .{i}", "data-range") for i in ("before", "after"))
+    assert before and after == before  # the result shown with its input's black and white levels
+    shot(page, "denoise_tiff")
+
+
 def test_nowcast_sample_animates_observed_then_forecast(page, base) -> None:
     run_sample(page, "nowcast")
     card = httpx.get(f"{base}/models/unet_nowcast").json()["card"]
