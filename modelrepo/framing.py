@@ -30,7 +30,7 @@ from scipy import ndimage as ndi
 
 from modelrepo.card import DomainCheck, Framing
 from modelrepo.noise import LUMA
-from modelrepo.paper import FLATTEN_MIN_SIDE, flatten_lighting, remove_ruling, ring_light
+from modelrepo.paper import FLATTEN_MIN_SIDE, flatten_lighting, remove_ruling, ring_light, sheet_box
 
 Invert = Literal["auto", "true", "false"]
 
@@ -111,6 +111,7 @@ def _levels(g: np.ndarray) -> tuple[float, float]:
 
 FLATTEN = True  # the paper corrections of modelrepo.paper, switchable for comparisons (tests, reports)
 RULING = True
+SHEET = True
 
 
 def _ink_box(w: np.ndarray) -> tuple[int, int, int, int]:
@@ -169,6 +170,12 @@ def frame_digit(
     notes = FrameNotes()
     if chroma > 0.15:
         notes.warnings.append(COLOUR)
+    found = sheet_box(gray, _BORDER_FRACTION) if SHEET else None
+    sheet = found[0] if found is not None else None
+    if found is not None:  # a sheet of paper with the desk around it: the digit is looked for on the sheet alone
+        gray = gray[sheet[0] : sheet[1], sheet[2] : sheet[3]].astype(np.float64)
+        on = found[1][: gray.shape[0], : gray.shape[1]]
+        gray[~on] = np.median(gray[on])  # desk in the box's corners painted over with the paper's level
     g, lo, hi, bg, dark_ink, full_scale = _paper(gray)
     span = hi - lo
     if spec.polarity == "dark_on_light":
@@ -191,7 +198,8 @@ def frame_digit(
     if np.count_nonzero(g > 0.5) > 0.6 * g.size:
         notes.warnings.append(INK_EVERYWHERE)
     top, bottom, left, right = _ink_box(mass)
-    notes.ink_box = (left, top, right, bottom)
+    y, x = (sheet[0], sheet[2]) if sheet is not None else (0, 0)
+    notes.ink_box = (left + x, top + y, right + x, bottom + y)
     crop = g[top:bottom, left:right]
     h, w = crop.shape
     scale = spec.fit * spec.supersample / max(h, w)

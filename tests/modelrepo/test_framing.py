@@ -147,7 +147,7 @@ def _paper_photo(d: np.ndarray, light: float = 0.0, squares: int = 0) -> np.ndar
 
 
 def framed_without(img: Image.Image, *switches: str) -> np.ndarray:
-    """The framing with the named paper corrections (``FLATTEN``, ``RULING``) switched off, as before them."""
+    """The framing with the named paper corrections (``FLATTEN``, ``RULING``, ``SHEET``) switched off."""
     import modelrepo.framing as fr
 
     saved = {k: getattr(fr, k) for k in switches}
@@ -190,3 +190,52 @@ def test_digits_that_fill_the_image_are_not_mistaken_for_uneven_paper(digits) ->
     for d in digits[:100]:
         img = Image.fromarray(d).resize((128, 128), Image.Resampling.BILINEAR)
         np.testing.assert_array_equal(framed(img)[0], framed_without(img, "FLATTEN", "RULING"))
+
+
+def test_a_sheet_photographed_on_a_desk_is_read_on_the_sheet() -> None:
+    """The desk around a photographed sheet is not the background (before 2026-12-06 it was, and the whole
+    bright sheet was boxed as the ink): the sheet is found and the digit framed on it, and the default model
+    reads it."""
+    import io
+    from pathlib import Path
+
+    from modelrepo.paper import sheet_box
+    from modelrepo.repository import check_model_dir
+    from training.data.drawn_digits import drawn_digits
+    from training.data.paper_photo import on_desk
+    from training.eval_repo import _logits_of
+    from training.robustness import decode_files
+
+    entry = check_model_dir(Path("models/resnet20_digits"))
+    digits, labels = drawn_digits(3, 777)  # 30 digits, 3 of each class
+    rng = np.random.default_rng(5)
+    files = [on_desk(d, rng) for d in digits]
+    photos = [Image.open(io.BytesIO(f)) for f in files]
+    found = [sheet_box(np.asarray(p.convert("L"), np.float64), 0.08) is not None for p in photos]
+    assert np.mean(found) >= 0.8
+    box = framed(photos[0])[1].ink_box  # in the photo's own pixels, inside the sheet
+    assert box[0] > 0.1 * photos[0].width and box[2] < 0.9 * photos[0].width
+    logits_of = _logits_of(entry)
+    read = (logits_of(decode_files(files, entry.card.input)).argmax(1) == labels).mean()
+    import modelrepo.framing as fr
+
+    fr.SHEET = False
+    try:
+        before = (logits_of(decode_files(files, entry.card.input)).argmax(1) == labels).mean()
+    finally:
+        fr.SHEET = True
+    assert read >= 0.7 and before <= 0.3, (read, before)
+
+
+@pytest.mark.parametrize("variant", ["thick_strokes_128", "bilinear_512", "jpeg_q50_64", "paper_photo", "drawn"])
+def test_light_digits_on_dark_canvases_are_never_taken_for_a_sheet(digits, variant: str) -> None:
+    """Thick or blurred light digits on black (a 0 or an 8 with its dark insides, like a sheet with writing) and
+    paper photos without a desk: framed exactly as without the sheet crop."""
+    import io
+
+    from training.robustness import suite_files
+
+    files, _ = suite_files(digits[:120], np.zeros(120, int))[variant]
+    for f in files[:120]:
+        img = Image.open(io.BytesIO(f))
+        np.testing.assert_array_equal(framed(img)[0], framed_without(img, "SHEET"))
