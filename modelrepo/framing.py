@@ -163,6 +163,19 @@ def _paper(gray: np.ndarray) -> tuple[np.ndarray, float, float, float, bool, flo
     return g, lo, hi, bg, dark_ink, full_scale
 
 
+def _on_sheet(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """A sheet of paper photographed with the desk around it (``paper.sheet_box``): the sheet alone, the desk in
+    its box's corners painted over with the paper's level, and where the box starts (y, x); else the image."""
+    found = sheet_box(gray, _BORDER_FRACTION) if SHEET else None
+    if found is None:
+        return gray, (0, 0)
+    (top, bottom, left, right), inside = found
+    crop = gray[top:bottom, left:right].astype(np.float64)
+    on = inside[: crop.shape[0], : crop.shape[1]]
+    crop[~on] = np.median(crop[on])
+    return crop, (top, left)
+
+
 def frame_digit(
     gray: np.ndarray, spec: Framing, invert: Invert = "auto", chroma: float = 0.0
 ) -> tuple[np.ndarray, FrameNotes]:
@@ -170,12 +183,7 @@ def frame_digit(
     notes = FrameNotes()
     if chroma > 0.15:
         notes.warnings.append(COLOUR)
-    found = sheet_box(gray, _BORDER_FRACTION) if SHEET else None
-    sheet = found[0] if found is not None else None
-    if found is not None:  # a sheet of paper with the desk around it: the digit is looked for on the sheet alone
-        gray = gray[sheet[0] : sheet[1], sheet[2] : sheet[3]].astype(np.float64)
-        on = found[1][: gray.shape[0], : gray.shape[1]]
-        gray[~on] = np.median(gray[on])  # desk in the box's corners painted over with the paper's level
+    gray, (y, x) = _on_sheet(gray)
     g, lo, hi, bg, dark_ink, full_scale = _paper(gray)
     span = hi - lo
     if spec.polarity == "dark_on_light":
@@ -198,7 +206,6 @@ def frame_digit(
     if np.count_nonzero(g > 0.5) > 0.6 * g.size:
         notes.warnings.append(INK_EVERYWHERE)
     top, bottom, left, right = _ink_box(mass)
-    y, x = (sheet[0], sheet[2]) if sheet is not None else (0, 0)
     notes.ink_box = (left + x, top + y, right + x, bottom + y)
     crop = g[top:bottom, left:right]
     h, w = crop.shape
