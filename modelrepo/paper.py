@@ -116,7 +116,8 @@ def remove_ruling(g: np.ndarray) -> np.ndarray:
     return g
 
 
-SHEET_MIN_SIDE = 48  # px: smaller uploads are the digit itself
+SHEET_MIN_SIDE = 80  # px: smaller uploads are the digit itself (and a photo of a sheet is larger)
+SHEET_DARK_RING = 0.7  # the border ring's median below this share of the image's range (1st-95th percentile)
 SHEET_WORK_SIDE = 256  # the sheet is looked for on a copy at most this large (block means)
 SHEET_EDGE_PX = 4  # a sheet's edge rises from the desk to the paper within a few pixels of that copy
 
@@ -153,7 +154,7 @@ def _desk_relative(s: np.ndarray, band: np.ndarray) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     basis = _quadratic(yy.ravel() / max(h, w) - 0.5, xx.ravel() / max(h, w) - 0.5)
     v = np.log(np.maximum(s.ravel(), 1e-6 * max(float(s.max()), 1e-12)))
-    ring = band.ravel()
+    ring = band.ravel() & (np.arange(h * w) % 3 == 0)  # a third of the ring's pixels fit the surface as well
     start = np.array([np.median(v[ring]), 0, 0, 0, 0, 0])  # flat at the desk's median; paper poking in left out
     coef, _ = _robust_fit(basis[ring], v[ring], 1.0, start)
     return s / np.exp(basis @ coef).reshape(h, w)
@@ -177,6 +178,9 @@ def sheet_box(g: np.ndarray, ring: float) -> tuple[tuple[int, int, int, int], np
         return None
     s, k = _work_copy(g)
     band = _ring_mask(s.shape, max(1, round(ring * min(s.shape))))
+    low, high = np.percentile(s[::2, ::2], (1, 95))
+    if np.median(s[band]) - low > SHEET_DARK_RING * (high - low):
+        return None  # no dark surround (most uploads: paper or a canvas edge to edge) - the cheap way out
     s = _desk_relative(s, band)
     bright = s > (np.median(s[band]) + np.percentile(s, 95)) / 2
     labels, n = ndi.label(bright)
