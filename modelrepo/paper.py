@@ -6,8 +6,8 @@ framing's single background level then reads the shaded paper as ink and boxes t
 squared paper adds lines across the sheet that read as ink too. ``ring_light`` / ``flatten_lighting`` fit a
 smooth light surface to the paper and subtract it; ``remove_ruling`` takes thin, evenly spaced lines out;
 ``sheet_box`` finds a sheet lying on a darker desk, so that the digit is framed on the sheet alone.
-Both leave evenly lit, unruled uploads exactly as they are (the classifiers' robustness suite is unchanged to
-the last image). No torch here: the service imports it.
+All three leave evenly lit, unruled uploads without a desk exactly as they are (the classifiers' robustness
+suite is unchanged to the last image). No torch here: the service imports it.
 """
 
 from __future__ import annotations
