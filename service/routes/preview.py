@@ -71,8 +71,8 @@ async def preview(
     PNG: first page, upright, stretched to its 0.1-99.9th percentiles when deeper than 8 bits, or to the range
     ``low``-``high`` (to show a result as its input was shown). For display only; the endpoints always read the
     file as sent. ``X-Display-Range``: the file values shown as black and white."""
-    if (low is None) != (high is None) or (low is not None and not low < high):
-        raise ApiError(422, "invalid_request", "query.low and query.high: give both, low below high")
+    if (low is None) != (high is None) or (low is not None and not (np.isfinite([low, high]).all() and low < high)):
+        raise ApiError(422, "invalid_request", "query.low and query.high: give both, finite, low below high")
     blobs = await read_images(request, 1)
     d = decode(blobs[0], request.app.state.settings.max_image_pixels, open_image)
     img, (lo, hi) = display(d, max_side, None if low is None else (low, high))

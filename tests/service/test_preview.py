@@ -83,5 +83,6 @@ def test_a_result_can_be_shown_in_its_inputs_range(client) -> None:
     a = _png(kept)
     assert own.max() - own.min() > 250 and a.max() - a.min() < 40  # its own stretch vs the input's
     assert a.mean() == pytest.approx(255 * (0.5 - low) / (high - low), abs=3)
-    r = client.post("/preview?low=1", files={"file": ("s.tif", _tiff(smooth), "image/tiff")})
-    assert r.status_code == 422 and "low" in r.json()["error"]["message"]
+    for bad in ("low=1", "low=2&high=1", "low=-inf&high=inf"):
+        r = client.post(f"/preview?{bad}", files={"file": ("s.tif", _tiff(smooth), "image/tiff")})
+        assert r.status_code == 422 and "low" in r.json()["error"]["message"], bad
