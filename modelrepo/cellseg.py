@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
+from modelrepo.annotations import MIN_PIXELS, burnt_in, painted_over
 from modelrepo.card import InputSpec, OutputSpec
 from modelrepo.ensemble import ensembled
 from modelrepo.errors import InputError
@@ -29,6 +30,10 @@ Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 MOSTLY_CELL = "most of the image was classed as cell: it may not be fluorescence cells on a dark background"
 UNSURE = "the model is unsure about {f:.0%} of the pixels (confidence below 0.7): it may not be fluorescence cells"
 BRIGHT = "the image is mostly bright (median at {m:.0%} of its range): fluorescence cells sit on a dark background"
+ANNOTATED = (
+    "{n} burnt-in mark(s) at the image's white ({px} px: a scale bar, a label?) were taken for annotations and "
+    "painted over with the background around them"
+)
 SIZE_OUTSIDE = (
     "objects are far outside the sizes this model was trained on (diameter {d:.0f} px, trained {lo:.0f}-{hi:.0f})"
 )
@@ -131,6 +136,7 @@ async def segment(
     averaged over the spec's self-ensemble of flipped / rotated passes."""
     infer = ensembled(infer, spec.ensemble)
     h, w = raw.shape
+    raw, drawn = without_annotations(raw)
     x = normalize_percentile(raw.astype(np.float32), spec)  # the whole image's percentiles
     size = out.min_object_size if min_size is None else min_size
     method = out.instances
@@ -144,7 +150,7 @@ async def segment(
     def objects(p: np.ndarray) -> np.ndarray:
         return instances_from_probabilities(p, out.object_class or 1, out.border_class, size, method, distance)
 
-    result = Segmentation(np.zeros((h, w), np.uint8), np.zeros((h, w), np.int32), diameter)
+    result = Segmentation(np.zeros((h, w), np.uint8), np.zeros((h, w), np.int32), diameter, warnings=drawn)
     scale = 1.0
     if diameter is not None and out.diameter_px:
         scale = checked_scale(target_scale(diameter, out), h, w, f"diameter {diameter:g} px")
@@ -165,6 +171,17 @@ async def segment(
     result.scale, result.classes, result.instances = scale, probs[: out.class_channels].argmax(0).astype(np.uint8), inst
     _warn(result, out, probs, x)
     return result
+
+
+def without_annotations(raw: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The image with burnt-in annotations (a scale bar, its label) painted over (``modelrepo.annotations``), and a
+    warning saying so when they are more than hot pixels."""
+    mask, sizes = burnt_in(raw)
+    if not mask.any():
+        return raw, []
+    shown = [n for n in sizes if n >= MIN_PIXELS]
+    note = [ANNOTATED.format(n=len(shown), px=sum(shown))] if shown else []
+    return painted_over(raw, mask), note
 
 
 def target_scale(diameter: float, out: OutputSpec) -> float:

@@ -339,3 +339,40 @@ def test_a_given_diameter_within_the_native_range_is_not_rescaled(client) -> Non
 
     old_rule = entry.card.output.model_copy(update={"diameter_native": None})
     assert f1(entry.card.output) > f1(old_rule) + 0.05
+
+
+def test_a_burnt_in_scale_bar_and_label_are_not_cells(client) -> None:
+    """A figure exported with its scale bar and "10 um" drawn in (Fiji's Flatten): they are painted over, the
+    answer says so, and the cells found are those of the same image without them (before 2026-12-06 the bar
+    and the glyphs came back as objects)."""
+    from PIL import ImageDraw
+
+    from tests.conftest import ROOT
+
+    raw = tifffile.imread(ROOT / "examples" / "cells" / "cells_16bit.tif").astype(np.float64)
+    lo, hi = np.percentile(raw, (0.1, 99.9))
+    a8 = (np.clip((raw - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+    img = Image.fromarray(a8)
+    h, w = a8.shape
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([w - 10 - w // 5, h - 13, w - 10, h - 9], fill=255)
+    draw.text((w - 10 - w // 5, h - 28), "10 um", fill=255)
+    found = {}
+    for name, im in (("plain", Image.fromarray(a8)), ("annotated", img)):
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        r = post(client, buf.getvalue())
+        assert r.status_code == 200, r.text
+        found[name] = r.json()
+    assert any("burnt-in" in w for w in found["annotated"]["warnings"])
+    assert not any("burnt-in" in w for w in found["plain"]["warnings"])
+    bar_box = (w - 10 - w // 5, h - 30, w - 10, h - 9)  # x0, y0, x1, y1 of the bar and its label
+
+    def inside(body: dict) -> int:
+        return sum(bar_box[0] <= o["centroid_x"] <= bar_box[2] and bar_box[1] <= o["centroid_y"] <= bar_box[3]
+                   for o in body["objects"])  # fmt: skip
+
+    # no objects made of the bar or the glyphs (7 there without the painting over, 3 in the plain image; a cell
+    # under the bar may come out in two)
+    assert inside(found["annotated"]) <= inside(found["plain"]) + 1
+    assert abs(found["annotated"]["num_objects"] - found["plain"]["num_objects"]) <= 3
