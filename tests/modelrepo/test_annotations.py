@@ -55,7 +55,7 @@ def test_bright_and_saturated_cells_are_not_annotations() -> None:
     rng = np.random.default_rng(0)
     img = rng.normal(20, 3, (96, 96))
     for cy, cx, r in ((30, 30, 12), (60, 65, 8), (20, 75, 5)):
-        img += 400 * np.exp(-(np.hypot(yy - cy, xx - cx) / r) ** 4)  # flat-topped blobs, blurred edges
+        img += 400 * np.exp(-((np.hypot(yy - cy, xx - cx) / r) ** 4))  # flat-topped blobs, blurred edges
     clipped = np.clip(img, 0, 255).astype(np.uint8)  # the brightest saturate at 255
     assert (clipped == 255).sum() > 100
     mask, _ = burnt_in(clipped)
