@@ -36,7 +36,7 @@ def burnt_in(raw: np.ndarray) -> tuple[np.ndarray, list[int]]:
     range (anti-aliased text reaches the maximum in few pixels, if any) that end abruptly and are drawn shapes
     (``_drawn``)."""
     top = float(raw.max())
-    low = float(np.percentile(raw, 1))
+    low = float(np.percentile(raw[:: max(1, raw.shape[0] // 256), :: max(1, raw.shape[1] // 256)], 1))
     if top <= low:
         return np.zeros(raw.shape, bool), []
     labels, _ = ndi.label(raw >= low + BRIGHT * (top - low), structure=np.ones((3, 3)))
@@ -57,13 +57,15 @@ def burnt_in(raw: np.ndarray) -> tuple[np.ndarray, list[int]]:
 def painted_over(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``raw`` with the masked pixels and the one around them (anti-aliasing) filled in from the image around
     them: each takes the mean of the nearest unmarked pixels, smoothed along the fill (a cell under a bar keeps
-    its brightness across it, background stays background)."""
+    its brightness across it, background stays background). Mark by mark, in a box around each."""
     grown = ndi.binary_dilation(mask)
-    if not grown.any():
-        return raw
-    _, (iy, ix) = ndi.distance_transform_edt(grown, return_indices=True)
-    filled = raw.astype(np.float64)[iy, ix]  # each marked pixel: its nearest unmarked one
-    smooth = ndi.uniform_filter(filled, 5)  # nearest-pixel fills are streaky across a thick mark
     out = raw.copy()
-    out[grown] = np.round(smooth[grown]).astype(raw.dtype) if raw.dtype.kind in "ui" else smooth[grown]
+    labels, _ = ndi.label(grown, structure=np.ones((3, 3)))
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        box = tuple(slice(max(s.start - 4, 0), s.stop + 4) for s in sl)
+        region = labels[box] == i
+        _, (iy, ix) = ndi.distance_transform_edt(region, return_indices=True)
+        smooth = ndi.uniform_filter(raw[box].astype(np.float64)[iy, ix], 5)  # nearest-pixel fills are streaky
+        fill = smooth[region]
+        out[box][region] = np.round(fill).astype(raw.dtype) if raw.dtype.kind in "ui" else fill
     return out
