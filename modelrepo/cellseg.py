@@ -32,7 +32,7 @@ UNSURE = "the model is unsure about {f:.0%} of the pixels (confidence below 0.7)
 BRIGHT = "the image is mostly bright (median at {m:.0%} of its range): fluorescence cells sit on a dark background"
 ANNOTATED = (
     "{n} burnt-in mark(s) at the image's white ({px} px: a scale bar, a label?) were taken for annotations and "
-    "painted over with the background around them"
+    "filled in from the image around them"
 )
 SIZE_OUTSIDE = (
     "objects are far outside the sizes this model was trained on (diameter {d:.0f} px, trained {lo:.0f}-{hi:.0f})"

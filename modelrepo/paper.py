@@ -194,7 +194,7 @@ def sheet_box(g: np.ndarray, ring: float) -> tuple[tuple[int, int, int, int], np
     rows, cols = np.flatnonzero(inner.any(axis=1)), np.flatnonzero(inner.any(axis=0))
     if rows.size == 0:
         return None
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     return (top * k, bottom * k, left * k, right * k), np.repeat(np.repeat(inner[top:bottom, left:right], k, 0), k, 1)
 
 

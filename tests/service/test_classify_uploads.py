@@ -67,6 +67,24 @@ def test_a_large_photo_is_framed_from_a_reduced_copy_and_reports_its_ink_in_its_
     assert box_large.max() <= 3000 and np.abs(box_large - 4 * box_small).max() <= 16  # the photo's own pixels
 
 
+def test_a_sheet_photographed_on_a_desk_is_answered_with_its_ink_box_on_the_sheet(client) -> None:
+    """Through the service (the first try, 2026-12-06, answered 500: the sheet's offsets were numpy integers the
+    JSON encoder refused): read right, the ink box in the photo's pixels and inside the sheet."""
+    from training.data.drawn_digits import drawn_digits
+    from training.data.paper_photo import on_desk
+
+    digits, labels = drawn_digits(1, 999)
+    rng = np.random.default_rng(3)
+    photo = on_desk(digits[7], rng)
+    r = client.post("/classify", files={"file": ("desk.jpg", photo, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    result = r.json()["results"][0]
+    assert result["predictions"][0]["label"] == str(labels[7])
+    w, h = Image.open(io.BytesIO(photo)).size
+    x0, y0, x1, y1 = result["preprocessing"]["ink_box"]
+    assert 0.1 * w < x0 < x1 < 0.9 * w and 0.1 * h < y0 < y1 < 0.9 * h  # the writing, not the whole sheet
+
+
 def test_invert_parameter_is_obeyed_and_reported(client) -> None:
     path = next(p for p in EXAMPLES if "black_on_white" in p.name)
     auto = _post(client, path.read_bytes()).json()["results"][0]
