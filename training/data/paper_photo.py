@@ -25,11 +25,35 @@ def _lines(n: int, period: float, width: float, rng: np.random.Generator) -> np.
     return np.clip(width / 2 + 0.5 - np.minimum(pos, period - pos), 0, 1)
 
 
+def _ink(digit: Image.Image) -> np.ndarray:
+    """How much ink covers each pixel of a drawn digit (0..1), whatever the drawing's polarity."""
+    a = np.asarray(digit, np.float64) / 255.0
+    return 1.0 - a if a.mean() > 0.5 else a
+
+
+def _light(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """(h, w) light falling on the scene: a lamp from one side (a linear fall-off of 15-50 %) and the phone's
+    vignetting (up to 30 % darker in the corners)."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    t = rng.uniform(0, 2 * np.pi)
+    lamp = 1 - rng.uniform(0.15, 0.5) * ((xx - 0.5) * np.cos(t) + (yy - 0.5) * np.sin(t) + 0.5)
+    return lamp * (1 - rng.uniform(0, 0.3) * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) * 2)
+
+
+def _phone_jpeg(rgb: np.ndarray, rng: np.random.Generator) -> bytes:
+    """(h, w, 3) in 0..1 with sensor noise, as the RGB JPEG (quality 70-95) a phone saves."""
+    rgb = rgb + rng.normal(0, rng.uniform(0.005, 0.025), rgb.shape)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8), "RGB").save(
+        out, "JPEG", quality=int(rng.integers(70, 96))
+    )
+    return out.getvalue()
+
+
 def photograph(digit: Image.Image, rng: np.random.Generator, kind: str | None = None) -> bytes:
     """A drawn digit (L) as a JPEG photo of the paper it was written on (``kind``: plain / ruled / squared
     paper, random when None)."""
-    a = np.asarray(digit, np.float64) / 255.0
-    ink = 1.0 - a if a.mean() > 0.5 else a  # how much ink covers each pixel, whatever the drawing's polarity
+    ink = _ink(digit)
     h, w = ink.shape
     paper = np.full((h, w, 3), rng.uniform(0.72, 0.96)) * rng.uniform(0.94, 1.0, 3)
     drawn = rng.choice(["plain", "ruled", "squared"], p=[0.4, 0.3, 0.3])
@@ -43,28 +67,18 @@ def photograph(digit: Image.Image, rng: np.random.Generator, kind: str | None = 
         if kind == "squared":
             mask = np.maximum(mask, _lines(w, period, width, rng)[None, :])
         paper = paper * (1 - strength * mask[..., None] * (1 - colour))
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    t = rng.uniform(0, 2 * np.pi)
-    lamp = 1 - rng.uniform(0.15, 0.5) * ((xx - 0.5) * np.cos(t) + (yy - 0.5) * np.sin(t) + 0.5)
-    vignette = 1 - rng.uniform(0, 0.3) * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) * 2
+    light = _light(h, w, rng)
     name = str(rng.choice(list(INKS), p=[0.45, 0.4, 0.15]))
     strength = rng.uniform(0.75, 1.0) if name != "pencil" else rng.uniform(0.5, 0.8)
     cover = (ink * strength)[..., None]
-    rgb = (paper * (1 - cover) + np.asarray(INKS[name]) * cover) * (lamp * vignette)[..., None]
-    rgb = rgb + rng.normal(0, rng.uniform(0.005, 0.025), rgb.shape)
-    out = io.BytesIO()
-    Image.fromarray(np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8), "RGB").save(
-        out, "JPEG", quality=int(rng.integers(70, 96))
-    )
-    return out.getvalue()
+    return _phone_jpeg((paper * (1 - cover) + np.asarray(INKS[name]) * cover) * light[..., None], rng)
 
 
 def on_desk(digit: Image.Image, rng: np.random.Generator) -> bytes:
     """A drawn digit (L) written on a sheet of paper (a margin of 10-40 %) lying on a desk (flat or wood-grained,
     12-50 % of white) a little askew (up to 6 degrees), photographed with the desk around it (10-35 %): one lamp
     and the phone's vignetting light desk and sheet alike; noise; an RGB JPEG at quality 70-95."""
-    a = np.asarray(digit, np.float64) / 255.0
-    ink = 1.0 - a if a.mean() > 0.5 else a
+    ink = _ink(digit)
     base = np.median(ink)
     ink = np.clip((ink - base) / (1 - base), 0, 1)  # the drawing's own canvas tone out
     h, w = ink.shape
@@ -93,14 +107,4 @@ def on_desk(digit: Image.Image, rng: np.random.Generator) -> bytes:
     strength = rng.uniform(0.75, 1.0)
     g = desk * (1 - sheetmask) + paper_tone * sheetmask
     g = g * (1 - strength * inkfull) + 0.08 * strength * inkfull
-    yy, xx = np.mgrid[0:H, 0:W] / max(H, W)
-    t = rng.uniform(0, 2 * np.pi)
-    lamp = 1 - rng.uniform(0.15, 0.5) * ((xx - 0.5) * np.cos(t) + (yy - 0.5) * np.sin(t) + 0.5)
-    vignette = 1 - rng.uniform(0, 0.3) * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) * 2
-    rgb = (g * lamp * vignette)[..., None] * np.array([1.0, 0.97, 0.92])
-    rgb = rgb + rng.normal(0, rng.uniform(0.005, 0.025), rgb.shape)
-    b = io.BytesIO()
-    Image.fromarray(np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8), "RGB").save(
-        b, "JPEG", quality=int(rng.integers(70, 96))
-    )
-    return b.getvalue()
+    return _phone_jpeg((g * _light(H, W, rng))[..., None] * np.array([1.0, 0.97, 0.92]), rng)
