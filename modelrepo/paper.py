@@ -49,18 +49,21 @@ def ring_light(g: np.ndarray, b: int, border: np.ndarray, dark_ink: bool, lo: fl
     paper = border[border > mid] if dark_ink else border[border < mid]
     if span <= 0 or paper.size == 0 or float(paper.max() - paper.min()) <= UNEVEN * span:
         return None  # the ring's paper within the band: the common case, decided cheaply
-    h, w = g.shape
-    ring = np.zeros((h, w), bool)
-    ring[:b], ring[-b:], ring[:, :b], ring[:, -b:] = True, True, True, True
-    step = max(1, int(np.sqrt(ring.sum() / 2048)))
-    ys, xs = np.nonzero(ring)
-    ys, xs = ys[::step], xs[::step]
-    basis = _quadratic(ys / h - 0.5, xs / w - 0.5)
+    ys, xs, basis = _ring_samples(g.shape, _ring_mask(g.shape, b))
     coef, keep = _robust_fit(basis, g[ys, xs], -1.0 if dark_ink else 1.0, None)
     if keep.mean() < 0.5:
         return None
     fitted = basis @ coef
     return coef if float(fitted.max() - fitted.min()) > UNEVEN * span else None
+
+
+def _ring_samples(shape: tuple[int, int], ring: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels of the border ring (a mask), thinned to about 2,048, and the light surface's basis at them."""
+    h, w = shape
+    ys, xs = np.nonzero(ring)
+    step = max(1, int(np.sqrt(ys.size / 2048)))
+    ys, xs = ys[::step], xs[::step]
+    return ys, xs, _quadratic(ys / h - 0.5, xs / w - 0.5)
 
 
 def flatten_lighting(g: np.ndarray, dark_ink: bool, coef: np.ndarray) -> np.ndarray:
@@ -152,13 +155,12 @@ def _desk_relative(s: np.ndarray, band: np.ndarray) -> np.ndarray:
     the border ring and carried over the sheet - a lamp lights desk and paper alike, so the shaded side of the
     paper stays brighter than the desk beside it."""
     h, w = s.shape
+    v = np.log(np.maximum(s, 1e-6 * max(float(s.max()), 1e-12)))
+    ys, xs, basis = _ring_samples(s.shape, band)
+    start = np.array([np.median(v[ys, xs]), 0, 0, 0, 0, 0])  # flat at the desk's median; paper poking in left out
+    coef, _ = _robust_fit(basis, v[ys, xs], 1.0, start)
     yy, xx = np.mgrid[0:h, 0:w]
-    basis = _quadratic(yy.ravel() / max(h, w) - 0.5, xx.ravel() / max(h, w) - 0.5)
-    v = np.log(np.maximum(s.ravel(), 1e-6 * max(float(s.max()), 1e-12)))
-    ring = band.ravel() & (np.arange(h * w) % 3 == 0)  # a third of the ring's pixels fit the surface as well
-    start = np.array([np.median(v[ring]), 0, 0, 0, 0, 0])  # flat at the desk's median; paper poking in left out
-    coef, _ = _robust_fit(basis[ring], v[ring], 1.0, start)
-    return s / np.exp(basis @ coef).reshape(h, w)
+    return s / np.exp(_quadratic(yy / h - 0.5, xx / w - 0.5) @ coef)
 
 
 def sheet_box(g: np.ndarray, ring: float) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
