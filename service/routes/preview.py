@@ -28,20 +28,11 @@ from service.tasks.denoise import Decoded, decode
 router = APIRouter(tags=["preview"], dependencies=[Depends(require_api_key)])
 
 
-def _units(d: Decoded) -> tuple[float, float]:
-    """(offset, span) from ``d.x`` (0-1) back to the file's own values."""
-    if d.dtype == np.uint8:
-        return 0.0, 255.0
-    if d.dtype == np.uint16:
-        return 0.0, 65535.0
-    return d.lo, d.hi - d.lo
-
-
 def display(d: Decoded, max_side: int, window: tuple[float, float] | None = None) -> tuple[Image.Image, tuple]:
     """The decoded image as 8-bit gray or RGB, at most ``max_side``, and the range of file values shown from
     black to white: ``window`` when given, else all of an 8-bit image's and the 0.1-99.9th percentiles of a
     deeper one's."""
-    offset, span = _units(d)
+    offset, span = d.units()
     if window is not None:
         lo, hi = ((w - offset) / span for w in window)
     elif d.dtype == np.uint8:

@@ -49,6 +49,14 @@ class Decoded:
     icc: bytes | None = None  # the file's ICC colour profile (Display P3 in iPhone photos): the answer keeps it
     exif: bytes | None = None  # its EXIF block (camera, exposure, date), orientation taken out: kept in PNGs
 
+    def units(self) -> tuple[float, float]:
+        """(offset, span): ``x`` (0-1) back to the file's own values is ``offset + x * span``."""
+        if self.dtype == np.uint8:
+            return 0.0, 255.0
+        if self.dtype == np.uint16:
+            return 0.0, 65535.0
+        return self.lo, self.hi - self.lo
+
     def notes(self) -> list[str]:
         """What the answer says about the file itself: lossy coding, pages beyond the first."""
         coding = {"WEBP": "lossy WebP", "HEIF": "HEIC", "AVIF": "AVIF"}.get(self.fmt, "JPEG")
@@ -226,13 +234,9 @@ async def predict(
 
 def restore(y: np.ndarray, d: Decoded) -> np.ndarray:
     """Back to the input's dtype, range, channel layout and alpha."""
-    y = np.clip(y, 0.0, 1.0)
-    if d.dtype == np.uint8:
-        out = np.round(y * 255).astype(np.uint8)
-    elif d.dtype == np.uint16:
-        out = np.round(y * 65535).astype(np.uint16)
-    else:
-        out = (y * (d.hi - d.lo) + d.lo).astype(d.dtype)
+    offset, span = d.units()
+    out = np.clip(y, 0.0, 1.0) * span + offset
+    out = np.round(out).astype(d.dtype) if d.dtype in (np.uint8, np.uint16) else out.astype(d.dtype)
     if d.planes > out.shape[2]:
         out = np.repeat(out, d.planes, axis=2)
     if d.alpha is not None:
