@@ -24,6 +24,13 @@ def _quadratic(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1)
 
 
+def _surface(shape: tuple[int, int], coef: np.ndarray) -> np.ndarray:
+    """The fitted light surface over the whole image."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    return _quadratic(yy / h - 0.5, xx / w - 0.5) @ coef
+
+
 def _robust_fit(basis: np.ndarray, v: np.ndarray, sign: float, coef: np.ndarray | None, rounds: int = 4):
     """A light surface fitted to the paper among the samples ``v``: each round keeps the samples at most 2.5
     robust deviations on the ink's side (``sign``) of the last fit (before the first: those on the paper's side
@@ -75,9 +82,7 @@ def flatten_lighting(g: np.ndarray, dark_ink: bool, coef: np.ndarray) -> np.ndar
     ys, xs = np.mgrid[0:h:step, 0:w:step]
     basis = _quadratic(ys.ravel() / h - 0.5, xs.ravel() / w - 0.5)
     coef, keep = _robust_fit(basis, g[::step, ::step].ravel(), -1.0 if dark_ink else 1.0, coef)
-    yy, xx = np.mgrid[0:h, 0:w]
-    surface = _quadratic(yy / h - 0.5, xx / w - 0.5) @ coef
-    return g - surface + float(np.median(basis[keep] @ coef))
+    return g - _surface(g.shape, coef) + float(np.median(basis[keep] @ coef))
 
 
 RULING_MIN_SIDE = 64  # px: smaller uploads are digits alone (a stroke there may span the image)
@@ -154,13 +159,11 @@ def _desk_relative(s: np.ndarray, band: np.ndarray) -> np.ndarray:
     """The image divided by the light falling on the desk: a smooth surface fitted (in logarithms, robustly) to
     the border ring and carried over the sheet - a lamp lights desk and paper alike, so the shaded side of the
     paper stays brighter than the desk beside it."""
-    h, w = s.shape
     v = np.log(np.maximum(s, 1e-6 * max(float(s.max()), 1e-12)))
     ys, xs, basis = _ring_samples(s.shape, band)
     start = np.array([np.median(v[ys, xs]), 0, 0, 0, 0, 0])  # flat at the desk's median; paper poking in left out
     coef, _ = _robust_fit(basis, v[ys, xs], 1.0, start)
-    yy, xx = np.mgrid[0:h, 0:w]
-    return s / np.exp(_quadratic(yy / h - 0.5, xx / w - 0.5) @ coef)
+    return s / np.exp(_surface(s.shape, coef))
 
 
 def sheet_box(g: np.ndarray, ring: float) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
