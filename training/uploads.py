@@ -32,7 +32,7 @@ def _warp(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = a.shape
     ang = np.radians(rng.uniform(-15, 15))
     shear = rng.uniform(-0.3, 0.3)
-    zx, zy = rng.uniform(0.75, 1.15), rng.uniform(0.85, 1.15)
+    zx, zy = rng.uniform(0.75, 1.45), rng.uniform(0.85, 1.15)  # wide: people write wider than the UCI writers
     m = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]]) @ np.array([[zy, 0], [shear, zx]])
     inv = np.linalg.inv(m)
     centre = np.array([h, w]) / 2 - 0.5

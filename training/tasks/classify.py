@@ -50,7 +50,10 @@ class ClassifyConfig:
     pen_share: float = PEN_SHARE  # of the uploads drawn at >= 32 px, the share redrawn with a thin pen
     # of those drawn at >= 48 px, the share written on lit, maybe ruled paper (0.2 tried 2026-12-06: no better)
     paper_share: float = 0.0
-    extra_train: str = "fonts"  # digits data: "fonts" adds typeset digits (training/data/font_digits.py); "" none
+    # digits data, extra training images joined by "+": "fonts" typeset digits (training/data/font_digits.py),
+    # "hand" pen-motion handwriting (training/data/hand_digits.py); "" none
+    extra_train: str = "fonts+hand"
+    hand_per_class: int = 150
     ema: float | None = 0.99
     seed: int = 0
     device: str = "auto"
@@ -81,6 +84,7 @@ _CARD_HYPERPARAMETERS = (
     "pen_share",
     "paper_share",
     "extra_train",
+    "hand_per_class",
     "ema",
     "seed",
     "weights",
@@ -161,13 +165,30 @@ def _batches(cfg: ClassifyConfig, splits: Splits, spec: InputSpec, steps: int):
     return batches
 
 
-def _extra_train(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[list, np.ndarray, list] | None:
-    """Extra training images for framed digit data: (images, labels, what they are) or None."""
-    if cfg.extra_train != "fonts" or spec.framing is None or splits.classes != [str(d) for d in range(10)]:
+def _extra_train(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[list, np.ndarray, dict] | None:
+    """Extra training images for framed digit data: (images, labels, what they are, per source) or None.
+    ``extra_train`` names the sources, joined by "+": "fonts" (typeset glyphs), "hand" (pen-motion drawings)."""
+    sources = [s for s in cfg.extra_train.split("+") if s]
+    if not sources or spec.framing is None or splits.classes != [str(d) for d in range(10)]:
         return None
-    from training.data.font_digits import font_digits
+    images, labels, info = [], [], {}
+    for source in sources:
+        if source == "fonts":
+            from training.data.font_digits import SOURCE, font_digits
 
-    return font_digits()
+            ims, ys, fonts = font_digits()
+            info[source] = {"source": SOURCE, "generator": "training/data/font_digits.py (typeset glyphs, 64 px, "
+                            "light on black)", "fonts": fonts, "count": len(ys)}  # fmt: skip
+        elif source == "hand":
+            from training.data.hand_digits import SOURCE, hand_digits
+
+            ims, ys, params = hand_digits(cfg.hand_per_class)
+            info[source] = {"source": SOURCE, "count": len(ys)} | params
+        else:
+            raise ValueError(f"extra_train: unknown source {source!r} (fonts, hand)")
+        images += ims
+        labels.append(ys)
+    return images, np.concatenate(labels), info
 
 
 def _validation(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,15 +323,8 @@ def _card_fields(cfg, splits, spec, model, model_kwargs, report, robust, fr, ext
             "paper_share": cfg.paper_share,
         }
     if extra is not None:
-        from training.data.font_digits import SOURCE
-
-        augmentation["extra_training_images"] = {
-            "source": SOURCE,
-            "generator": "training/data/font_digits.py (typeset glyphs, 64 px, light on black)",
-            "fonts": extra[2],
-            "count": len(extra[1]),
-            "use": "training only, always as random uploads; never in validation, test or the robustness suite",
-        }
+        use = "training only, always as random uploads; never in validation, test or the robustness suite"
+        augmentation["extra_training_images"] = {name: info | {"use": use} for name, info in extra[2].items()}
     return CardDraft(
         name=cfg.model_name,
         task="classification",
