@@ -175,7 +175,8 @@ def write_reports(models: Path, out: Path) -> list[Path]:
         ceilings = robustness_ceilings(next(c for c in classifiers if c.robustness))
         (out / "classifier_robustness.md").write_text(
             "# Digit classifiers: robustness suite\n\nAccuracy (%) per variant of the 360 held-out digits "
-            "(and 300 pen-drawn digits), from the cards; `make eval` re-measures them. The last column is an "
+            "(and 300 pen-drawn digits per drawn variant, and 5,000 real MNIST digits in `mnist`), from the cards; "
+            "`make eval` re-measures them. The last column is an "
             "RBF-SVC trained on that variant's renderings of the training digits alone (framed the same way): "
             "how legible the variant is at all. The worst row leaves out the variants marked *not in worst*: "
             "their legibility is limited by the rendering (see `training/robustness.py`; the default model's "

@@ -285,8 +285,9 @@ def train_classifier(
 
 
 def _domain(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> DomainCheck:
-    """The out-of-domain check: principal subspace of framed training digits and uploads of them;
-    threshold from framed validation digits and uploads (``modelrepo/framing.py``)."""
+    """The out-of-domain check: principal subspace of framed training digits, uploads of them and of the
+    extra training images; threshold from framed validation digits, uploads of them and (with "hand" among
+    the extras) uploads of handwriting drawn with a seed training never used (``modelrepo/framing.py``)."""
     assert spec.framing is not None
     rng = np.random.default_rng([cfg.seed, 2])
 
@@ -298,8 +299,16 @@ def _domain(cfg: ClassifyConfig, splits: Splits, spec: InputSpec) -> DomainCheck
 
     train, val = list(splits.train.images), list(splits.val.images)
     mix = (cfg.pen_share, cfg.paper_share)
-    held_out = grids(val + _uploads(val, rng, 1.0, *mix) + _uploads(val, rng, 1.0, *mix))
-    return fit_domain_check(grids(train + _uploads(train, rng, 1.0, *mix)), held_out)
+    held_out = val + _uploads(val, rng, 1.0, *mix) + _uploads(val, rng, 1.0, *mix)
+    fit = train + _uploads(train, rng, 1.0, *mix)
+    extra = _extra_train(cfg, splits, spec)
+    if extra is not None:  # training images too: real handwriting like them is not "unlike training"
+        fit += _uploads(list(extra[0]), rng, 1.0, *mix)
+    if "hand" in cfg.extra_train.split("+"):
+        from training.data.hand_digits import hand_digits
+
+        held_out += _uploads(hand_digits(20, seed=10_000 + cfg.seed)[0], rng, 1.0, *mix)
+    return fit_domain_check(grids(fit), grids(held_out))
 
 
 UPLOADS = (
