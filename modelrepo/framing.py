@@ -38,6 +38,9 @@ NO_INK = "no ink found: the image is nearly uniform, so any class is a guess"
 COLOUR = "a colour image: this model reads gray digits (ink on plain paper); the answer is unreliable"
 UNLIKE_TRAINING = "the image is unlike the digits this model was trained on (once framed); the answer is unreliable"
 INK_EVERYWHERE = "most of the image is ink-like: this does not look like one digit on a plain background"
+MANY_MARKS = "the image holds many separate marks: this does not look like one digit; the answer is unreliable"
+# a digit is one or two marks (a 5's hat, a broken stroke); photos of coins, text or cells are many
+_MANY_MARKS, _MARK_SHARE, _MARK_LEVEL = 5, 0.02, 0.25
 
 _BORDER_FRACTION = 0.08  # the outer ring taken as background, as a fraction of the shorter side
 _MASS_TRIM = 0.005  # ink mass left out at each side of the ink box
@@ -208,6 +211,8 @@ def frame_digit(
     top, bottom, left, right = _ink_box(mass)
     notes.ink_box = (left + x, top + y, right + x, bottom + y)
     crop = g[top:bottom, left:right]
+    if _marks(crop) >= _MANY_MARKS:
+        notes.warnings.append(MANY_MARKS)
     h, w = crop.shape
     scale = spec.fit * spec.supersample / max(h, w)
     nh, nw = max(1, min(big, round(h * scale))), max(1, min(big, round(w * scale)))
@@ -233,6 +238,16 @@ def frame_digit(
     if spec.domain is not None and residual(grid, spec.domain) > spec.domain.threshold:
         notes.warnings.append(UNLIKE_TRAINING)
     return grid, notes
+
+
+def _marks(crop: np.ndarray) -> int:
+    """Separate marks in the ink box (0..1, ink 1): 8-connected regions above a quarter of the ink's level,
+    each holding at least 2 % of the marked pixels (JPEG specks and dust do not count)."""
+    labels, n = ndi.label(crop > _MARK_LEVEL, structure=np.ones((3, 3), bool))
+    if n < _MANY_MARKS:
+        return n
+    sizes = np.bincount(labels.ravel())[1:]
+    return int(np.count_nonzero(sizes >= _MARK_SHARE * sizes.sum()))
 
 
 def stroke_width(canvas: np.ndarray) -> float:

@@ -8,7 +8,15 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from modelrepo.card import Framing
-from modelrepo.framing import COLOUR, NO_INK, UNLIKE_TRAINING, fit_domain_check, frame_digit, frame_image
+from modelrepo.framing import (
+    COLOUR,
+    MANY_MARKS,
+    NO_INK,
+    UNLIKE_TRAINING,
+    fit_domain_check,
+    frame_digit,
+    frame_image,
+)
 from training.uploads import transparent_canvas
 
 SPEC = Framing()
@@ -114,6 +122,27 @@ def test_domain_check_flags_photos_not_digits(digits) -> None:
     for name in ("coins", "camera", "checkerboard"):
         _, notes = frame_digit(np.asarray(getattr(skimage.data, name)()), spec)
         assert UNLIKE_TRAINING in notes.warnings, name
+
+
+def test_many_separate_marks_are_not_one_digit(digits) -> None:
+    """Coins, a page of text: many separate marks, flagged whatever the domain check says; a digit with a
+    separate stroke, or with specks of dust and JPEG noise around it, is one digit."""
+    import skimage.data
+
+    for name in ("coins", "text"):
+        _, notes = frame_digit(np.asarray(getattr(skimage.data, name)()), SPEC)
+        assert MANY_MARKS in notes.warnings, name
+    rng = np.random.default_rng(0)
+    for d in digits[:40]:
+        a = big_on_canvas(d, size=96, canvas=160, at=(30, 30))
+        a[130:140, 30:126] = 255  # a second stroke below the digit (a 5's hat, a crossbar)
+        ys, xs = rng.integers(0, 160, 30), rng.integers(0, 160, 30)
+        a[ys, xs] = 255  # single-pixel specks
+        assert MANY_MARKS not in frame_digit(a.astype(np.uint8), SPEC)[1].warnings
+    row = np.zeros((64, 320), np.uint8)
+    for k in range(5):  # five digits side by side: a number, not a digit
+        row[8:56, 8 + 62 * k : 56 + 62 * k] = np.asarray(Image.fromarray(digits[k]).resize((48, 48)))
+    assert MANY_MARKS in frame_digit(row, SPEC)[1].warnings
 
 
 def test_hairline_strokes_are_thickened_to_the_training_pen() -> None:

@@ -11,10 +11,13 @@ from pathlib import Path
 
 
 def _classify_line(r: dict) -> str:
-    worst = min(r["robustness"].values()) if r.get("robustness") else float("nan")
+    from training.robustness import worst_variant
+
+    robust = r.get("robustness")
+    worst = f"{worst_variant(robust)} {100 * robust[worst_variant(robust)]:.2f} %" if robust else "-"
     size = f", {r['onnx_bytes'] / 1e6:.2f} MB" if "onnx_bytes" in r else ""
     return (
-        f"test accuracy {100 * r['test_accuracy']:.2f} %, worst robustness variant {100 * worst:.2f} %"
+        f"test accuracy {100 * r['test_accuracy']:.2f} %, worst counted robustness variant {worst}"
         f"{size}, {r['train_seconds']:.0f} s"
     )
 
