@@ -63,12 +63,12 @@ def suite_files(digits: Sequence[np.ndarray], labels: np.ndarray) -> dict[str, t
     photos, photo_labels = drawn_digits(DRAWN_PER_CLASS, DRAWN_SEED + 2)
     rng = np.random.default_rng([SUITE_SEED, len(VARIANTS), 2])
     out["paper_photo"] = ([photograph(im, rng) for im in photos], photo_labels)
-    out["mnist"] = _mnist_files()
+    out["mnist"] = mnist_files()
     return out
 
 
 @cache
-def _mnist_files() -> tuple[list[bytes], np.ndarray]:
+def mnist_files() -> tuple[list[bytes], np.ndarray]:
     """The MNIST sample as 28 x 28 PNGs, white on black, as the dataset is usually saved."""
     images, labels = mnist_sample()
     return [_encode(Image.fromarray(im, "L")) for im in images], labels
