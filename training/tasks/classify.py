@@ -46,6 +46,10 @@ class ClassifyConfig:
     augment: bool = True
     # gray data: frame every image as the data was framed (ink box, size, centre, polarity, alpha)
     framing: bool = True
+    # the framing grid: 8 = the UCI digits' own 4 x 4 blocks of a 32 px bitmap; 16 keeps detail (small loops)
+    # that the other training sources (fonts, handwriting) have; either way drawn on a 32 px canvas
+    framing_grid: int = 8
+    min_stroke: float = 4.0  # px on the 32 px canvas; thinner ink is thickened to it (MIN_STROKE)
     upload_fraction: float = 0.8  # framed data: share of training images drawn as random uploads
     pen_share: float = PEN_SHARE  # of the uploads drawn at >= 32 px, the share redrawn with a thin pen
     # of those drawn at >= 48 px, the share written on lit, maybe ruled paper (0.2 tried 2026-12-06: no better)
@@ -80,6 +84,8 @@ _CARD_HYPERPARAMETERS = (
     "patience",
     "augment",
     "framing",
+    "framing_grid",
+    "min_stroke",
     "upload_fraction",
     "pen_share",
     "paper_share",
@@ -94,7 +100,9 @@ _CARD_HYPERPARAMETERS = (
 MIN_STROKE = 4.0  # px on the 32 px framing canvas: the UCI digits' strokes are 4-5 px there (5th pct / median)
 
 
-def input_spec(splits: Splits, image_size: int, framed: bool = False) -> InputSpec:
+def input_spec(
+    splits: Splits, image_size: int, framed: bool = False, grid: int = 8, min_stroke: float = MIN_STROKE
+) -> InputSpec:
     """The card's input spec; mean/std measured on the training split after framing and resizing."""
     channels = 1 if splits.color_mode == "L" else 3
     probe = InputSpec(
@@ -105,7 +113,7 @@ def input_spec(splits: Splits, image_size: int, framed: bool = False) -> InputSp
         mean=[0.0] * channels,
         std=[1.0] * channels,
         resize="stretch",
-        framing=Framing(min_stroke=MIN_STROKE) if framed else None,
+        framing=Framing(grid=grid, fit=grid, supersample=32 // grid, min_stroke=min_stroke) if framed else None,
     )
     x = preprocess(splits.train.images, probe)  # (N, C, H, W) in [0, 1]
     mean = [round(float(v), 4) for v in x.mean(axis=(0, 2, 3), dtype=np.float64)]
@@ -241,7 +249,8 @@ def train_classifier(
     the robustness suite), write reports, optionally export."""
     device = pick_device(cfg.device)
     splits = splits or load_splits(cfg.data, cfg.data_dir, seed=cfg.seed, color_mode=cfg.color_mode)
-    spec = input_spec(splits, PRESETS[cfg.preset].image_size, framed=cfg.framing and splits.color_mode == "L")
+    framed = cfg.framing and splits.color_mode == "L"
+    spec = input_spec(splits, PRESETS[cfg.preset].image_size, framed, cfg.framing_grid, cfg.min_stroke)
     model, model_args, model_kwargs = _build(cfg, splits, spec)
     extra = _extra_train(cfg, splits, spec)
     steps = -(-(len(splits.train) + (len(extra[1]) if extra else 0)) // cfg.batch_size)
