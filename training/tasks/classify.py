@@ -27,6 +27,8 @@ from training.nets import PRESETS, build, get_arch
 from training.uploads import PEN_SHARE, random_upload
 from training.weights import load_weights
 
+MIN_STROKE = 4.0  # px on the 32 px framing canvas: the UCI digits' strokes are 4-5 px there (5th pct / median)
+
 
 @dataclass
 class ClassifyConfig:
@@ -49,7 +51,7 @@ class ClassifyConfig:
     # the framing grid: 8 = the UCI digits' own 4 x 4 blocks of a 32 px bitmap; 16 keeps detail (small loops)
     # that the other training sources (fonts, handwriting) have; either way drawn on a 32 px canvas
     framing_grid: int = 8
-    min_stroke: float = 4.0  # px on the 32 px canvas; thinner ink is thickened to it (MIN_STROKE)
+    min_stroke: float = MIN_STROKE  # px on the 32 px canvas; thinner ink is thickened to it
     upload_fraction: float = 0.8  # framed data: share of training images drawn as random uploads
     pen_share: float = PEN_SHARE  # of the uploads drawn at >= 32 px, the share redrawn with a thin pen
     # of those drawn at >= 48 px, the share written on lit, maybe ruled paper (0.2 tried 2026-12-06: no better)
@@ -95,9 +97,6 @@ _CARD_HYPERPARAMETERS = (
     "seed",
     "weights",
 )
-
-
-MIN_STROKE = 4.0  # px on the 32 px framing canvas: the UCI digits' strokes are 4-5 px there (5th pct / median)
 
 
 def input_spec(
