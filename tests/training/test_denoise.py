@@ -18,7 +18,7 @@ from training.eval_repo import evaluate_entry
 from training.loop import Run
 from training.nets.autoencoder import ConvAutoencoder, WithNoiseChannel
 from training.nets.drunet import ResUNetDenoiser
-from training.tasks.denoise import DenoiseConfig, train_denoiser
+from training.tasks.denoise import DenoiseConfig, _blind, _noisy, train_denoiser
 from training.tasks.denoise_eval import baselines, psnr
 
 
@@ -71,6 +71,21 @@ def test_noise_estimate_agrees_with_scikit_image(sigma: int) -> None:
     ours, theirs = estimate_sigma(noisy) * 255, skimage_estimate(noisy) * 255
     assert abs(ours - sigma) < 0.1 * sigma + 1.5
     assert abs(ours - theirs) < 0.05 * sigma + 0.5
+
+
+def test_blind_levels_are_the_services_estimate_of_each_noisy_patch() -> None:
+    rng = np.random.default_rng(0)
+    clean = torch.from_numpy(random_patches(training_images(gray=True), 8, 64, rng))
+    noisy, level = _noisy(clean, torch.Generator().manual_seed(0), 55.0)
+    assert _blind(noisy, level, 0.0, rng) is level  # share 0: the true levels, untouched
+    blind = _blind(noisy, level, 1.0, rng)
+    assert blind.shape == level.shape and not torch.equal(blind, level)
+    for i in range(8):  # every row: one constant map, the service's estimate of that noisy patch
+        assert float(blind[i].min()) == float(blind[i].max())
+        assert float(blind[i, 0, 0, 0]) == pytest.approx(estimate_sigma(noisy[i, 0].numpy()), rel=1e-6)
+    half = _blind(noisy, level, 0.5, np.random.default_rng(3))
+    kept = [torch.equal(half[i], level[i]) for i in range(8)]
+    assert any(kept) and not all(kept)  # a share of the rows
 
 
 def test_held_out_images_are_not_in_training() -> None:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec
+from modelrepo.noise import estimate_sigma
 from training.data.dead_leaves import dead_leaves_pool
 from training.data.natural import (
     SKLEARN_TRAIN,
@@ -66,6 +67,10 @@ class DenoiseConfig:
     lr: float = 5e-4
     ema: float = 0.999
     max_sigma: float = 55.0  # training noise levels, uniform in [0, max_sigma] on the 0-255 scale
+    # share of each batch whose noise-level map is the service's blind estimate of the noisy patch
+    # (modelrepo.noise.estimate_sigma), not the true sigma: the network learns the level as it is served
+    # (the estimate reads texture as noise); > 0 also makes validation blind
+    blind_share: float = 0.0
     leaves_share: float = 0.5  # share of each batch cut from dead-leaves images (the rest: natural images)
     leaves_pool: int = 400  # dead-leaves images of 256 x 256 generated once (cached under runs/cache)
     seed: int = 0
@@ -85,6 +90,18 @@ def _noisy(clean: torch.Tensor, g: torch.Generator, max_sigma: float) -> tuple[t
     sigma = torch.rand(clean.shape[0], 1, 1, 1, generator=g) * max_sigma / 255  # (B, 1, 1, 1)
     noisy = clean + torch.randn(clean.shape, generator=g) * sigma
     return noisy, sigma.expand(-1, 1, *clean.shape[2:])
+
+
+def _blind(noisy: torch.Tensor, level: torch.Tensor, share: float, rng: np.random.Generator) -> torch.Tensor:
+    """``level`` with a random ``share`` of its rows (all of them at 1.0) replaced by the service's blind
+    estimate of each noisy image's sigma - the level the served model is given."""
+    if share <= 0:
+        return level
+    level = level.clone()
+    pick = np.flatnonzero(rng.random(noisy.shape[0]) < share) if share < 1 else range(noisy.shape[0])
+    for i in pick:
+        level[i] = estimate_sigma(noisy[i].permute(1, 2, 0).squeeze(-1).numpy())
+    return level
 
 
 class PatchSource:
@@ -110,7 +127,7 @@ def _validation(cfg: DenoiseConfig, natural_val: list[np.ndarray]) -> tuple[torc
     clean = np.concatenate([random_patches(leaves, 16, 96, rng), random_patches(natural_val, 16, 96, rng)])
     clean_t = torch.from_numpy(clean)
     noisy, level = _noisy(clean_t, g, cfg.max_sigma)
-    return noisy, level, clean_t
+    return noisy, _blind(noisy, level, 1.0 if cfg.blind_share > 0 else 0.0, rng), clean_t
 
 
 def _val_psnr(out: torch.Tensor, clean: torch.Tensor) -> float:
@@ -130,7 +147,7 @@ def train_net(net: torch.nn.Module, source: PatchSource, val, steps: int, cfg: D
         for _ in range(per_epoch):
             clean = source(cfg.batch_size, rng)
             noisy, level = _noisy(clean, g, cfg.max_sigma)
-            yield noisy, (level, clean)
+            yield noisy, (_blind(noisy, level, cfg.blind_share, rng), clean)
 
     @torch.no_grad()
     def validate(m: torch.nn.Module) -> tuple[float, float]:
@@ -307,7 +324,13 @@ def _provenance(cfg: DenoiseConfig, result: dict) -> DataProvenance:
         source=(f"folder:{cfg.data_dir}" if cfg.data_dir else SOURCE) + " + generated:dead_leaves",
         description=f"{mix['natural_images']} natural images and {mix['dead_leaves_images']} dead-leaves images "
         f"(256 px, seed {cfg.seed}); each batch {cfg.leaves_share:.0%} dead-leaves patches; random "
-        f"{cfg.patch} px patches, Gaussian noise sigma ~ U(0, {cfg.max_sigma}) on the 0-255 scale",
+        f"{cfg.patch} px patches, Gaussian noise sigma ~ U(0, {cfg.max_sigma}) on the 0-255 scale"
+        + (
+            f"; the noise-level input of {cfg.blind_share:.0%} of the patches is the service's blind estimate of "
+            "their sigma (as served), of the rest the true sigma"
+            if cfg.blind_share
+            else ""
+        ),
         split={},
         sizes={"train_natural_images": mix["natural_images"], "train_dead_leaves_images": mix["dead_leaves_images"]}
         | {"test_images": len(test_images(cfg.gray, cfg.second_set))},
