@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 MODELS ?= models
 FUZZ_EXAMPLES ?= 500
 
-.PHONY: serve test models eval report lint bench fuzz clean
+.PHONY: serve test models eval report lint bench profile fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ report: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python bench/run.py
+
+# py-spy samples ConvServe (or the plain endpoint: ARGS="--kind plain") under wrk; shares of the request path
+profile: $(VENV)/.dev-installed
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python bench/profile.py $(ARGS)
 
 # >= 10,000 generated requests against a live server and thousands of mutated files per decoder,
 # random seeds; the tally lands in test-artifacts/fuzz/ (make test runs a small derandomised profile)

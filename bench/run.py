@@ -72,16 +72,26 @@ def bench_workload(w: Workload, seconds: float, raw_s: float) -> dict:
 
 
 def wait_for_batch_tuning(url: str, model: str, timeout_s: float = 60.0) -> dict:
-    """Wait until ConvServe's warm-up batch tuning (``service.batch_tune``) is done or does not apply to
-    ``model``, so that no measured point competes with it; its preferred sizes and timings."""
+    """Wait until ConvServe's warm-up batch tuning (``service.batch_tune``) is done for every model it applies
+    to - it sweeps the models one after another once all are ready, so no measured point competes with it -
+    and return ``model``'s preferred sizes and timings."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        m = httpx.get(f"{url}/models/{model}", timeout=30).json()
-        done = m.get("batch_tuning_ms_per_row") is not None or m.get("preferred_batch_sizes")
-        fixed = isinstance(m["card"]["input"]["height"], int)  # any-size models are not tuned
-        if done or not fixed or (m.get("max_batch_size") or 1) < 2 or time.monotonic() > deadline:
-            return {"preferred": m.get("preferred_batch_sizes"), "ms_per_row": m.get("batch_tuning_ms_per_row")}
-        time.sleep(0.2)
+    listed = httpx.get(f"{url}/models", timeout=30).json()
+    names = [m["name"] for m in (listed["models"] if isinstance(listed, dict) else listed)]
+    pending = set(names)
+    info: dict = {}
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            m = httpx.get(f"{url}/models/{name}", timeout=30).json()
+            m.setdefault("batch_tuning_ms_per_row", None)
+            done = m["batch_tuning_ms_per_row"] is not None or m.get("preferred_batch_sizes")
+            fixed = isinstance(((m.get("card") or {}).get("input") or {}).get("height"), int)  # any-size: not tuned
+            if done or not fixed or (m.get("max_batch_size") or 1) < 2 or m.get("status") != "ready":
+                pending.discard(name)
+                info[name] = {"preferred": m.get("preferred_batch_sizes"), "ms_per_row": m["batch_tuning_ms_per_row"]}
+        if pending:
+            time.sleep(0.2)
+    return info.get(model) or {"preferred": None, "ms_per_row": None}
 
 
 def with_preferred_batch(repo: Path, dest: Path, model: str, batch: int) -> Path:

@@ -160,3 +160,25 @@ def test_gpu_http_script_runs_on_the_cpu():
     rows = [line for line in out.stdout.splitlines() if line.startswith("lenet5_digits cpu: ")]
     assert len(rows) == 3 and "convserve x1" in rows[1] and "plain" in rows[2]
     assert all(float(r.split()[-4]) > 0 and r.split()[-1] == "0" for r in rows[1:])  # req/s, no refusal
+
+
+STACKS = """thread (11): MainThread;run (asyncio);handle (fastapi/routing.py:1);frame_digit (modelrepo/framing.py:219) 6
+thread (11): MainThread;run (asyncio);handle (fastapi/routing.py:1);render (starlette/responses.py:9) 3
+thread (11): MainThread;run (asyncio);select (selectors.py:468) 1
+thread (12): infer-lenet5_digits_0;_worker (concurrent/futures/thread.py:81);run (onnxruntime/capi/x.py:395) 8
+thread (12): infer-lenet5_digits_0;_worker (concurrent/futures/thread.py:81) 2
+"""
+
+
+def test_profile_shares_are_per_thread_and_inclusive():
+    from bench.profile import inclusive_shares, own_time, threads
+
+    shares, total = inclusive_shares(STACKS)
+    assert total == 10  # the event loop thread's samples only
+    assert shares["routing / FastAPI request machinery"] == pytest.approx(0.9)  # on the stack in 9 of 10
+    assert shares["digit framing (frame_digit)"] == pytest.approx(0.6)
+    assert shares["response encoding + send"] == pytest.approx(0.3)
+    assert shares["event loop idle (waiting for work)"] == pytest.approx(0.1)
+    assert shares["ONNX Runtime run"] == 0.0  # that ran on the inference thread
+    assert threads(STACKS) == {"infer-lenet5_digits_0": (10, 0.8), "MainThread": (10, 0.0)}
+    assert own_time(STACKS)[0] == ("frame_digit (modelrepo/framing.py:219)", 0.6)
