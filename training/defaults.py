@@ -12,17 +12,19 @@ from training.tasks.denoise import DenoiseConfig
 from training.tasks.nowcast import NowcastConfig
 from training.tasks.segment import SegmentConfig
 
+G16 = {"framing_grid": 16, "min_stroke": 3.0}  # a finer framing grid, thin ink thickened less
+
 DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
     c.model_name: c
     for c in [
+        # LeNet-5 keeps the 8 x 8 grid: at 16 x 16 it read MNIST 85.1 and 86.4 % in two runs (85.3 at 8 x 8)
         ClassifyConfig(arch="lenet5", name="lenet5_digits", epochs=50, lr=3e-3, patience=15),
-        ClassifyConfig(arch="alexnet", name="alexnet_digits", epochs=30, lr=1e-3, patience=15),
-        ClassifyConfig(arch="vgg11_bn", name="vgg11_bn_digits", epochs=30, lr=2e-3, patience=15),
-        ClassifyConfig(arch="googlenet", name="googlenet_digits", epochs=25, lr=2e-3, patience=15),
-        # framed on a 16 x 16 grid (small loops kept; 2026-12-06: MNIST 92.9 -> 94.0 % against the 8 x 8 grid)
-        ClassifyConfig(
-            arch="resnet20", name="resnet20_digits", epochs=50, lr=2e-3, patience=15, framing_grid=16, min_stroke=3.0
-        ),
+        # the others are framed on a 16 x 16 grid (small loops kept; 2026-12-06, MNIST against the 8 x 8 grid:
+        # ResNet-20 92.9 -> 94.0 %, GoogLeNet 91.0 -> 92.9, AlexNet 90.3 -> 92.4, VGG 90.3 -> 90.6)
+        ClassifyConfig(**G16, arch="alexnet", name="alexnet_digits", epochs=30, lr=1e-3, patience=15),
+        ClassifyConfig(**G16, arch="vgg11_bn", name="vgg11_bn_digits", epochs=30, lr=2e-3, patience=15),
+        ClassifyConfig(**G16, arch="googlenet", name="googlenet_digits", epochs=25, lr=2e-3, patience=15),
+        ClassifyConfig(**G16, arch="resnet20", name="resnet20_digits", epochs=50, lr=2e-3, patience=15),
     ]
 }
 
