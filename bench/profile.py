@@ -105,7 +105,9 @@ def main() -> int:
     from bench.servers import Server
 
     w = workloads(args.workload)[0]
-    server = Server(args.kind, w.model_dir.parent, w.model_dir)
+    repo = Path(tempfile.mkdtemp(prefix="profile-")) / "repo"  # the model alone, as the benchmark serves it
+    shutil.copytree(w.model_dir, repo / w.model_dir.name)
+    server = Server(args.kind, repo, repo / w.model_dir.name)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +129,7 @@ def main() -> int:
             t.join()
     finally:
         server.stop()
+        shutil.rmtree(repo.parent, ignore_errors=True)
     collapsed = raw.read_text()
     shares, total = inclusive_shares(collapsed)
     lines = [
