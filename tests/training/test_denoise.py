@@ -14,11 +14,12 @@ from modelrepo.repository import check_model_dir
 from tests.conftest import MODELS
 from training.data.dead_leaves import LeavesConfig, dead_leaves, dead_leaves_pool
 from training.data.natural import random_patches, test_images, training_images, validation_images
+from training.denoise_patches import add_noise, blind_levels
 from training.eval_repo import evaluate_entry
 from training.loop import Run
 from training.nets.autoencoder import ConvAutoencoder, WithNoiseChannel
 from training.nets.drunet import ResUNetDenoiser
-from training.tasks.denoise import DenoiseConfig, _blind, _noisy, train_denoiser
+from training.tasks.denoise import DenoiseConfig, train_denoiser
 from training.tasks.denoise_eval import baselines, psnr
 
 
@@ -76,14 +77,14 @@ def test_noise_estimate_agrees_with_scikit_image(sigma: int) -> None:
 def test_blind_levels_are_the_services_estimate_of_each_noisy_patch() -> None:
     rng = np.random.default_rng(0)
     clean = torch.from_numpy(random_patches(training_images(gray=True), 8, 64, rng))
-    noisy, level = _noisy(clean, torch.Generator().manual_seed(0), 55.0)
-    assert _blind(noisy, level, 0.0, rng) is level  # share 0: the true levels, untouched
-    blind = _blind(noisy, level, 1.0, rng)
+    noisy, level = add_noise(clean, torch.Generator().manual_seed(0), 55.0)
+    assert blind_levels(noisy, level, 0.0, rng) is level  # share 0: the true levels, untouched
+    blind = blind_levels(noisy, level, 1.0, rng)
     assert blind.shape == level.shape and not torch.equal(blind, level)
     for i in range(8):  # every row: one constant map, the service's estimate of that noisy patch
         assert float(blind[i].min()) == float(blind[i].max())
         assert float(blind[i, 0, 0, 0]) == pytest.approx(estimate_sigma(noisy[i, 0].numpy()), rel=1e-6)
-    half = _blind(noisy, level, 0.5, np.random.default_rng(3))
+    half = blind_levels(noisy, level, 0.5, np.random.default_rng(3))
     kept = [torch.equal(half[i], level[i]) for i in range(8)]
     assert any(kept) and not all(kept)  # a share of the rows
 

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from modelrepo.card import Architecture, CardDraft, DataProvenance, InputSpec, OutputSpec
-from modelrepo.noise import estimate_sigma
 from training.data.dead_leaves import dead_leaves_pool
 from training.data.natural import (
     SKLEARN_TRAIN,
@@ -27,6 +26,7 @@ from training.data.natural import (
     validation_images,
 )
 from training.denoise_ensemble import ensemble_gains, table
+from training.denoise_patches import PatchSource, add_noise, blind_levels
 from training.evaluate import save_figure
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
@@ -86,39 +86,6 @@ class DenoiseConfig:
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("bm3d", "second_set", "evaluate", "ensemble")  # not in the resume key
 
 
-def _noisy(clean: torch.Tensor, g: torch.Generator, max_sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    sigma = torch.rand(clean.shape[0], 1, 1, 1, generator=g) * max_sigma / 255  # (B, 1, 1, 1)
-    noisy = clean + torch.randn(clean.shape, generator=g) * sigma
-    return noisy, sigma.expand(-1, 1, *clean.shape[2:])
-
-
-def _blind(noisy: torch.Tensor, level: torch.Tensor, share: float, rng: np.random.Generator) -> torch.Tensor:
-    """``level`` with a random ``share`` of its rows (all of them at 1.0) replaced by the service's blind
-    estimate of each noisy image's sigma - the level the served model is given."""
-    if share <= 0:
-        return level
-    level = level.clone()
-    pick = np.flatnonzero(rng.random(noisy.shape[0]) < share) if share < 1 else range(noisy.shape[0])
-    for i in pick:
-        level[i] = estimate_sigma(noisy[i].permute(1, 2, 0).squeeze(-1).numpy())
-    return level
-
-
-class PatchSource:
-    """Clean training patches: ``leaves_share`` of each batch from dead-leaves images, the rest from
-    the natural training images (random crops, flips and quarter turns of both)."""
-
-    def __init__(self, cfg: DenoiseConfig, natural: list[np.ndarray], leaves: list[np.ndarray]) -> None:
-        self.cfg, self.natural, self.leaves = cfg, natural, leaves
-
-    def __call__(self, n: int, rng: np.random.Generator) -> torch.Tensor:
-        k = int(rng.binomial(n, self.cfg.leaves_share)) if self.leaves else 0
-        parts = [random_patches(self.leaves, k, self.cfg.patch, rng)] if k else []
-        if n - k:
-            parts.append(random_patches(self.natural, n - k, self.cfg.patch, rng))
-        return torch.from_numpy(np.concatenate(parts))
-
-
 def _validation(cfg: DenoiseConfig, natural_val: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fixed noisy crops (96 px) never trained on: dead-leaves images from another seed and the
     bundled validation-only images, sigma spread over the training range."""
@@ -126,8 +93,8 @@ def _validation(cfg: DenoiseConfig, natural_val: list[np.ndarray]) -> tuple[torc
     leaves = dead_leaves_pool(8, cfg.gray, seed=10_000 + cfg.seed, size=128)
     clean = np.concatenate([random_patches(leaves, 16, 96, rng), random_patches(natural_val, 16, 96, rng)])
     clean_t = torch.from_numpy(clean)
-    noisy, level = _noisy(clean_t, g, cfg.max_sigma)
-    return noisy, _blind(noisy, level, 1.0 if cfg.blind_share > 0 else 0.0, rng), clean_t
+    noisy, level = add_noise(clean_t, g, cfg.max_sigma)
+    return noisy, blind_levels(noisy, level, 1.0 if cfg.blind_share > 0 else 0.0, rng), clean_t
 
 
 def _val_psnr(out: torch.Tensor, clean: torch.Tensor) -> float:
@@ -146,8 +113,8 @@ def train_net(net: torch.nn.Module, source: PatchSource, val, steps: int, cfg: D
     def batches(epoch: int, rng: np.random.Generator):
         for _ in range(per_epoch):
             clean = source(cfg.batch_size, rng)
-            noisy, level = _noisy(clean, g, cfg.max_sigma)
-            yield noisy, (_blind(noisy, level, cfg.blind_share, rng), clean)
+            noisy, level = add_noise(clean, g, cfg.max_sigma)
+            yield noisy, (blind_levels(noisy, level, cfg.blind_share, rng), clean)
 
     @torch.no_grad()
     def validate(m: torch.nn.Module) -> tuple[float, float]:
