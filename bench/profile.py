@@ -34,8 +34,11 @@ PARTS = {
     "response encoding + send": ("JSONResponse", "render (", "send ("),
     "middleware": ("service/middleware.py",),
     "routing / FastAPI request machinery": ("fastapi/routing.py", "starlette/routing.py"),
-    "event loop idle (waiting for work)": ("select (selectors", "_run_once", "epoll"),
 }
+# frames that, as the innermost Python frame, mean the loop is waiting or inside the loop's own C code: asyncio's
+# select, or under uvloop (written in C, no Python frames of its own) the runner that started it
+LOOP_LEAVES = ("select (selectors", "Runner.run (asyncio", "run_forever (asyncio")
+IDLE = "event loop idle or in its own C code (innermost frame: select / the runner)"
 
 
 def _samples(collapsed: str) -> list[tuple[str, list[str], int]]:
@@ -66,7 +69,9 @@ def inclusive_shares(
         for part, needles in parts.items():
             if any(nd in stack for nd in needles):
                 shares[part] += n
-    return {p: shares[p] / total if total else 0.0 for p in parts}, total
+        if frames and frames[-1].startswith(LOOP_LEAVES):
+            shares[IDLE] += n
+    return {p: shares[p] / total if total else 0.0 for p in [*parts, IDLE]}, total
 
 
 def threads(collapsed: str) -> dict[str, tuple[int, float]]:

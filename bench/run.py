@@ -76,19 +76,18 @@ def wait_for_batch_tuning(url: str, model: str, timeout_s: float = 60.0) -> dict
     to - it sweeps the models one after another once all are ready, so no measured point competes with it -
     and return ``model``'s preferred sizes and timings."""
     deadline = time.monotonic() + timeout_s
-    listed = httpx.get(f"{url}/models", timeout=30).json()
-    names = [m["name"] for m in (listed["models"] if isinstance(listed, dict) else listed)]
-    pending = set(names)
+    pending = {m["name"] for m in httpx.get(f"{url}/models", timeout=30).json()["models"]}
     info: dict = {}
     while pending and time.monotonic() < deadline:
         for name in sorted(pending):
             m = httpx.get(f"{url}/models/{name}", timeout=30).json()
-            m.setdefault("batch_tuning_ms_per_row", None)
-            done = m["batch_tuning_ms_per_row"] is not None or m.get("preferred_batch_sizes")
+            timings, preferred = m.get("batch_tuning_ms_per_row"), m.get("preferred_batch_sizes")
             fixed = isinstance(((m.get("card") or {}).get("input") or {}).get("height"), int)  # any-size: not tuned
-            if done or not fixed or (m.get("max_batch_size") or 1) < 2 or m.get("status") != "ready":
+            if timings is not None or preferred or not fixed or (m.get("max_batch_size") or 1) < 2:
                 pending.discard(name)
-                info[name] = {"preferred": m.get("preferred_batch_sizes"), "ms_per_row": m["batch_tuning_ms_per_row"]}
+                info[name] = {"preferred": preferred, "ms_per_row": timings}
+            elif m.get("status") != "ready":  # an unavailable model is never tuned
+                pending.discard(name)
         if pending:
             time.sleep(0.2)
     return info.get(model) or {"preferred": None, "ms_per_row": None}

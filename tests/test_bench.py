@@ -171,14 +171,16 @@ thread (12): infer-lenet5_digits_0;_worker (concurrent/futures/thread.py:81) 2
 
 
 def test_profile_shares_are_per_thread_and_inclusive():
-    from bench.profile import inclusive_shares, own_time, threads
+    from bench.profile import IDLE, inclusive_shares, own_time, threads
 
     shares, total = inclusive_shares(STACKS)
     assert total == 10  # the event loop thread's samples only
     assert shares["routing / FastAPI request machinery"] == pytest.approx(0.9)  # on the stack in 9 of 10
     assert shares["digit framing (frame_digit)"] == pytest.approx(0.6)
     assert shares["response encoding + send"] == pytest.approx(0.3)
-    assert shares["event loop idle (waiting for work)"] == pytest.approx(0.1)
+    assert shares[IDLE] == pytest.approx(0.1)  # asyncio's select as the innermost frame
     assert shares["ONNX Runtime run"] == 0.0  # that ran on the inference thread
     assert threads(STACKS) == {"infer-lenet5_digits_0": (10, 0.8), "MainThread": (10, 0.0)}
     assert own_time(STACKS)[0] == ("frame_digit (modelrepo/framing.py:219)", 0.6)
+    uvloop = "thread (11): MainThread;main (service/__main__.py:9);Runner.run (asyncio/runners.py:118) 4\n"
+    assert inclusive_shares(uvloop)[0][IDLE] == 1.0  # under uvloop the waiting loop's innermost frame is the runner

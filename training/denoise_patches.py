@@ -23,8 +23,7 @@ def blind_levels(noisy: torch.Tensor, level: torch.Tensor, share: float, rng: np
     if share <= 0:
         return level
     level = level.clone()
-    pick = np.flatnonzero(rng.random(noisy.shape[0]) < share) if share < 1 else range(noisy.shape[0])
-    for i in pick:
+    for i in np.flatnonzero(rng.random(noisy.shape[0]) < share):
         level[i] = estimate_sigma(noisy[i].permute(1, 2, 0).squeeze(-1).numpy())
     return level
 
