@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +41,10 @@ class LoopConfig:
     seed: int = 0
     device: str = "auto"
     save_every_s: float = 120.0  # last.pt at least this often (and at every epoch end that passes it)
-    schedule: str = "onecycle"  # or "warmup_constant": linear warm-up, then constant (long, open-ended runs)
-    warmup_steps: int = 500  # warmup_constant only
+    # or "warmup_constant": linear warm-up, then constant (long, open-ended runs); "warmup_cosine": the same
+    # warm-up, then a cosine fall to zero at the last planned step (an annealing phase after a constant one)
+    schedule: str = "onecycle"
+    warmup_steps: int = 500  # warmup_constant / warmup_cosine
 
 
 def pick_device(name: str) -> torch.device:
@@ -53,6 +57,16 @@ def seed_everything(seed: int) -> np.random.Generator:
     random.seed(seed)
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def warmup_cosine(warmup: int, total: int, step: int) -> float:
+    """The rate's factor at ``step``: linear warm-up over ``warmup`` steps, then half a cosine from 1 to 0 at
+    step ``total``."""
+    warm = max(1, warmup)
+    if step < warm:
+        return (step + 1) / warm
+    done = min(1.0, (step - warm) / max(1, total - warm))
+    return 0.5 * (1 + math.cos(math.pi * done))
 
 
 class EMA:
@@ -124,6 +138,8 @@ class _Run:
         elif cfg.schedule == "warmup_constant":
             warm = max(1, cfg.warmup_steps)
             self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: min(1.0, (step + 1) / warm))
+        elif cfg.schedule == "warmup_cosine":
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(warmup_cosine, cfg.warmup_steps, total))
         else:
             raise ValueError(f"unknown schedule {cfg.schedule!r}")
         self.ema = EMA(model, cfg.ema) if cfg.ema else None

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.loop import LoopConfig, fit
+from training.loop import LoopConfig, fit, warmup_cosine
 
 X = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
 Y = (X[:, 0] + X[:, 1] > 0).long()
@@ -45,8 +45,9 @@ def _fit(out: Path, cfg: LoopConfig, **kw):
     return model, r
 
 
-def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
-    cfg = LoopConfig(epochs=6, lr=5e-2, patience=100, ema=0.9, save_every_s=0)
+@pytest.mark.parametrize("schedule", ["onecycle", "warmup_cosine"])
+def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path: Path, schedule: str) -> None:
+    cfg = LoopConfig(epochs=6, lr=5e-2, patience=100, ema=0.9, save_every_s=0, schedule=schedule, warmup_steps=3)
     straight, r1 = _fit(tmp_path / "a", cfg)
     _, part = _fit(tmp_path / "b", cfg, stop_after=3)
     assert part.epochs_run == 3
@@ -56,6 +57,14 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> Non
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b)
     assert r1.best_score > 0.8
+
+
+def test_warmup_cosine_rises_then_falls_to_zero_at_the_last_planned_step() -> None:
+    factors = [warmup_cosine(4, 24, step) for step in range(30)]
+    assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert factors[14] == pytest.approx(0.5)  # half-way between the warm-up's end (4) and the last step (24)
+    assert all(a > b for a, b in zip(factors[4:24], factors[5:25]))
+    assert factors[24:] == pytest.approx([0.0] * 6)
 
 
 def test_resume_refuses_another_configuration(tmp_path: Path) -> None:

@@ -65,6 +65,9 @@ class DenoiseConfig:
     batch_size: int = 16
     patch: int = 128  # large patches: trained on 64 px the U-Net lost 1.2 dB on whole 512 px images
     lr: float = 5e-4
+    # constant: warm-up then constant (open-ended runs that stop on a budget and resume); cosine: warm-up, then
+    # down to zero at the last planned step (an annealing phase, e.g. --init-from a constant-rate model)
+    schedule: str = "constant"
     ema: float = 0.999
     max_sigma: float = 55.0  # training noise levels, uniform in [0, max_sigma] on the 0-255 scale
     # share of each batch whose noise-level map is the service's blind estimate of the noisy patch
@@ -125,7 +128,7 @@ def train_net(net: torch.nn.Module, source: PatchSource, val, steps: int, cfg: D
     epochs = -(-steps // per_epoch)
     loop = LoopConfig(
         epochs, cfg.lr, 0.0, patience=epochs, ema=cfg.ema, seed=cfg.seed, device=cfg.device,
-        schedule="warmup_constant", warmup_steps=min(500, steps // 10 + 1),
+        schedule=f"warmup_{cfg.schedule}", warmup_steps=min(500, steps // 10 + 1),
     )  # fmt: skip
     fr, _ = fit_task(
         net, cfg, name, loop, per_epoch, batches, lambda m, x, lc: F.mse_loss(m(x, lc[0]), lc[1]),
