@@ -19,7 +19,7 @@ import onnxruntime as ort
 from modelrepo.card import ModelCard, ranking_key
 from modelrepo.model_config import ModelConfig
 from modelrepo.repository import ModelEntry, scan_repository
-from service.batch_tune import preferred_size, seconds_per_row
+from service.batch_tune import preferred_size, seconds_per_row, trim_heap
 from service.batcher import Batcher, DynamicBatcher
 from service.metrics import ServiceMetrics
 from service.runner import SessionRunner, bucket_sizes, on_gpu
@@ -322,6 +322,7 @@ class ModelRegistry(RegistryBase):
                 break
             if state.ready:
                 self._tune(state)
+        trim_heap()
 
     def _tune(self, state: ModelState) -> None:
         """``service.batch_tune``: a fixed-shape model with no preferred batch size of its own prefers the
@@ -341,6 +342,11 @@ class ModelRegistry(RegistryBase):
             sess.run(None, {spec.name: x})
 
         per_row = seconds_per_row(run, lambda n: np.zeros((n, *shape), np.float32), batcher.max_batch_size)
+        # the sweep's largest batches grew ONNX Runtime's memory arena (~100 MiB over the committed classifiers);
+        # a last small run hands back what is not in use
+        shrink = ort.RunOptions()
+        shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        sess.run(None, {spec.name: np.zeros((1, *shape), np.float32)}, shrink)
         state.batch_tuning = {n: round(1000 * v, 4) for n, v in per_row.items()}
         chosen = preferred_size(per_row, batcher.max_batch_size)
         if chosen is not None:
