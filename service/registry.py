@@ -346,7 +346,10 @@ class ModelRegistry(RegistryBase):
         # a last small run hands back what is not in use
         shrink = ort.RunOptions()
         shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        sess.run(None, {spec.name: np.zeros((1, *shape), np.float32)}, shrink)
+        try:
+            sess.run(None, {spec.name: np.zeros((1, *shape), np.float32)}, shrink)
+        except Exception as exc:  # housekeeping: never a reason to lose the tuning or the model
+            log.warning("model %s: could not shrink the memory arena after batch tuning: %s", state.name, exc)
         state.batch_tuning = {n: round(1000 * v, 4) for n, v in per_row.items()}
         chosen = preferred_size(per_row, batcher.max_batch_size)
         if chosen is not None:
