@@ -46,6 +46,26 @@ def test_class_balance_gives_every_class_the_same_total_weight() -> None:
     assert full.dtype == np.float32 and full[20, 25] > full[0, 0]
 
 
+def test_outline_makes_every_cells_outer_ring_border_and_instances_survive_it() -> None:
+    inst = two_cells(gap=0)  # touching: 5:25 and 25:45
+    inst[0:6, 50:60] = 3  # a cell cut by the image's top and right edges
+    touching, outline = classes_from_instances(inst), classes_from_instances(inst, outline=True)
+    assert touching[10, 10] == 1 and touching[20, 5] == 1  # the paper's: a cell's edge beside background is cell
+    assert (touching[20, 24:26] == 2).all() and touching[20, 23] == 1
+    assert outline[10, 10] == 2 and outline[20, 5] == 2 and outline[20, 44] == 2  # every ring, not only the seam
+    assert (outline[20, 24:26] == 2).all() and outline[20, 6] == 1
+    assert outline[0, 55] == 1 and outline[2, 59] == 1 and outline[5, 55] == 2  # the image's edge is not a border
+    np.testing.assert_array_equal(outline > 0, inst > 0)  # the foreground is the same
+    # the served pipeline (interiors, every foreground pixel to its nearest) gives back the three cells
+    from modelrepo.segmentation import instances_from_classes
+
+    back = instances_from_classes(outline, object_class=1, border_class=2)
+    assert back.max() == 3
+    for k in (1, 2, 3):
+        labels, counts = np.unique(back[inst == k], return_counts=True)
+        assert counts.max() / counts.sum() > 0.9 and labels[counts.argmax()] != 0
+
+
 def test_generator_is_deterministic_and_consistent() -> None:
     a, b = make_cell_dataset(3, seed=5, size=96), make_cell_dataset(3, seed=5, size=96)
     for x, y in zip(a, b):

@@ -74,6 +74,8 @@ class SegmentConfig:
     # weight of a fourth output channel's loss: each cell's distance to its own edge (0: no such channel); its
     # cores split touching cells by shape (instances "distance")
     distance: float = 0.0
+    # the border class: every cell's outermost ring (True) or only where cells touch (False, the paper's)
+    outline: bool = False
 
     # not part of the resume key: a trial run in runs/<trial> can be copied to runs/<name> and exported under it
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("name",)
@@ -154,7 +156,7 @@ def _batches(cfg: SegmentConfig, train: list[CellImage], spec: InputSpec, steps:
             xs, ys, ws, ds = [], [], [], []
             for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]:
                 image, inst = augment_cells(train[j].image, train[j].instances, rng, cfg.elastic, cfg.zoom)
-                classes = classes_from_instances(inst)
+                classes = classes_from_instances(inst, cfg.outline)
                 xs.append(image)
                 ys.append(classes.astype(np.int64))
                 ds.append(edge_distance(inst) if cfg.distance else np.zeros(0, np.float32))
