@@ -295,23 +295,15 @@ def test_denoise_errors(client, camera, digits) -> None:
 
 def test_the_default_denoiser_follows_the_image_colour(tmp_path) -> None:
     """With a colour and a gray denoiser served, a colour image goes to the colour model and a gray
-    image to the gray one; ``model=`` still picks either. (The colour model here is a tiny one
-    trained by the project's own code: no colour model is committed yet, see the README.)"""
+    image to the gray one; ``model=`` still picks either (the committed models)."""
     import shutil
 
-    from training.loop import Run
-    from training.tasks.denoise import DenoiseConfig, train_denoiser
-
     models = tmp_path / "models"
-    shutil.copytree(MODELS / "unet_denoise_gray", models / "unet_denoise_gray")
-    cfg = DenoiseConfig(
-        name="tiny_rgb", gray=False, base=8, depth=2, max_width=16, steps=4, eval_every=4, ae_steps=2, batch_size=2,
-        patch=32, leaves_pool=2, bm3d=False, second_set=False, out=str(tmp_path / "runs"),
-    )  # fmt: skip
-    train_denoiser(cfg, run=Run(export_to=models, progress=False))
+    for name in ("unet_denoise_gray", "unet_denoise_rgb"):
+        shutil.copytree(MODELS / name, models / name)
     rgb = encode((np.random.default_rng(3).random((64, 80, 3)) * 255).astype(np.uint8))
     gray = encode((np.random.default_rng(4).random((64, 80)) * 255).astype(np.uint8))
     with ready_client(models_dir=models) as c:
-        assert post(c, rgb, "?sigma=25").headers["x-model"] == "tiny_rgb/1"
+        assert post(c, rgb, "?sigma=25").headers["x-model"] == "unet_denoise_rgb/1"
         assert post(c, gray, "?sigma=25").headers["x-model"] == "unet_denoise_gray/1"
         assert post(c, rgb, "?sigma=25&model=unet_denoise_gray").headers["x-model"] == "unet_denoise_gray/1"
