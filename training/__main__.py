@@ -43,6 +43,9 @@ def _add_dataclass_args(p: argparse.ArgumentParser, config_cls) -> None:
         if isinstance(f.default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helps.get(f.name))
             continue
+        if str(f.type).startswith("tuple[float, float]"):  # e.g. --train-radius 4 11
+            p.add_argument(flag, type=float, nargs=2, default=f.default, help=helps.get(f.name))
+            continue
         kind = {int: int, float: float}.get(type(f.default), str)
         if f.name == "width":
             kind = float

@@ -55,6 +55,17 @@ def cmd_segment_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segment_compare(args: argparse.Namespace) -> int:
+    """Two exported segmenters on the same held-out images: object F1 difference with a paired bootstrap."""
+    from training.seg_compare import compare, markdown
+
+    text = markdown(compare(Path(args.a), Path(args.b), args.boot), Path(args.a).name, Path(args.b).name)
+    print(text)
+    if args.report:
+        Path(args.report).write_text(f"# {args.b} against {args.a}, paired over the same held-out images\n\n{text}")
+    return 0
+
+
 def cmd_denoise_ensemble(args: argparse.Namespace) -> int:
     """A committed denoiser served with another self-ensemble size: validation gains, held-out table, export."""
     from training.denoise_ensemble import reensemble, table
@@ -128,6 +139,15 @@ def _add_recard_parsers(sub) -> None:
     p.add_argument("model", nargs="?", default="models/unet_cells", help="model folder")
     p.add_argument("--report", default=None, help="also write the validation table here (markdown)")
     p.set_defaults(fn=cmd_segment_calibrate)
+    p = sub.add_parser(
+        "segment-compare",
+        help="two exported segmenters on the same held-out images: F1 difference, paired bootstrap 95 % interval",
+    )
+    p.add_argument("a", help="model folder, the reference (its card's held-out sets are used), e.g. models/unet_cells")
+    p.add_argument("b", help="model folder, the candidate")
+    p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples of the images")
+    p.add_argument("--report", default=None, help="also write the table here (markdown)")
+    p.set_defaults(fn=cmd_segment_compare)
     p = sub.add_parser(
         "denoise-ensemble",
         help="serve a committed denoiser with a self-ensemble size: validation gains, held-out table, optional export",

@@ -185,6 +185,26 @@ def test_domain_randomised_generator_varies_what_microscopes_vary() -> None:
         np.testing.assert_array_equal(c.classes, classes_from_instances(c.instances))
 
 
+def test_train_radius_narrows_the_training_split_only_and_is_a_two_number_flag() -> None:
+    import argparse
+
+    from modelrepo.segmentation import equivalent_diameters
+    from training.__main__ import _add_dataclass_args
+    from training.tasks.segment import SegmentConfig, splits
+
+    p = argparse.ArgumentParser()
+    _add_dataclass_args(p, SegmentConfig)
+    assert p.parse_args(["--train-radius", "4", "11"]).train_radius == [4.0, 11.0]
+    assert p.parse_args([]).train_radius is None
+    cfg = SegmentConfig(n_train=30, n_val=30, n_test=2, train_radius=(4.0, 11.0))
+    data = splits(cfg, only=("train", "val"))
+    train = [np.median(equivalent_diameters(c.instances)) for c in data["train"] if c.instances.max()]
+    val = [np.median(equivalent_diameters(c.instances)) for c in data["val"] if c.instances.max()]
+    assert max(train) < 24 and max(val) > 30  # validation keeps the big cells the served pipeline rescales
+    whole = splits(SegmentConfig(n_train=2, n_val=30, n_test=2), only=("val",))["val"]
+    np.testing.assert_array_equal(whole[5].image, data["val"][5].image)  # the same validation images
+
+
 def test_second_generator_is_deterministic_and_labelled() -> None:
 
     a, b = make_alt_cell_dataset(3, seed=9), make_alt_cell_dataset(3, seed=9)

@@ -166,6 +166,8 @@ def generate_random_cells(
     return CellImage(image, instances, classes)
 
 
-def make_random_cell_dataset(n: int, seed: int, size: int = 128, seam: float = SEAM) -> list[CellImage]:
+def make_random_cell_dataset(
+    n: int, seed: int, size: int = 128, seam: float = SEAM, radius: tuple[float, float] = RADIUS
+) -> list[CellImage]:
     rng = np.random.default_rng(seed)
-    return [generate_random_cells(rng, size, seam=seam) for _ in range(n)]
+    return [generate_random_cells(rng, size, radius, seam) for _ in range(n)]

@@ -76,6 +76,9 @@ class SegmentConfig:
     distance: float = 0.0
     # the border class: every cell's outermost ring (True) or only where cells touch (False, the paper's)
     outline: bool = False
+    # cells_random: the training split's cell radii (px; None: the generator's 4-36). Validation and test keep the
+    # whole range: they measure the served pipeline, which rescales cells outside the trained sizes to them
+    train_radius: tuple[float, float] | None = None
 
     # not part of the resume key: a trial run in runs/<trial> can be copied to runs/<name> and exported under it
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("name",)
@@ -109,9 +112,10 @@ def splits(cfg: SegmentConfig, only: tuple[str, ...] = ("train", "val", "test"))
         raise ValueError(f"unknown dataset {cfg.data!r} ({' | '.join(GENERATORS)} | folder)")
     make = GENERATORS[cfg.data]
     extra = {"seam": cfg.contact_seam} if cfg.data == "cells_random" else {}
+    radius = {"radius": tuple(cfg.train_radius)} if cfg.data == "cells_random" and cfg.train_radius else {}
     sizes = [("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)]
     return {
-        name: make(n, seed=cfg.seed * 1000 + k, size=cfg.size, **extra)
+        name: make(n, seed=cfg.seed * 1000 + k, size=cfg.size, **extra, **(radius if name == "train" else {}))
         for k, (name, n) in enumerate(sizes)
         if name in only
     }
