@@ -59,10 +59,7 @@ def cmd_segment_compare(args: argparse.Namespace) -> int:
     """Two exported segmenters on the same held-out images: object F1 difference with a paired bootstrap."""
     from training.seg_compare import compare, markdown
 
-    text = markdown(compare(Path(args.a), Path(args.b), args.boot), Path(args.a).name, Path(args.b).name)
-    print(text)
-    if args.report:
-        Path(args.report).write_text(f"# {args.b} against {args.a}, paired over the same held-out images\n\n{text}")
+    print(markdown(compare(Path(args.a), Path(args.b), args.boot), args.a, args.b))
     return 0
 
 
@@ -143,10 +140,9 @@ def _add_recard_parsers(sub) -> None:
         "segment-compare",
         help="two exported segmenters on the same held-out images: F1 difference, paired bootstrap 95 % interval",
     )
-    p.add_argument("a", help="model folder, the reference (its card's held-out sets are used), e.g. models/unet_cells")
-    p.add_argument("b", help="model folder, the candidate")
+    for name, what in (("a", "the reference: its card's held-out sets are used"), ("b", "the candidate")):
+        p.add_argument(name, help=f"model folder, {what}")
     p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples of the images")
-    p.add_argument("--report", default=None, help="also write the table here (markdown)")
     p.set_defaults(fn=cmd_segment_compare)
     p = sub.add_parser(
         "denoise-ensemble",
