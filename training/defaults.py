@@ -28,9 +28,10 @@ DEFAULT_CLASSIFIERS: dict[str, ClassifyConfig] = {
     ]
 }
 
-# the committed segmenter's recipe (its card's hyperparameters): contact lines in a quarter of the images
+# the committed segmenter's recipe (its card's hyperparameters): contact lines in a quarter of the images, trained
+# on cells of 4-11 px radius (the scale it is served at; 2026-12-07), selected on 64 validation images
 DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {
-    "unet_cells": SegmentConfig(name="unet_cells", epochs=16, contact_seam=0.25),
+    "unet_cells": SegmentConfig(name="unet_cells", epochs=16, contact_seam=0.25, train_radius=(4.0, 11.0), n_val=64),
 }
 
 # The committed denoisers come from runs of several hours continued across sessions (``--budget-min``,

@@ -303,10 +303,12 @@ def test_dark_cells_on_a_bright_background_are_found_with_invert(client) -> None
 
 
 def test_a_given_diameter_within_the_native_range_is_not_rescaled(client) -> None:
-    """Cells of 7-14 px given as such are segmented at their own size (scale 1): enlarging them to the trained
-    median, the rule before 2026-12-06, made the answer worse than not giving a diameter at all. Measured on
-    own-generator images from a seed no card or training set uses: the old rule (the same card without
-    ``diameter_native``, through the same pipeline) is worse than today's."""
+    """Cells within the card's ``diameter_native`` given as such are segmented at their own size (scale 1).
+    Bringing them to the trained median instead, the rule before 2026-12-06, cost the network of that day 0.06
+    object F1 or more here (it was trained on every size 4-36 px in radius and served cells at 7-14 px); the
+    network trained at the served scale (``--train-radius 4 11``, 2026-12-07) has its median inside its native
+    range, so the two rules nearly agree - today's must not be worse. Measured on own-generator images from a seed
+    no card or training set uses, through the same pipeline (the same card without ``diameter_native``)."""
     import asyncio
 
     import onnxruntime as ort
@@ -338,7 +340,7 @@ def test_a_given_diameter_within_the_native_range_is_not_rescaled(client) -> Non
         return object_f1(asyncio.run(run()), [c.instances for c in data])["f1"]
 
     old_rule = entry.card.output.model_copy(update={"diameter_native": None})
-    assert f1(entry.card.output) > f1(old_rule) + 0.05
+    assert f1(entry.card.output) >= f1(old_rule) - 0.01
 
 
 def test_a_burnt_in_scale_bar_and_label_are_not_cells(client) -> None:
