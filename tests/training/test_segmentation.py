@@ -196,6 +196,7 @@ def test_train_radius_narrows_the_training_split_only_and_is_a_two_number_flag()
     _add_dataclass_args(p, SegmentConfig)
     assert p.parse_args(["--train-radius", "4", "11"]).train_radius == [4.0, 11.0]
     assert p.parse_args([]).train_radius is None
+    assert SegmentConfig(train_radius=[4, 11]).train_radius == (4.0, 11.0)  # the resume key: CLI list == recipe tuple
     cfg = SegmentConfig(n_train=30, n_val=30, n_test=2, train_radius=(4.0, 11.0))
     data = splits(cfg, only=("train", "val"))
     train = [np.median(equivalent_diameters(c.instances)) for c in data["train"] if c.instances.max()]

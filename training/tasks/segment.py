@@ -83,6 +83,10 @@ class SegmentConfig:
     # not part of the resume key: a trial run in runs/<trial> can be copied to runs/<name> and exported under it
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("name",)
 
+    def __post_init__(self) -> None:
+        if self.train_radius is not None:  # one form whether it came from the CLI (a list) or a recipe or card
+            self.train_radius = (float(self.train_radius[0]), float(self.train_radius[1]))
+
 
 def input_spec(cfg: SegmentConfig) -> InputSpec:
     return InputSpec(
