@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from modelrepo.repository import check_model_dir
+from training.seg_metrics import f1_from_counts as f1
 from training.seg_metrics import match_objects
 from training.tasks.segment_eval import segment_all
 
@@ -24,12 +25,6 @@ def counts(logits_of, data, spec, out) -> np.ndarray:
     """(n_images, 3): tp, fp, fn per image through the served pipeline."""
     preds = segment_all(logits_of, [c.image for c in data], spec, out)
     return np.array([match_objects(p, c.instances) for p, c in zip(preds, data)], np.int64).reshape(-1, 3)
-
-
-def f1(c: np.ndarray) -> np.ndarray:
-    """Object F1 from summed counts (..., 3), as ``seg_metrics.object_f1``."""
-    tp, fp, fn = c[..., 0], c[..., 1], c[..., 2]
-    return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
 
 
 def paired(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:

@@ -31,6 +31,13 @@ def match_objects(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -
     return tp, n_p - tp, n_t - tp
 
 
+def f1_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Object F1 from summed (tp, fp, fn) in the last axis: 2 tp / (2 tp + fp + fn), 0 with no objects at all
+    (the harmonic mean of precision and recall, written so that it also takes a batch of resamples)."""
+    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+    return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+
+
 def object_f1(preds: list[np.ndarray], truths: list[np.ndarray], threshold: float = 0.5) -> dict[str, float]:
     tp = fp = fn = 0
     for p, t in zip(preds, truths):
@@ -38,5 +45,5 @@ def object_f1(preds: list[np.ndarray], truths: list[np.ndarray], threshold: floa
         tp, fp, fn = tp + a, fp + b, fn + c
     precision = tp / max(tp + fp, 1)
     recall = tp / max(tp + fn, 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    f1 = float(f1_from_counts(np.array([tp, fp, fn])))
     return {"f1": f1, "precision": precision, "recall": recall, "tp": tp, "fp": fp, "fn": fn}

@@ -315,9 +315,9 @@ def test_a_given_diameter_within_the_native_range_is_not_rescaled(client) -> Non
     entry = check_model_dir(MODELS / "unet_cells")
     lo, hi = entry.card.output.diameter_native
     data = [c for c in make_random_cell_dataset(60, seed=4343, seam=0.25) if c.instances.max() >= 10]
-    data = [c for c in data if lo <= np.median(equivalent_diameters(c.instances)) <= hi][:8]
-    assert len(data) == 8
-    for c in data[:2]:
+    data = [c for c in data if lo <= np.median(equivalent_diameters(c.instances)) <= hi][:2]
+    assert len(data) == 2
+    for c in data:
         d = float(np.median(equivalent_diameters(c.instances)))
         r = post(client, png16(c.image), f"?diameter={d:.2f}").json()["diameter"]
         assert r["scale"] == 1.0 and r["estimated"] is False and r["native"] == [lo, hi]

@@ -9,7 +9,8 @@ import numpy as np
 
 from modelrepo.repository import check_model_dir
 from training.data.cells_alt import make_alt_cell_dataset
-from training.seg_compare import counts, f1, paired
+from training.seg_compare import counts, paired
+from training.seg_metrics import f1_from_counts as f1
 from training.seg_metrics import object_f1
 from training.tasks.segment_eval import segment_all
 
