@@ -20,8 +20,11 @@ def class_balance_weights(classes: np.ndarray, num_classes: int) -> np.ndarray:
     return per_class[classes]
 
 
-def border_term(instances: np.ndarray, w0: float = 10.0, sigma: float = 5.0) -> np.ndarray:
-    """w0 * exp(-(d1 + d2)^2 / (2 sigma^2)) on background pixels (0 where fewer than two objects)."""
+def border_term(
+    instances: np.ndarray, w0: float = 10.0, sigma: float = 5.0, where: np.ndarray | None = None
+) -> np.ndarray:
+    """w0 * exp(-(d1 + d2)^2 / (2 sigma^2)) on background pixels, or on the pixels ``where`` is True
+    (0 where fewer than two objects)."""
     ids = [i for i in np.unique(instances) if i != 0]
     out = np.zeros(instances.shape, np.float64)
     if len(ids) < 2:
@@ -30,14 +33,25 @@ def border_term(instances: np.ndarray, w0: float = 10.0, sigma: float = 5.0) -> 
     dists = np.stack([ndi.distance_transform_edt(instances != i) for i in ids])  # (N, H, W)
     two = np.partition(dists, 1, axis=0)[:2]  # (2, H, W): d1 <= d2
     term = w0 * np.exp(-((two[0] + two[1]) ** 2) / (2 * sigma**2))
-    return np.where(instances == 0, term, 0.0)
+    return np.where(instances == 0 if where is None else where, term, 0.0)
 
 
 def unet_weight_map(
-    classes: np.ndarray, instances: np.ndarray, num_classes: int, w0: float = 10.0, sigma: float = 5.0
+    classes: np.ndarray,
+    instances: np.ndarray,
+    num_classes: int,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    contact: bool = False,
 ) -> np.ndarray:
-    """The full weight map for one image: class balance plus the border term (float32, H x W)."""
-    return (class_balance_weights(classes, num_classes) + border_term(instances, w0, sigma)).astype(np.float32)
+    """The full weight map for one image: class balance plus the border term (float32, H x W).
+
+    The paper's labels part touching cells by a gap of background, where its border term falls. Ours
+    keep the cells whole and mark their contact as a border class (2) of cell pixels, which the term
+    on the background never reaches; ``contact`` puts it on those pixels too (d1 = 0 there: about w0)."""
+    where = (instances == 0) | (classes == 2) if contact else None
+    term = border_term(instances, w0, sigma, where)
+    return (class_balance_weights(classes, num_classes) + term).astype(np.float32)
 
 
 def edge_distance(instances: np.ndarray) -> np.ndarray:

@@ -37,6 +37,17 @@ def test_border_term_on_the_two_cell_example() -> None:
     assert border_term(two_cells()[:, :26]).max() == 0.0  # one object: no term
 
 
+def test_contact_weight_puts_the_border_term_on_the_contact_between_touching_cells() -> None:
+    inst = two_cells(gap=0)  # touching at columns 24 | 25
+    classes = classes_from_instances(inst)
+    plain = unet_weight_map(classes, inst, 3)
+    contact = unet_weight_map(classes, inst, 3, contact=True)
+    # a contact pixel of cell 1 has d1 = 0 (inside it) and d2 = 1 (cell 2 next door): 10 * exp(-1 / 50)
+    assert contact[20, 24] - plain[20, 24] == pytest.approx(10 * math.exp(-1 / 50), rel=1e-6)
+    assert contact[20, 10] == plain[20, 10] and contact[0, 0] == plain[0, 0]  # cell interiors, background alike
+    assert plain[20, 24] == pytest.approx(class_balance_weights(classes, 3)[20, 24])  # before: class balance only
+
+
 def test_class_balance_gives_every_class_the_same_total_weight() -> None:
     classes = np.array([[0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2]])
     w = class_balance_weights(classes, 3)

@@ -76,6 +76,9 @@ class SegmentConfig:
     distance: float = 0.0
     # the border class: every cell's outermost ring (True) or only where cells touch (False, the paper's)
     outline: bool = False
+    # the weight map's border term also on the border class - the cell pixels where touching cells meet - not only
+    # on the background gaps (the paper's labels part touching cells by background; ours by that class)
+    contact_weight: bool = False
     # cells_random: the training split's cell radii (px; None: the generator's 4-36). Validation and test keep the
     # whole range: they measure the served pipeline, which rescales cells outside the trained sizes to them
     train_radius: tuple[float, float] | None = None
@@ -169,7 +172,7 @@ def _batches(cfg: SegmentConfig, train: list[CellImage], spec: InputSpec, steps:
                 ys.append(classes.astype(np.int64))
                 ds.append(edge_distance(inst) if cfg.distance else np.zeros(0, np.float32))
                 if cfg.loss == "weighted":
-                    ws.append(unet_weight_map(classes, inst, len(CLASSES), cfg.w0, cfg.sigma))
+                    ws.append(unet_weight_map(classes, inst, len(CLASSES), cfg.w0, cfg.sigma, cfg.contact_weight))
                 else:
                     ws.append(np.ones(classes.shape, np.float32))
             x = torch.from_numpy(preprocess(xs, spec))  # (B, 1, H, W), percentile-normalised per image
