@@ -91,6 +91,10 @@ class InputSpec(_Strict):
     # any-size networks: the geometric self-ensemble served by default - the network runs on 1, 2, 4 or 8
     # flipped / rotated copies and the answers are turned back and averaged (modelrepo.ensemble)
     ensemble: Literal[1, 2, 4, 8] = 1
+    # denoisers, blind: the level used is the wavelet estimate or, if lower, the noise the network itself removes
+    # from sample tiles at that estimate divided by this share (modelrepo.denoising.blind_level; chosen on
+    # training images, training.denoise_refine)
+    noise_refine: float | None = Field(default=None, gt=0.5, le=1.5)
     # digit-like classifiers: find the ink, fix polarity and alpha, crop, scale and centre it first
     framing: Framing | None = None
 
@@ -118,6 +122,8 @@ class InputSpec(_Strict):
             raise ValueError(f"resize={self.resize} needs a fixed height and width")
         if self.ensemble > 1 and self.resize != "none":
             raise ValueError("a self-ensemble is for any-size networks fed at the image's own size")
+        if self.noise_refine is not None and not self.noise_level_channel:
+            raise ValueError("noise_refine is for denoisers with a noise-level channel")
         return self
 
 

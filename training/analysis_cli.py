@@ -68,7 +68,9 @@ def cmd_denoise_ensemble(args: argparse.Namespace) -> int:
     from training.denoise_ensemble import reensemble, table
 
     export_to = Path(args.export_to) if args.export_to else None
-    r = reensemble(Path(args.model), args.ensemble, Path(args.out), export_to, args.version, args.overwrite)
+    r = reensemble(
+        Path(args.model), args.ensemble, Path(args.out), export_to, args.version, args.overwrite, args.refine_sigma
+    )
     print(table(r["ensemble_validation"]))
     print(json.dumps({k: v for k, v in r.items() if k not in ("rows", "ensemble_validation")}, indent=2, default=str))
     return 0
@@ -150,6 +152,12 @@ def _add_recard_parsers(sub) -> None:
     )
     p.add_argument("model", help="model folder, e.g. models/unet_denoise_gray")
     p.add_argument("--ensemble", type=int, choices=(1, 2, 4, 8), required=True, help="flipped / rotated passes")
+    p.add_argument(
+        "--refine-sigma",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="blind level refined by the network's residual, fitted on training images (default: as the card)",
+    )
     p.add_argument("--out", default="runs", help="reports go to OUT/<name>_ensemble")
     p.add_argument("--export-to", default=None, help="model repository to export into, e.g. models")
     p.add_argument("--version", type=int, default=None)

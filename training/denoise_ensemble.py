@@ -16,24 +16,22 @@ from pathlib import Path
 import numpy as np
 
 from modelrepo.ensemble import ENSEMBLES
-from modelrepo.noise import estimate_sigma
 from modelrepo.repository import check_model_dir
 from training.data.natural import VALIDATION, validation_images
 
 
 def ensemble_gains(sess, spec, gray: bool, sizes=tuple(ENSEMBLES)) -> dict:
     """{"sizes", "psnr": mean validation PSNR per size, "gain_db": over size 1, "seconds": per image per size}."""
-    from training.tasks.denoise_eval import SIGMAS, noisy_version, psnr, run_session
+    from training.tasks.denoise_eval import SIGMAS, noisy_version, psnr, run_blind
 
     psnrs: dict[int, list[float]] = {k: [] for k in sizes}
     secs: dict[int, list[float]] = {k: [] for k in sizes}
     for clean in validation_images(gray):
         for sigma in SIGMAS:
             noisy = noisy_version(clean, sigma)
-            est = estimate_sigma(noisy) * 255
             for k in sizes:
                 t0 = time.perf_counter()
-                out = run_session(sess, spec.model_copy(update={"ensemble": k}), noisy, est)
+                out = run_blind(sess, spec.model_copy(update={"ensemble": k}), noisy)[0]
                 secs[k].append(time.perf_counter() - t0)
                 psnrs[k].append(psnr(out, clean))
     mean = {k: round(float(np.mean(v)), 3) for k, v in psnrs.items()}
@@ -54,8 +52,9 @@ def table(gains: dict) -> str:
     return "\n".join(lines)
 
 
-def _committed(model_dir: Path, ensemble: int, out: Path):
-    """The committed denoiser's card, its run config with ``ensemble`` and the network with its weights."""
+def _committed(model_dir: Path, ensemble: int, out: Path, refine_sigma: bool | None = None):
+    """The committed denoiser's card, its run config with ``ensemble`` (and ``refine_sigma`` unless None:
+    the card's) and the network with its weights."""
     from training.tasks.denoise import build_denoiser, config_from_card
     from training.warmstart import load_onnx_weights
 
@@ -65,6 +64,7 @@ def _committed(model_dir: Path, ensemble: int, out: Path):
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble must be one of {sorted(ENSEMBLES)}")
     cfg = replace(config_from_card(entry.card), ensemble=ensemble, out=str(out))
+    cfg = cfg if refine_sigma is None else replace(cfg, refine_sigma=refine_sigma)
     net = build_denoiser(cfg)
     load_onnx_weights(net, Path(model_dir))
     return entry.card, cfg, net.eval()
@@ -95,6 +95,7 @@ def reensemble(
     export_to: Path | None = None,
     version: int | None = None,
     overwrite: bool = False,
+    refine_sigma: bool | None = None,
 ) -> dict:
     """A committed denoiser (its card's config, the ONNX graph's weights) served with ``ensemble`` passes:
     validation gains of every size, the held-out table again (reports in ``out/<name>_ensemble``), optionally
@@ -102,7 +103,7 @@ def reensemble(
     from training.loop import Run
     from training.tasks.denoise import export_denoiser, held_out_report, textbook_ae, training_data
 
-    card, cfg, net = _committed(model_dir, ensemble, out)
+    card, cfg, net = _committed(model_dir, ensemble, out, refine_sigma)
     out_dir = Path(out) / f"{cfg.name}_ensemble"
     out_dir.mkdir(parents=True, exist_ok=True)
     ae, _ = textbook_ae(cfg, *training_data(cfg, Run()), Run())  # the reference row, retrained as in every run
@@ -110,8 +111,8 @@ def reensemble(
         f"`{cfg.name}` served with a x{ensemble} self-ensemble (`training denoise-ensemble`, same weights; the "
         "textbook autoencoder retrained for the reference row).\n\n"
     )
-    rows, gains = held_out_report(cfg, net, ae, out_dir, head)
-    result = _training_record(card, gains, rows, out_dir)
+    rows, gains, refine = held_out_report(cfg, net, ae, out_dir, head)
+    result = _training_record(card, gains, rows, out_dir) | {"noise_refine": refine}
     if export_to is not None:
         exported = export_denoiser(net, cfg, rows, result, Path(export_to), version, overwrite)
         result["exported"] = str(Path(export_to) / exported.name)

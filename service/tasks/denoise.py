@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from modelrepo.denoising import SHUFFLE_STRIDE, denoise
+from modelrepo.denoising import SHUFFLE_STRIDE, blind_level, denoise
 from modelrepo.errors import InputError, plain
 from modelrepo.noise import estimate_sigma_shuffled
 from modelrepo.preprocess import TIFF_MAGIC, equal_planes
@@ -176,6 +176,9 @@ class NoisePlan:
     model: NoiseModel | None = None
     warnings: list[str] = field(default_factory=list)
     stride: int = 1
+    # an estimated Gaussian level of a lossless file, seen whole: ``predict`` refines it with the network's
+    # residual where the card says how (``modelrepo.denoising.blind_level``)
+    refine: bool = False
 
     def summary(self) -> dict:
         if self.model is None:
@@ -200,7 +203,8 @@ def plan_noise(x: np.ndarray, sigma: float | None, noise: str, lossy: bool = Fal
             level = stabilised_level(m)
             return NoisePlan(level, round(level, 3), m, stride=stride)
     level = noise_255(x, lossy, stride)
-    return NoisePlan(level, level, warnings=[FLAT_NOISE] if noise == "poisson" else [], stride=stride)
+    flat = [FLAT_NOISE] if noise == "poisson" else []
+    return NoisePlan(level, level, warnings=flat, stride=stride, refine=not lossy and stride == 1)
 
 
 async def predict(
@@ -226,6 +230,10 @@ async def predict(
 
     if plan.model is not None:
         x = stabilise(x, plan.model)
+    if plan.refine:  # the level the answer reports is the one used
+        plan.sigma_used = plan.sigma_estimated = round(
+            await blind_level(infer, x, state.card.input, plan.sigma_used), 3
+        )
     y = await denoise(infer, x, state.card.input, plan.sigma_used, tile, overlap, group, ensemble, plan.stride)
     if plan.model is not None:
         y = unstabilise(y, plan.model)

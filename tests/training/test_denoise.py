@@ -15,6 +15,7 @@ from tests.conftest import MODELS
 from training.data.dead_leaves import LeavesConfig, dead_leaves, dead_leaves_pool
 from training.data.natural import random_patches, test_images, training_images, validation_images
 from training.denoise_patches import add_noise, blind_levels
+from training.denoise_refine import SHARES
 from training.eval_repo import evaluate_entry
 from training.loop import Run
 from training.nets.autoencoder import ConvAutoencoder, WithNoiseChannel
@@ -199,9 +200,17 @@ def test_a_committed_denoiser_gets_a_self_ensemble_with_the_same_weights(tmp_pat
     assert gains["sizes"] == [1, 2, 4, 8] and gains["gain_db"][0] == 0 and len(gains["psnr"]) == 4
     w0 = graph_weights(onnx.load(str(before.version_path())).graph)
     argv = ["denoise-ensemble", str(tmp_path / "models" / "e"), "--ensemble", "4", "--out", str(tmp_path / "runs")]
-    assert main(argv + ["--export-to", str(tmp_path / "models"), "--version", "1", "--overwrite"]) == 0
+    argv += ["--refine-sigma", "--export-to", str(tmp_path / "models"), "--version", "1", "--overwrite"]
+    assert main(argv) == 0
     after = check_model_dir(tmp_path / "models" / "e")
     assert after.ok and after.card.input.ensemble == 4
+    # the blind level's share, chosen on the training images (and checked on the validation ones) by PSNR
+    refine = after.card.hyperparameters["noise_refine"]
+    assert after.card.input.noise_refine == refine["share"] in SHARES and refine["fitted_on"][0] == "brick"
+    assert refine["training"]["psnr"][f"share {refine['share']}"] == max(
+        refine["training"]["psnr"][f"share {c}"] for c in SHARES
+    )
+    assert set(refine["validation"]["psnr"]) == {"estimate", "true sigma", f"share {refine['share']}"}
     for k in ("steps_done", "train_seconds", "val_psnr"):  # its training record is the card's
         assert after.card.hyperparameters[k] == before.card.hyperparameters[k]
     w1 = graph_weights(onnx.load(str(after.version_path())).graph)
@@ -209,7 +218,7 @@ def test_a_committed_denoiser_gets_a_self_ensemble_with_the_same_weights(tmp_pat
     assert after.card.metrics != before.card.metrics  # the held-out table was measured again, with 4 passes
     report = (tmp_path / "runs" / "e_ensemble" / "results.md").read_text()
     assert report.count("| x") == 4 and "bottleneck AE (textbook)" in report  # every method's row
-    assert evaluate_entry(after).ok  # make eval re-measures it with the card's ensemble
+    assert evaluate_entry(after).ok  # make eval re-measures it with the card's ensemble and share
 
 
 def test_the_jpeg_report_measures_what_the_service_does() -> None:

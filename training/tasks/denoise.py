@@ -27,6 +27,7 @@ from training.data.natural import (
 )
 from training.denoise_ensemble import ensemble_gains, table
 from training.denoise_patches import PatchSource, add_noise, blind_levels
+from training.denoise_refine import refine_fit, refine_note
 from training.evaluate import save_figure
 from training.export import export_to_repository
 from training.loop import LoopConfig, Run, fit_task, pick_device
@@ -85,8 +86,12 @@ class DenoiseConfig:
     # geometric self-ensemble served by default (1, 2, 4 or 8 flipped / rotated passes, averaged);
     # training.denoise_ensemble measures each size on the validation images
     ensemble: int = 1
+    # blind requests: the wavelet estimate refined by the network's own residual, (a, b) fitted on the training
+    # images after training (training.denoise_refine; the card's input.noise_refine)
+    refine_sigma: bool = False
 
-    RUN_ONLY: ClassVar[tuple[str, ...]] = ("bm3d", "second_set", "evaluate", "ensemble")  # not in the resume key
+    # not in the resume key
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("bm3d", "second_set", "evaluate", "ensemble", "refine_sigma")
 
 
 def _validation(cfg: DenoiseConfig, natural_val: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,7 +208,7 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
     }
     if not cfg.evaluate:
         return result
-    rows, result["ensemble_validation"] = held_out_report(cfg, net, ae, out_dir)
+    rows, result["ensemble_validation"], result["noise_refine"] = held_out_report(cfg, net, ae, out_dir)
     result |= {"rows": rows, "panel": str(out_dir / "panel.png")}
     if run.export_to is not None:
         card = export_denoiser(net, cfg, rows, result, run.export_to, run.version, run.overwrite)
@@ -214,21 +219,25 @@ def train_denoiser(cfg: DenoiseConfig, run: Run = Run()) -> dict:
 def held_out_report(cfg: DenoiseConfig, net: torch.nn.Module, ae: torch.nn.Module, out_dir: Path, head: str = ""):
     """The network (served as ``cfg`` says, self-ensemble included) and the textbook autoencoder through ONNX
     Runtime against the baselines on the held-out images, the self-ensemble's gains on the validation images;
-    ``out_dir``: results.json / .md and panel.png. Returns (rows, validation gains)."""
+    ``out_dir``: results.json / .md and panel.png. With ``cfg.refine_sigma`` the blind level's refinement is
+    fitted first (on training images) and used throughout. Returns (rows, validation gains, the fit or None)."""
     channels = 1 if cfg.gray else 3
+    sess = onnx_session(net, channels)
     spec = denoiser_input_spec(cfg, net.multiple)
-    models = {
-        AE_ROW: (onnx_session(ae, channels), spec.model_copy(update={"pad_multiple": 8, "ensemble": 1})),
-        MODEL_ROW: (onnx_session(net, channels), spec),
-    }
+    refine = refine_fit(sess, spec, cfg.gray) if cfg.refine_sigma else None
+    spec = denoiser_input_spec(cfg, net.multiple, refine)
+    ae_spec = spec.model_copy(update={"pad_multiple": 8, "ensemble": 1, "noise_refine": None})
+    models = {AE_ROW: (onnx_session(ae, channels), ae_spec), MODEL_ROW: (sess, spec)}
     gains = ensemble_gains(models[MODEL_ROW][0], spec, cfg.gray)
     cache = Path(cfg.out) / "cache" / "denoise_baselines"
     rows, panel = evaluate(models, test_images(cfg.gray, cfg.second_set), cfg.bm3d, cache)
     (out_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     validation = "Self-ensemble on the validation images (" + ", ".join(VALIDATION) + "), blind:"
-    (out_dir / "results.md").write_text(head + report(rows) + f"\n\n{validation}\n\n" + table(gains) + "\n")
+    (out_dir / "results.md").write_text(
+        head + report(rows) + f"\n\n{validation}\n\n" + table(gains) + "\n" + refine_note(refine)
+    )
     plot_panel(panel, out_dir / "panel.png")
-    return rows, gains
+    return rows, gains, refine
 
 
 def plot_validation(history: list[dict], every: int, path: Path) -> None:
@@ -271,7 +280,8 @@ def card_metrics(rows: list[dict]) -> dict[str, float]:
     return metrics
 
 
-def denoiser_input_spec(cfg: DenoiseConfig, multiple: int) -> InputSpec:
+def denoiser_input_spec(cfg: DenoiseConfig, multiple: int, refine: dict | None = None) -> InputSpec:
+    """The card's input; ``refine``: a ``training.denoise_refine.refine_fit`` result (its coefficients)."""
     channels = 1 if cfg.gray else 3
     return InputSpec(
         color_mode="L" if cfg.gray else "RGB",
@@ -284,6 +294,7 @@ def denoiser_input_spec(cfg: DenoiseConfig, multiple: int) -> InputSpec:
         pad_multiple=multiple,
         noise_level_channel=True,
         ensemble=cfg.ensemble,
+        noise_refine=refine["share"] if refine else None,
     )
 
 
@@ -354,7 +365,7 @@ def export_denoiser(
             kwargs={k: v for k, v in net.config.items() if k not in ("kind", "channels")},
             num_parameters=sum(p.numel() for p in net.parameters()),
         ),
-        input=denoiser_input_spec(cfg, net.multiple),
+        input=denoiser_input_spec(cfg, net.multiple, result.get("noise_refine")),
         output=OutputSpec(name="image", kind="image", shape=[channels, "any", "any"]),
         labels=None,
         training=_provenance(cfg, result),
@@ -367,6 +378,7 @@ def export_denoiser(
             "initialised_from": result.get("initialised_from"),  # warm start: its steps and seconds are counted
             "val_psnr": round(result["val_psnr"], 3),
             "ensemble_validation": result.get("ensemble_validation"),  # PSNR per self-ensemble size
+            "noise_refine": result.get("noise_refine"),  # the blind level's refinement: fit and its errors
             "hardware": hardware,
         },
         metrics=card_metrics(rows),
