@@ -40,11 +40,14 @@ DEFAULT_SEGMENTERS: dict[str, SegmentConfig] = {
 # Self-ensemble sizes chosen on the validation images (training.denoise_ensemble; 2026-12-05, the committed
 # weights): gray +0.16 / +0.22 / +0.27 dB for 2 / 4 / 8 passes, colour +0.19 / +0.25 / +0.29. Gray: 2, the
 # most that keeps a 512 x 512 image within 0.25 s on 2 cores; colour (no time target; CBM3D takes ~24 s): 4,
-# most of 8's gain at half its time.
+# most of 8's gain at half its time. Blind requests: the wavelet estimate refined by the network's own residual
+# (refine_sigma; the share chosen on the training images after training, training.denoise_refine; 2026-12-07).
 DEFAULT_DENOISERS: dict[str, DenoiseConfig] = {
-    "unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray", ensemble=2),
+    "unet_denoise_gray": DenoiseConfig(name="unet_denoise_gray", ensemble=2, refine_sigma=True),
     # one one-channel network on each channel of an opponent colour space (as CBM3D)
-    "unet_denoise_rgb": DenoiseConfig(name="unet_denoise_rgb", gray=False, colour="opponent", lr=2e-4, ensemble=4),
+    "unet_denoise_rgb": DenoiseConfig(
+        name="unet_denoise_rgb", gray=False, colour="opponent", lr=2e-4, ensemble=4, refine_sigma=True
+    ),
 }
 
 DEFAULT_NOWCASTERS: dict[str, NowcastConfig] = {
