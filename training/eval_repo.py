@@ -236,10 +236,10 @@ def evaluate_denoising(entry: ModelEntry) -> EvalResult:
             for suffix in ("model", "model_true_sigma"):  # blind as served, and told the true sigma
                 key = f"psnr_{name}_s{sigma}_{suffix}"
                 if key in card.metrics:
-                    blind = suffix == "model"
-                    out = (
-                        run_blind(sess, card.input, noisy)[0] if blind else run_session(sess, card.input, noisy, sigma)
-                    )
+                    if suffix == "model":
+                        out = run_blind(sess, card.input, noisy)[0]
+                    else:
+                        out = run_session(sess, card.input, noisy, sigma)
                     measured[key] = psnr(out, clean)
                     if measured[key] < card.metrics[key] - PSNR_TOLERANCE:
                         worse.append(f"{key} {measured[key]:.2f} (card {card.metrics[key]:.2f})")

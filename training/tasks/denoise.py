@@ -86,7 +86,7 @@ class DenoiseConfig:
     # geometric self-ensemble served by default (1, 2, 4 or 8 flipped / rotated passes, averaged);
     # training.denoise_ensemble measures each size on the validation images
     ensemble: int = 1
-    # blind requests: the wavelet estimate refined by the network's own residual, (a, b) fitted on the training
+    # blind requests: the wavelet estimate refined by the network's own residual, its share chosen on the training
     # images after training (training.denoise_refine; the card's input.noise_refine)
     refine_sigma: bool = False
 
@@ -281,7 +281,7 @@ def card_metrics(rows: list[dict]) -> dict[str, float]:
 
 
 def denoiser_input_spec(cfg: DenoiseConfig, multiple: int, refine: dict | None = None) -> InputSpec:
-    """The card's input; ``refine``: a ``training.denoise_refine.refine_fit`` result (its coefficients)."""
+    """The card's input; ``refine``: a ``training.denoise_refine.refine_fit`` result (its share)."""
     channels = 1 if cfg.gray else 3
     return InputSpec(
         color_mode="L" if cfg.gray else "RGB",
