@@ -53,6 +53,8 @@ def test_the_blind_level_is_the_estimate_or_the_residual_over_the_share_whicheve
     assert asyncio.run(blind_level(flat_network, x, spec(0.8), 27.0)) == pytest.approx(20 / 0.8, rel=0.05)
     assert asyncio.run(blind_level(flat_network, x, spec(0.8), 22.0)) == 22.0  # never above the estimate
     assert asyncio.run(blind_level(identity_network, x, spec(0.8), 0.0)) == 0.0
+    strip = noisy_flat(20, (SAMPLE_TILE - 1, 300, 1))  # narrower than a sample tile: the estimate as it is
+    assert asyncio.run(blind_level(flat_network, strip, spec(0.8), 27.0)) == 27.0
 
 
 def test_only_denoisers_with_a_noise_level_channel_take_a_share() -> None:
