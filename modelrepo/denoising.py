@@ -24,6 +24,7 @@ import numpy as np
 
 from modelrepo.card import InputSpec
 from modelrepo.ensemble import ensembled
+from modelrepo.noise import median_level
 from modelrepo.preprocess import pad_to_multiple, with_noise_level
 from modelrepo.tiles import tile_origins
 
@@ -121,7 +122,7 @@ async def residual_level(infer: Infer, x: np.ndarray, spec: InputSpec, sigma_255
     planes = np.concatenate([_planes(t, spec.channels) for t in tiles])  # (n, channels, th, tw)
     batch = with_noise_level(pad_to_multiple(planes, spec.pad_multiple), sigma_255)
     r = planes - (await infer(np.ascontiguousarray(batch)))[:, :, :th, :tw]
-    return float(np.median(np.abs(r - np.median(r))) / 0.6745 * 255)
+    return median_level(r - np.median(r)) * 255
 
 
 async def blind_level(infer: Infer, x: np.ndarray, spec: InputSpec, estimate_255: float) -> float:

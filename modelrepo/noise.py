@@ -47,7 +47,7 @@ def haar_details(a: np.ndarray, lossy: bool = False) -> tuple[np.ndarray, np.nda
     if not lossy:
         return means, diagonal
     straight = np.concatenate([((q[0] - q[1] + q[2] - q[3]) / 2).ravel(), ((q[0] + q[1] - q[2] - q[3]) / 2).ravel()])
-    if _median_level(diagonal) >= QUANTISED * _median_level(straight):
+    if median_level(diagonal) >= QUANTISED * median_level(straight):
         return means, diagonal
     return np.concatenate([means, means]), straight
 
@@ -57,9 +57,9 @@ def estimate_sigma(x: np.ndarray, lossy: bool = False) -> float:
     a lossy colour file: from its luma, as the level of one colour plane)."""
     x = np.asarray(x, dtype=np.float64)
     if lossy and x.ndim == 3 and x.shape[2] == 3:
-        return _median_level(haar_details(luma(x), True)[1]) / LUMA_NOISE
+        return median_level(haar_details(luma(x), True)[1]) / LUMA_NOISE
     chans = [x] if x.ndim == 2 else [x[..., c] for c in range(x.shape[2])]
-    return float(np.mean([_median_level(haar_details(a, lossy)[1]) for a in chans]))
+    return float(np.mean([median_level(haar_details(a, lossy)[1]) for a in chans]))
 
 
 def estimate_sigma_shuffled(x: np.ndarray, lossy: bool = False, stride: int = 2) -> float:
@@ -74,5 +74,6 @@ def estimate_sigma_shuffled(x: np.ndarray, lossy: bool = False, stride: int = 2)
     )
 
 
-def _median_level(c: np.ndarray) -> float:
+def median_level(c: np.ndarray) -> float:
+    """The robust (median absolute value) standard deviation of zero-centred coefficients."""
     return float(np.median(np.abs(c)) / 0.6745) if c.size else 0.0

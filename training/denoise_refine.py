@@ -48,12 +48,9 @@ def _cases(images: list[np.ndarray], seed: int):
 def psnr_by_rule(sess, spec: InputSpec, images: list[np.ndarray], seed: int, shares=SHARES) -> dict:
     """Mean PSNR (one pass) at the estimate, at the true level and refined with each share; the mean relative
     error of the estimate and of each refined level."""
-    from training.tasks.denoise_eval import psnr
+    from training.tasks.denoise_eval import psnr, session_infer
 
-    name = sess.get_inputs()[0].name
-
-    async def infer(x: np.ndarray) -> np.ndarray:
-        return sess.run(None, {name: x})[0]
+    infer = session_infer(sess)
 
     def run(noisy: np.ndarray, level: float) -> np.ndarray:
         return asyncio.run(denoise(infer, noisy, spec, level, TILE, OVERLAP, ensemble=1))

@@ -124,7 +124,7 @@ def onnx_session(net: torch.nn.Module, channels: int, threads: int = 2) -> ort.I
         return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def _infer(sess: ort.InferenceSession):
+def session_infer(sess: ort.InferenceSession):
     name = sess.get_inputs()[0].name
 
     async def infer(x: np.ndarray) -> np.ndarray:
@@ -139,7 +139,7 @@ def run_session(
     """(H, W[, C]) -> denoised, through the service's tiled path with default tiles and the spec's
     self-ensemble; ``stride`` 2: on the pixel-shuffled sub-images (``/denoise?pd=true``)."""
     x = noisy[..., None] if noisy.ndim == 2 else noisy
-    y = asyncio.run(denoise(_infer(sess), x, spec, sigma_255, TILE, OVERLAP, group=8, stride=stride))
+    y = asyncio.run(denoise(session_infer(sess), x, spec, sigma_255, TILE, OVERLAP, group=8, stride=stride))
     return y[..., 0] if noisy.ndim == 2 else y
 
 
@@ -147,7 +147,7 @@ def run_blind(sess: ort.InferenceSession, spec: InputSpec, noisy: np.ndarray) ->
     """Denoised as a blind request is served: at the wavelet estimate, refined by the network's residual when
     the spec has ``noise_refine`` (``modelrepo.denoising.blind_level``); (output, level used)."""
     x = noisy[..., None] if noisy.ndim == 2 else noisy
-    level = asyncio.run(blind_level(_infer(sess), x, spec, estimate_sigma(noisy) * 255))
+    level = asyncio.run(blind_level(session_infer(sess), x, spec, estimate_sigma(noisy) * 255))
     return run_session(sess, spec, noisy, level), level
 
 
