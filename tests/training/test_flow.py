@@ -207,7 +207,7 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(
 
     cfg = _tiny(
         "lagrangian_tiny", tmp_path / "runs", lr=NowcastConfig.lr, n_test=5, mask_inflow=True, relative=True,
-        csi_weight=0.5, served_loss=True, flow_smooth=16.0, calibrate_rain=True,
+        csi_weight=0.5, served_loss=True, flow_smooth=16.0, calibrate_rain=True, flow_reg=1e-3, flow_window=12.0,
     )  # fmt: skip
     r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert all(np.isfinite(h["val_loss"]) for h in r["history"]) and np.isfinite(r["history"][-1]["train_loss"])
@@ -218,6 +218,7 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(
     assert entry.card.radar.frames_out == 10 and "trajectory starts inside" in loss and "divided by plain" in loss
     assert entry.card.architecture.kwargs["evolution"] == "lagrangian" and "as served" in loss
     assert entry.card.architecture.kwargs["flow_smooth"] == 16.0 and config_from_card(entry.card).flow_smooth == 16.0
+    assert entry.card.architecture.kwargs["flow_reg"] == 1e-3 and config_from_card(entry.card).flow_window == 12.0
     # the rain decision value chosen on validation is the validation-best margin, in the card and served
     chosen = r["verification"]["rain_decision"]
     means = [np.mean(row) for row in chosen["mae"]]
@@ -280,6 +281,18 @@ def test_recalibrating_a_committed_nowcaster_keeps_its_network_and_re_measures(
     np.testing.assert_allclose(after.run(None, {"input": x})[0], before.run(None, {"input": x})[0], atol=1e-5)
     result = evaluate_entry(entry)
     assert result.ok, result.message
+
+
+def test_the_in_graph_flow_uses_the_models_window_and_regularisation() -> None:
+    x = torch.from_numpy(to_network(generate_sequence(5, 3)[:, :48, :48], SPEC))[None]
+    default = LagrangianNowcaster(base=4, depth=2).eval()  # its motion head starts at zero: the flow alone
+    assert default.config["flow_reg"] == 1e-5 and default.config["flow_window"] == 8.0  # what older cards mean
+    cfg = NowcastConfig(arch="lagrangian", base=4, depth=2, rollout=1, rollout_start=1, flow_reg=1e-3, flow_window=12.0)
+    tuned = build_nowcaster(cfg, SPEC).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(default.displacement(x), lucas_kanade(x))
+        torch.testing.assert_close(tuned.displacement(x), lucas_kanade(x, window=12.0, reg=1e-3))
+        assert not torch.allclose(tuned.displacement(x), default.displacement(x), atol=1e-3)
 
 
 def test_serve_as_scales_the_evolution_and_sets_the_flow_smoothing() -> None:

@@ -42,6 +42,8 @@ class LagrangianNowcaster(nn.Module):
         motion_base: int = 8,
         evolution: str = "lagrangian",
         flow_smooth: float = 8.0,
+        flow_reg: float = 1e-5,
+        flow_window: float = 8.0,
     ) -> None:
         super().__init__()
         if evolution not in EVOLUTIONS:
@@ -53,7 +55,7 @@ class LagrangianNowcaster(nn.Module):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
         self.frames_in, self.frames_out, self.max_disp, self.mode = frames_in, frames_out, max_disp, evolution
-        self.flow_smooth = flow_smooth
+        self.flow_smooth, self.flow_reg, self.flow_window = flow_smooth, flow_reg, flow_window
         self.config = {
             "frames_in": frames_in,
             "frames_out": frames_out,
@@ -63,6 +65,8 @@ class LagrangianNowcaster(nn.Module):
             "motion_base": motion_base,
             "evolution": evolution,
             "flow_smooth": flow_smooth,
+            "flow_reg": flow_reg,
+            "flow_window": flow_window,
         }
 
     def serve_as(self, flow_smooth: float, evolution_gain: float = 1.0) -> None:
@@ -77,7 +81,7 @@ class LagrangianNowcaster(nn.Module):
 
     def displacement(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, H, W): pixels per time step (dy, dx) - the optical flow plus the learned correction."""
-        flow = lucas_kanade(x, smooth=self.flow_smooth)
+        flow = lucas_kanade(x, window=self.flow_window, reg=self.flow_reg, smooth=self.flow_smooth)
         return flow + self.max_disp * torch.tanh(self.motion(torch.cat([x, flow / 4.0], dim=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
