@@ -217,6 +217,27 @@ def test_train_radius_narrows_the_training_split_only_and_is_a_two_number_flag()
     np.testing.assert_array_equal(whole[5].image, data["val"][5].image)  # the same validation images
 
 
+def test_stacked_cells_own_their_overlap_and_stacking_is_for_the_training_split_only() -> None:
+    from training.data.cells_random import _topmost, make_random_cell_dataset
+    from training.tasks.segment import SegmentConfig, splits
+
+    yy, xx = np.mgrid[0:20, 0:30].astype(float)
+    q = np.stack([np.hypot(yy - 10, xx - 10) / 6, np.hypot(yy - 10, xx - 18) / 6])  # two discs, overlapping
+    owner = _topmost(q)
+    assert owner[10, 13] == 1 and q.argmin(0)[10, 13] == 0  # the upper (later) cell owns the whole overlap
+    assert owner[10, 5] == 0 and owner[0, 0] == q.argmin(0)[0, 0]  # elsewhere: its own cell, or the nearest
+    plain, stacked = make_random_cell_dataset(6, seed=4), make_random_cell_dataset(6, seed=4, occlude=1.0)
+    np.testing.assert_array_equal(plain[0].image, make_random_cell_dataset(1, seed=4, occlude=0.0)[0].image)
+    assert any(not np.array_equal(a.instances, b.instances) for a, b in zip(plain, stacked))
+    for c in stacked:
+        np.testing.assert_array_equal(c.classes, classes_from_instances(c.instances))
+    base, occl = SegmentConfig(n_train=4, n_val=3, n_test=1), SegmentConfig(n_train=4, n_val=3, n_test=1, occlude=1.0)
+    a, b = splits(base, only=("train", "val")), splits(occl, only=("train", "val"))
+    assert any(not np.array_equal(x.instances, y.instances) for x, y in zip(a["train"], b["train"]))
+    for x, y in zip(a["val"], b["val"]):
+        np.testing.assert_array_equal(x.instances, y.instances)
+
+
 def test_second_generator_is_deterministic_and_labelled() -> None:
 
     a, b = make_alt_cell_dataset(3, seed=9), make_alt_cell_dataset(3, seed=9)

@@ -2,7 +2,8 @@
 
 Everything a microscope and a sample vary is drawn per image: cell size (radius 4-36 px), shape
 family (round, elliptical, elongated, lobed/irregular), density from sparse to confluent with
-touching and overlapping cells, intensity profile (flat, dome, a centre-peaked fall-off whose edge
+touching and overlapping cells (parted where their distances are equal or, optionally, stacked: the upper
+one owns the overlap), intensity profile (flat, dome, a centre-peaked fall-off whose edge
 may be a tenth of the centre, rim-bright, textured, a bright nucleus in dim cytoplasm), bright
 puncta, a wide spread of brightness (dim nuclei beside bright ones), background level, gradient,
 haze and vignetting, out-of-focus blur with a heavy-tailed halo, Poisson + Gaussian noise over a wide
@@ -128,24 +129,38 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 SEAM = 0.7  # share of images whose touching cells meet at a dimmer contact line
 
 
+def _topmost(q: np.ndarray) -> np.ndarray:
+    """(N, H, W) distances -> (H, W) index of the last-placed cell covering each pixel (the nearest where none
+    does): cells stacked in placement order, the upper one owning the overlap and showing its whole outline."""
+    inside = q[::-1] <= 1.0
+    return np.where(inside.any(0), len(q) - 1 - inside.argmax(0), q.argmin(0))
+
+
 def generate_random_cells(
-    rng: np.random.Generator, size: int = 128, radius: tuple[float, float] = RADIUS, seam: float = SEAM
+    rng: np.random.Generator,
+    size: int = 128,
+    radius: tuple[float, float] = RADIUS,
+    seam: float = SEAM,
+    occlude: float = 0.0,
 ) -> CellImage:
     r0 = float(np.exp(rng.uniform(np.log(radius[0]), np.log(radius[1]))))
     cover = rng.uniform(0.05, 0.8)  # sparse .. confluent
     n = int(np.clip(cover * size * size / (np.pi * r0 * r0), 1, 250))
-    cells = _place(rng, _shapes(rng, n, r0), size, clump=rng.uniform(0.2, 0.9), overlap=rng.uniform(0.0, 0.3))
+    shapes, clump = _shapes(rng, n, r0), rng.uniform(0.2, 0.9)
+    stacked = occlude > 0 and rng.random() < occlude  # no draw at 0: the same images as before the option
+    cells = _place(rng, shapes, size, clump, overlap=rng.uniform(0.0, 0.5 if stacked else 0.3))
     if not cells:
         cells = _place(rng, _shapes(rng, 1, r0), size, 0.0, 0.0)
     q = _distances(cells, size)
-    qmin = q.min(0)
-    instances = relabel(np.where(qmin <= 1.0, q.argmin(0) + 1, 0).astype(np.int32), min_size=max(6, int(r0)))
+    owner = _topmost(q) if stacked else q.argmin(0)
+    qown = np.take_along_axis(q, owner[None], 0)[0]  # the owning cell's distance: its profile, its edge
+    instances = relabel(np.where(q.min(0) <= 1.0, owner + 1, 0).astype(np.int32), min_size=max(6, int(r0)))
     classes = classes_from_instances(instances)
 
     # photons: per-cell brightness over up to a 10x range, the image's profile, dim contact lines
     spread = rng.uniform(1.0, 10.0)
     img = np.zeros((size, size))
-    prof = _profile(rng, qmin, size, r0)
+    prof = _profile(rng, qown, size, r0)
     for lab, sl in zip(range(1, int(instances.max()) + 1), ndi.find_objects(instances)):
         if sl is not None:
             m = instances[sl] == lab
@@ -167,7 +182,7 @@ def generate_random_cells(
 
 
 def make_random_cell_dataset(
-    n: int, seed: int, size: int = 128, seam: float = SEAM, radius: tuple[float, float] = RADIUS
+    n: int, seed: int, size: int = 128, seam: float = SEAM, radius: tuple[float, float] = RADIUS, occlude: float = 0.0
 ) -> list[CellImage]:
     rng = np.random.default_rng(seed)
-    return [generate_random_cells(rng, size, radius, seam) for _ in range(n)]
+    return [generate_random_cells(rng, size, radius, seam, occlude) for _ in range(n)]

@@ -82,6 +82,10 @@ class SegmentConfig:
     # cells_random: the training split's cell radii (px; None: the generator's 4-36). Validation and test keep the
     # whole range: they measure the served pipeline, which rescales cells outside the trained sizes to them
     train_radius: tuple[float, float] | None = None
+    # cells_random: share of the training split's images whose overlapping cells are stacked (the later one on
+    # top owns the overlap and shows its whole outline; overlaps up to half the radii) instead of parted where
+    # their distances are equal. Validation and test keep the generator's default (0)
+    occlude: float = 0.0
 
     # not part of the resume key: a trial run in runs/<trial> can be copied to runs/<name> and exported under it
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("name",)
@@ -119,10 +123,12 @@ def splits(cfg: SegmentConfig, only: tuple[str, ...] = ("train", "val", "test"))
         raise ValueError(f"unknown dataset {cfg.data!r} ({' | '.join(GENERATORS)} | folder)")
     make = GENERATORS[cfg.data]
     extra = {"seam": cfg.contact_seam} if cfg.data == "cells_random" else {}
-    radius = {"radius": tuple(cfg.train_radius)} if cfg.data == "cells_random" and cfg.train_radius else {}
+    train_only = {}  # what the training split alone varies: validation and test measure the served pipeline
+    if cfg.data == "cells_random":
+        train_only = {"occlude": cfg.occlude} | ({"radius": tuple(cfg.train_radius)} if cfg.train_radius else {})
     sizes = [("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)]
     return {
-        name: make(n, seed=cfg.seed * 1000 + k, size=cfg.size, **extra, **(radius if name == "train" else {}))
+        name: make(n, seed=cfg.seed * 1000 + k, size=cfg.size, **extra, **(train_only if name == "train" else {}))
         for k, (name, n) in enumerate(sizes)
         if name in only
     }
