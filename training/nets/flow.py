@@ -17,6 +17,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+# the least-squares window (px at every pyramid level) and Tikhonov term every committed card's flow has:
+# the defaults of ``lucas_kanade``, ``LagrangianNowcaster`` and ``NowcastConfig`` alike
+WINDOW_PX = 8.0
+TIKHONOV = 1e-5
+
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W), edges replicated (every channel alike)."""
@@ -71,8 +76,8 @@ def lucas_kanade(
     frames: torch.Tensor,
     levels: int = 3,
     iters: int = 3,
-    window: float = 8.0,
-    reg: float = 1e-5,
+    window: float = WINDOW_PX,
+    reg: float = TIKHONOV,
     fill_sigma: float = 8.0,
     presmooth: float = 0.5,
     smooth: float = 8.0,

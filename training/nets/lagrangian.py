@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.nets.flow import lucas_kanade, trajectories, warp
+from training.nets.flow import TIKHONOV, WINDOW_PX, lucas_kanade, trajectories, warp
 from training.nets.unet import UNet
 
 EVOLUTIONS = ("lagrangian", "eulerian")
@@ -42,8 +42,8 @@ class LagrangianNowcaster(nn.Module):
         motion_base: int = 8,
         evolution: str = "lagrangian",
         flow_smooth: float = 8.0,
-        flow_reg: float = 1e-5,
-        flow_window: float = 8.0,
+        flow_reg: float = TIKHONOV,
+        flow_window: float = WINDOW_PX,
     ) -> None:
         super().__init__()
         if evolution not in EVOLUTIONS:

@@ -17,7 +17,7 @@ from modelrepo.radar import to_network
 from training.data.radar import REGIMES, RadarParams, load_frame_folder, sequence_job
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.convlstm import ConvLSTMNowcaster
-from training.nets.flow import extrapolate, lucas_kanade, trajectories_inside
+from training.nets.flow import TIKHONOV, WINDOW_PX, extrapolate, lucas_kanade, trajectories_inside
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast_losses import CSI_THRESHOLDS_DBZ, as_served, relative_mae, soft_csi_loss, weighted_mae
@@ -57,8 +57,8 @@ class NowcastConfig:
     # lagrangian: the in-graph flow's Tikhonov term and least-squares window (px at every pyramid level).
     # 1e-3 and 12 instead of 1e-5 and 8: plain extrapolation along the flow 1-3 % lower MAE at 6-60 min,
     # mean over the regimes' validation sequences, most in `line` and `convective` (2026-12-07)
-    flow_reg: float = 1e-5
-    flow_window: float = 8.0
+    flow_reg: float = TIKHONOV
+    flow_window: float = WINDOW_PX
     base: int = 16
     depth: int = 3
     steps: int = 3000
