@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 import pytest
@@ -208,6 +210,7 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(
     cfg = _tiny(
         "lagrangian_tiny", tmp_path / "runs", lr=NowcastConfig.lr, n_test=5, mask_inflow=True, relative=True,
         csi_weight=0.5, served_loss=True, flow_smooth=16.0, calibrate_rain=True, flow_reg=1e-3, flow_window=12.0,
+        flow_conf_power=2.0,
     )  # fmt: skip
     r = train_nowcaster(cfg, run=Run(export_to=tmp_path / "models", progress=False))
     assert all(np.isfinite(h["val_loss"]) for h in r["history"]) and np.isfinite(r["history"][-1]["train_loss"])
@@ -219,6 +222,7 @@ def test_a_tiny_lagrangian_run_trains_masked_exports_and_re_measures_from_onnx(
     assert entry.card.architecture.kwargs["evolution"] == "lagrangian" and "as served" in loss
     assert entry.card.architecture.kwargs["flow_smooth"] == 16.0 and config_from_card(entry.card).flow_smooth == 16.0
     assert entry.card.architecture.kwargs["flow_reg"] == 1e-3 and config_from_card(entry.card).flow_window == 12.0
+    assert entry.card.architecture.kwargs["flow_conf_power"] == 2.0 == config_from_card(entry.card).flow_conf_power
     # the rain decision value chosen on validation is the validation-best margin, in the card and served
     chosen = r["verification"]["rain_decision"]
     means = [np.mean(row) for row in chosen["mae"]]
@@ -287,12 +291,16 @@ def test_the_in_graph_flow_uses_the_models_window_and_regularisation() -> None:
     x = torch.from_numpy(to_network(generate_sequence(5, 3)[:, :48, :48], SPEC))[None]
     default = LagrangianNowcaster(base=4, depth=2).eval()  # its motion head starts at zero: the flow alone
     assert default.config["flow_reg"] == 1e-5 and default.config["flow_window"] == 8.0  # what older cards mean
+    assert default.config["flow_conf_power"] == 1.0
     cfg = NowcastConfig(arch="lagrangian", base=4, depth=2, rollout=1, rollout_start=1, flow_reg=1e-3, flow_window=12.0)
     tuned = build_nowcaster(cfg, SPEC).eval()
+    sharp = build_nowcaster(dataclasses.replace(cfg, flow_conf_power=2.0), SPEC).eval()
     with torch.no_grad():
         torch.testing.assert_close(default.displacement(x), lucas_kanade(x))
         torch.testing.assert_close(tuned.displacement(x), lucas_kanade(x, window=12.0, reg=1e-3))
         assert not torch.allclose(tuned.displacement(x), default.displacement(x), atol=1e-3)
+        torch.testing.assert_close(sharp.displacement(x), lucas_kanade(x, window=12.0, reg=1e-3, conf_power=2.0))
+        assert not torch.allclose(sharp.displacement(x), tuned.displacement(x), atol=1e-3)
 
 
 def test_serve_as_scales_the_evolution_and_sets_the_flow_smoothing() -> None:

@@ -77,6 +77,21 @@ def test_outline_makes_every_cells_outer_ring_border_and_instances_survive_it() 
         assert counts.max() / counts.sum() > 0.9 and labels[counts.argmax()] != 0
 
 
+def test_contact_px_widens_the_line_where_cells_touch_and_only_there() -> None:
+    from modelrepo.segmentation import instances_from_classes
+
+    inst = two_cells(gap=0)  # touching at columns 24 | 25
+    inst[32:40, 5:15] = 3  # alone
+    one, wide = classes_from_instances(inst), classes_from_instances(inst, contact_px=2)
+    np.testing.assert_array_equal(classes_from_instances(inst, contact_px=1), one)  # 1: the paper's 2 px line
+    assert (one[20, 24:26] == 2).all() and one[20, 23] == 1 and one[20, 26] == 1
+    assert (wide[20, 23:27] == 2).all() and wide[20, 22] == 1 and wide[20, 27] == 1  # 2 px each side
+    assert (wide[32:40, 5:15] == 1).all() and wide[20, 5] == 1  # a lone cell, a cell's free edge: no border
+    np.testing.assert_array_equal(wide > 0, inst > 0)
+    back = instances_from_classes(wide, object_class=1, border_class=2)
+    assert back.max() == 3 and all(len(np.unique(back[inst == k])) == 1 for k in (1, 2, 3))  # cells come back
+
+
 def test_generator_is_deterministic_and_consistent() -> None:
     a, b = make_cell_dataset(3, seed=5, size=96), make_cell_dataset(3, seed=5, size=96)
     for x, y in zip(a, b):

@@ -24,17 +24,19 @@ class CellImage:
     classes: np.ndarray  # uint8 (H, W): CLASSES
 
 
-def classes_from_instances(instances: np.ndarray, outline: bool = False) -> np.ndarray:
-    """Cell pixels that touch a *different* cell (8-neighbourhood) become border: a line 2 px wide.
+def classes_from_instances(instances: np.ndarray, outline: bool = False, contact_px: int = 1) -> np.ndarray:
+    """Cell pixels that touch a *different* cell (8-neighbourhood) become border: a line 2 px wide;
+    ``contact_px`` (px each side) widens it - pixels with another cell within that many (Chebyshev).
     With ``outline`` every cell's outermost ring is border, beside background too (the image's edge
     excepted), so the border the network learns is one cue - where a cell ends - whatever lies beyond."""
     classes = (instances > 0).astype(np.uint8)
-    padded = np.pad(instances, 1, mode="edge" if outline else "constant")
+    r = int(contact_px)
+    padded = np.pad(instances, r, mode="edge" if outline else "constant")
     h, w = instances.shape
     border = np.zeros(instances.shape, bool)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            nb = padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            nb = padded[r + dy : r + dy + h, r + dx : r + dx + w]
             border |= (nb != instances) & (instances != 0) & ((nb != 0) | outline)
     classes[border] = 2
     return classes

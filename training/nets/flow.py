@@ -21,6 +21,7 @@ import torch.nn.functional as F
 # the defaults of ``lucas_kanade``, ``LagrangianNowcaster`` and ``NowcastConfig`` alike
 WINDOW_PX = 8.0
 TIKHONOV = 1e-5
+CONF_POWER = 1.0  # the fill-in weights: the least squares' determinant (normalised), to this power
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -81,13 +82,15 @@ def lucas_kanade(
     fill_sigma: float = 8.0,
     presmooth: float = 0.5,
     smooth: float = 8.0,
+    conf_power: float = CONF_POWER,
 ) -> torch.Tensor:
     """(B, T, H, W) consecutive frames, oldest first -> (B, 2, H, W) displacement (dy, dx), px per step.
 
     ``window`` is the Gaussian window of the least squares at every level (so it covers
     ``window * 2 ** level`` pixels of the full grid at the coarsest); ``reg`` the Tikhonov term;
     ``fill_sigma`` (coarsest-level pixels) how far the field spreads from where rain is tracked,
-    ``smooth`` (full-grid pixels) the same confidence-weighted smoothing of the final field. The
+    ``smooth`` (full-grid pixels) the same confidence-weighted smoothing of the final field;
+    ``conf_power`` sharpens that confidence (2: a well-tracked pixel's motion outweighs a weak one's more). The
     defaults were chosen on validation sequences (seeds 500,000 +), against pysteps' LK + semi-Lagrangian
     extrapolation: MAE within 0.1 dBZ of it at every lead, CSI 30 dBZ within 0.02.
     """
@@ -106,6 +109,8 @@ def lucas_kanade(
             v = v + dv.clamp(-2.0, 2.0)  # at most 2 px per iteration and level: linearisation holds
         if level == levels - 1 or (level == 0 and smooth > 0):  # dry areas from the tracked rain (normalised conv.)
             c = conf / (conf.amax(dim=(2, 3), keepdim=True) + 1e-12)
+            if conf_power != 1.0:  # at 1 the graph stays the one every earlier card exported
+                c = c.clamp_min(0.0) ** conf_power
             sig = fill_sigma if level else smooth
             v = gaussian_blur(v * c, sig) / (gaussian_blur(c, sig) + 1e-6)
     return v

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.nets.flow import TIKHONOV, WINDOW_PX, lucas_kanade, trajectories, warp
+from training.nets.flow import CONF_POWER, TIKHONOV, WINDOW_PX, lucas_kanade, trajectories, warp
 from training.nets.unet import UNet
 
 EVOLUTIONS = ("lagrangian", "eulerian")
@@ -44,6 +44,7 @@ class LagrangianNowcaster(nn.Module):
         flow_smooth: float = 8.0,
         flow_reg: float = TIKHONOV,
         flow_window: float = WINDOW_PX,
+        flow_conf_power: float = CONF_POWER,
     ) -> None:
         super().__init__()
         if evolution not in EVOLUTIONS:
@@ -56,6 +57,7 @@ class LagrangianNowcaster(nn.Module):
             nn.init.zeros_(head.bias)
         self.frames_in, self.frames_out, self.max_disp, self.mode = frames_in, frames_out, max_disp, evolution
         self.flow_smooth, self.flow_reg, self.flow_window = flow_smooth, flow_reg, flow_window
+        self.flow_conf_power = flow_conf_power
         self.config = {
             "frames_in": frames_in,
             "frames_out": frames_out,
@@ -67,6 +69,7 @@ class LagrangianNowcaster(nn.Module):
             "flow_smooth": flow_smooth,
             "flow_reg": flow_reg,
             "flow_window": flow_window,
+            "flow_conf_power": flow_conf_power,
         }
 
     def serve_as(self, flow_smooth: float, evolution_gain: float = 1.0) -> None:
@@ -81,7 +84,9 @@ class LagrangianNowcaster(nn.Module):
 
     def displacement(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, H, W): pixels per time step (dy, dx) - the optical flow plus the learned correction."""
-        flow = lucas_kanade(x, window=self.flow_window, reg=self.flow_reg, smooth=self.flow_smooth)
+        flow = lucas_kanade(
+            x, window=self.flow_window, reg=self.flow_reg, smooth=self.flow_smooth, conf_power=self.flow_conf_power
+        )
         return flow + self.max_disp * torch.tanh(self.motion(torch.cat([x, flow / 4.0], dim=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from modelrepo.radar import to_network
 from training.data.radar import REGIMES, RadarParams, load_frame_folder, sequence_job
 from training.loop import LoopConfig, Run, fit_task, pick_device
 from training.nets.convlstm import ConvLSTMNowcaster
-from training.nets.flow import TIKHONOV, WINDOW_PX, extrapolate, lucas_kanade, trajectories_inside
+from training.nets.flow import CONF_POWER, TIKHONOV, WINDOW_PX, extrapolate, lucas_kanade, trajectories_inside
 from training.nets.lagrangian import LagrangianNowcaster
 from training.nets.nowcaster import Nowcaster, rollout
 from training.tasks.nowcast_losses import CSI_THRESHOLDS_DBZ, as_served, relative_mae, soft_csi_loss, weighted_mae
@@ -59,6 +59,9 @@ class NowcastConfig:
     # mean over the regimes' validation sequences, most in `line` and `convective` (2026-12-07)
     flow_reg: float = TIKHONOV
     flow_window: float = WINDOW_PX
+    # lagrangian: the power of the flow's confidence where it fills in and smooths the field (1: every card
+    # before 2026-12-07 (fifth session); 2 made plain extrapolation better in `fast` on validation sequences)
+    flow_conf_power: float = CONF_POWER
     base: int = 16
     depth: int = 3
     steps: int = 3000
@@ -261,7 +264,9 @@ def nowcast_loss(cfg: NowcastConfig, m: torch.nn.Module, x: torch.Tensor, target
         pred = as_served(pred, spec.net_value(spec.rain_threshold))
     if cfg.relative:
         with torch.no_grad():
-            flow = lucas_kanade(x, window=cfg.flow_window, reg=cfg.flow_reg, smooth=cfg.flow_smooth)
+            flow = lucas_kanade(
+                x, window=cfg.flow_window, reg=cfg.flow_reg, smooth=cfg.flow_smooth, conf_power=cfg.flow_conf_power
+            )
             reference = torch.cat(extrapolate(x[:, -1:], flow, steps), dim=1)
         floor = cfg.relative_floor_dbz / spec.scale_dbz
         loss = relative_mae(pred, target, reference, cfg.heavy_weight, mask, floor)
@@ -320,6 +325,7 @@ def build_nowcaster(cfg: NowcastConfig, spec: RadarSpec) -> torch.nn.Module:
             flow_smooth=cfg.flow_smooth,
             flow_reg=cfg.flow_reg,
             flow_window=cfg.flow_window,
+            flow_conf_power=cfg.flow_conf_power,
         )
     if cfg.arch == "convlstm":
         return ConvLSTMNowcaster(spec.frames_in, spec.frames_out, hidden=3 * cfg.base)

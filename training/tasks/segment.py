@@ -86,6 +86,10 @@ class SegmentConfig:
     # top owns the overlap and shows its whole outline; overlaps up to half the radii) instead of parted where
     # their distances are equal. Validation and test keep the generator's default (0)
     occlude: float = 0.0
+    # the training labels' border class where touching cells meet: px on each side of the contact (1: a 2 px line,
+    # every card before 2026-12-07 (fifth session)); wider, the predicted line between merged-looking cells
+    # should break less often. Validation and test labels keep 1 (the served instances are whole cells either way)
+    contact_px: int = 1
 
     # not part of the resume key: a trial run in runs/<trial> can be copied to runs/<name> and exported under it
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("name",)
@@ -173,7 +177,7 @@ def _batches(cfg: SegmentConfig, train: list[CellImage], spec: InputSpec, steps:
             xs, ys, ws, ds = [], [], [], []
             for j in order[i * cfg.batch_size : (i + 1) * cfg.batch_size]:
                 image, inst = augment_cells(train[j].image, train[j].instances, rng, cfg.elastic, cfg.zoom)
-                classes = classes_from_instances(inst, cfg.outline)
+                classes = classes_from_instances(inst, cfg.outline, cfg.contact_px)
                 xs.append(image)
                 ys.append(classes.astype(np.int64))
                 ds.append(edge_distance(inst) if cfg.distance else np.zeros(0, np.float32))
