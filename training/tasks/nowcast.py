@@ -59,9 +59,7 @@ class NowcastConfig:
     # mean over the regimes' validation sequences, most in `line` and `convective` (2026-12-07)
     flow_reg: float = TIKHONOV
     flow_window: float = WINDOW_PX
-    # lagrangian: the power of the flow's confidence where it fills in and smooths the field (1: every card
-    # before 2026-12-07 (fifth session); 2 made plain extrapolation better in `fast` on validation sequences)
-    flow_conf_power: float = CONF_POWER
+    flow_conf_power: float = CONF_POWER  # lagrangian: the flow's fill-in confidence to this power (1: earlier cards)
     base: int = 16
     depth: int = 3
     steps: int = 3000
