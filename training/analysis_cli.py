@@ -63,6 +63,14 @@ def cmd_segment_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segment_merges(args: argparse.Namespace) -> int:
+    """Which touching true cells an exported segmenter merges, by contrast and size, on one held-out set."""
+    from training.seg_merges import markdown, merges
+
+    print(markdown(merges(Path(args.model), args.set)))
+    return 0
+
+
 def cmd_denoise_ensemble(args: argparse.Namespace) -> int:
     """A committed denoiser served with another self-ensemble size: validation gains, held-out table, export."""
     from training.denoise_ensemble import reensemble, table
@@ -146,6 +154,10 @@ def _add_recard_parsers(sub) -> None:
         p.add_argument(name, help=f"model folder, {what}")
     p.add_argument("--boot", type=int, default=2000, help="bootstrap resamples of the images")
     p.set_defaults(fn=cmd_segment_compare)
+    p = sub.add_parser("segment-merges", help="which touching cells a segmenter merges, by contrast and cell size")
+    p.add_argument("model", nargs="?", default="models/unet_cells", help="model folder")
+    p.add_argument("--set", default="cross", help="held-out set of its card: own, first, cross, cross_x2")
+    p.set_defaults(fn=cmd_segment_merges)
     p = sub.add_parser(
         "denoise-ensemble",
         help="serve a committed denoiser with a self-ensemble size: validation gains, held-out table, optional export",
