@@ -156,7 +156,7 @@ def _add_recard_parsers(sub) -> None:
     p.set_defaults(fn=cmd_segment_compare)
     p = sub.add_parser("segment-merges", help="which touching cells a segmenter merges, by contrast and cell size")
     p.add_argument("model", nargs="?", default="models/unet_cells", help="model folder")
-    p.add_argument("--set", default="cross", help="held-out set of its card: own, first, cross, cross_x2")
+    p.add_argument("--set", default="cross", choices=("own", "first", "cross", "cross_x2"), help="held-out set")
     p.set_defaults(fn=cmd_segment_merges)
     p = sub.add_parser(
         "denoise-ensemble",

@@ -160,12 +160,20 @@ def segmenter(entry: ModelEntry):
     return cfg, logits_of
 
 
+def load_segmenter(entry: ModelEntry):
+    """``segmenter``, raising ValueError (with the model's folder) where its data cannot be regenerated here."""
+    found = segmenter(entry)
+    if isinstance(found, str):
+        raise ValueError(f"{entry.path}: {found}")
+    return found
+
+
 def measure_segmentation(entry: ModelEntry) -> dict[str, float] | str:
     """Regenerate the card's held-out sets (own, first generator, independent generator, magnified), run
     the ONNX file through the served pipeline (``modelrepo/cellseg.py``: diameter, rescale, instance
     method) and measure every card metric (both instance methods, the baseline, the true diameter given);
     or why it cannot."""
-    from training.tasks.segment import held_out_sets, splits
+    from training.tasks.segment import held_out_only
     from training.tasks.segment_eval import card_metrics, score_sets
 
     found = segmenter(entry)
@@ -173,7 +181,7 @@ def measure_segmentation(entry: ModelEntry) -> dict[str, float] | str:
         return found
     cfg, logits_of = found
     card = entry.card
-    sets = held_out_sets(cfg, splits(cfg, only=("test",)))
+    sets = held_out_only(cfg)
     return card_metrics(score_sets(logits_of, sets, card.input, card.output), card.output.instances)
 
 

@@ -109,15 +109,12 @@ def recalibrate(model_dir: Path, report: Path | None = None) -> tuple[str, dict[
     """Choose ``diameter_native`` for a committed segmenter on validation images, write it into the card and
     re-measure the card's held-out figures through the new pipeline (same ONNX file; ``make eval``'s
     measurement). (table, new metrics)."""
-    from training.eval_repo import measure_segmentation, segmenter
+    from training.eval_repo import load_segmenter, measure_segmentation
 
     entry = check_model_dir(model_dir)
     card = entry.card
     assert card is not None and card.task == "segmentation"
-    found = segmenter(entry)
-    if isinstance(found, str):
-        raise ValueError(found)
-    cfg, logits_of = found
+    cfg, logits_of = load_segmenter(entry)
     out, table = choose(logits_of, cfg, card.input, card.output)
     text = markdown(table, out.diameter_native)
     card = card.model_copy(update={"output": out})

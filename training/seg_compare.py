@@ -39,17 +39,12 @@ def paired(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> d
 
 def compare(model_a: Path, model_b: Path, n_boot: int = 2000) -> dict[str, dict[str, float]]:
     """Per held-out set of model_a's card: ``paired`` of model_b against model_a."""
-    from training.eval_repo import segmenter
-    from training.tasks.segment import held_out_sets, splits
+    from training.eval_repo import load_segmenter
+    from training.tasks.segment import held_out_only
 
-    entries, found = [check_model_dir(m) for m in (model_a, model_b)], []
-    for e in entries:
-        got = segmenter(e)
-        if isinstance(got, str):
-            raise ValueError(f"{e.path}: {got}")
-        found.append(got)
-    cfg = found[0][0]
-    sets = held_out_sets(cfg, splits(cfg, only=("test",)))
+    entries = [check_model_dir(m) for m in (model_a, model_b)]
+    found = [load_segmenter(e) for e in entries]
+    sets = held_out_only(found[0][0])
     rows = {}
     for name, data in sets.items():
         a, b = (counts(f[1], data, e.card.input, e.card.output) for f, e in zip(found, entries))

@@ -59,16 +59,13 @@ def tally(rows: list[tuple[bool, float, float]]) -> dict[str, list[dict[str, flo
 def merges(model: Path, held_out: str = "cross") -> dict[str, list[dict[str, float]]]:
     """``tally`` of the committed-style model folder's served instances on one of its card's held-out sets."""
     from modelrepo.repository import check_model_dir
-    from training.eval_repo import segmenter
-    from training.tasks.segment import held_out_sets, splits
+    from training.eval_repo import load_segmenter
+    from training.tasks.segment import held_out_only
     from training.tasks.segment_eval import segment_all
 
     entry = check_model_dir(model)
-    got = segmenter(entry)
-    if isinstance(got, str):
-        raise ValueError(f"{model}: {got}")
-    cfg, logits_of = got
-    data = held_out_sets(cfg, splits(cfg, only=("test",)))[held_out]
+    cfg, logits_of = load_segmenter(entry)
+    data = held_out_only(cfg)[held_out]
     preds = segment_all(logits_of, [c.image for c in data], entry.card.input, entry.card.output)
     return tally([row for p, c in zip(preds, data) for row in pair_rows(p, c)])
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from training.data.cells import CellImage, classes_from_instances
-from training.seg_merges import pair_rows, tally, touching_pairs
+from training.seg_merges import merges, pair_rows, tally, touching_pairs
 
 
 def _cells() -> CellImage:
@@ -39,3 +44,14 @@ def test_tally_bins_by_contrast_and_size() -> None:
     first = t["contrast"][0]
     assert (first["from"], first["to"], first["pairs"], first["merged"]) == (1.0, 1.25, 2, 0.5)
     assert [b["pairs"] for b in t["contrast"]] == [2, 2] and [b["pairs"] for b in t["radius_px"]] == [2, 1, 1]
+
+
+def test_a_segmenter_whose_training_data_is_not_here_is_refused_by_name(tmp_path) -> None:
+    model = tmp_path / "unet_cells"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "models" / "unet_cells", model)
+    card = json.loads((model / "card.json").read_text())
+    card["hyperparameters"] |= {"data": "folder", "data_dir": str(tmp_path / "gone")}
+    card["training"]["source"] = f"folder:{tmp_path / 'gone'}"
+    (model / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"unet_cells: data source folder:.*gone is not available here"):
+        merges(model)

@@ -153,6 +153,11 @@ def held_out_sets(cfg: SegmentConfig, data: dict[str, list[CellImage]]) -> dict[
     return sets
 
 
+def held_out_only(cfg: SegmentConfig) -> dict[str, list[CellImage]]:
+    """``held_out_sets`` regenerated from ``cfg`` alone (only the test split drawn): what a card is re-measured on."""
+    return held_out_sets(cfg, splits(cfg, only=("test",)))
+
+
 def magnified(data: list[CellImage], k: int) -> list[CellImage]:
     """The same cells seen through a k x higher magnification: images resized bilinearly, labels by
     nearest neighbour (cells k times as wide, nothing else changed)."""
