@@ -149,16 +149,11 @@ class OutputSpec(_Strict):
     # segmentation: cells measuring within this range are segmented at their own size, others rescaled to
     # its nearer end (chosen on validation: training.seg_calibrate); absent: rescaled to diameter_px
     diameter_native: tuple[float, float] | None = None
-    # segmentation: added to the border class's logit before the softmax - the log of a prior ratio; below 0 a
-    # pixel is border only where the network is surer (chosen on validation: training.seg_calibrate)
-    border_bias: float = 0.0
 
     @model_validator(mode="after")
     def _check_distance(self) -> OutputSpec:
         if self.instances == "distance" and self.distance_channel is None:
             raise ValueError('instances "distance" needs a distance_channel')
-        if self.border_bias and self.border_class is None:
-            raise ValueError("border_bias needs a border_class")
         return self
 
     @property

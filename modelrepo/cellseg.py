@@ -2,8 +2,7 @@
 
 normalise (percentiles of the whole image) -> [rescale cells outside the sizes segmented natively] ->
 class probabilities (padded to the network's multiple; large images in overlapping tiles, each
-contributing its centre; with a self-ensemble, ``modelrepo.ensemble``; the card's ``border_bias`` on the
-border logit) -> [back to the input grid] ->
+contributing its centre; with a self-ensemble, ``modelrepo.ensemble``) -> [back to the input grid] ->
 instances (the card's method) -> warnings.
 
 ``infer`` is any coroutine from a float32 batch (N, 1, h, w) to logits (N, C, h, w): the service
@@ -135,7 +134,7 @@ async def segment(
 ) -> Segmentation:
     """Classes, instances and what was done, for one image of raw intensities (H, W); the network's logits
     averaged over the spec's self-ensemble of flipped / rotated passes."""
-    infer = with_border_bias(ensembled(infer, spec.ensemble), out)
+    infer = ensembled(infer, spec.ensemble)
     h, w = raw.shape
     raw, drawn = without_annotations(raw)
     x = normalize_percentile(raw.astype(np.float32), spec)  # the whole image's percentiles
@@ -172,20 +171,6 @@ async def segment(
     result.scale, result.classes, result.instances = scale, probs[: out.class_channels].argmax(0).astype(np.uint8), inst
     _warn(result, out, probs, x)
     return result
-
-
-def with_border_bias(infer: Infer, out: OutputSpec) -> Infer:
-    """``infer`` with the card's ``border_bias`` added to the border class's logits (itself where there is none)."""
-    if not out.border_bias or out.border_class is None:
-        return infer
-    border, bias = out.border_class, np.float32(out.border_bias)
-
-    async def biased(x: np.ndarray) -> np.ndarray:
-        logits = np.array(await infer(x), np.float32)  # a copy: the runner's buffer stays untouched
-        logits[:, border] += bias
-        return logits
-
-    return biased
 
 
 def without_annotations(raw: np.ndarray) -> tuple[np.ndarray, list[str]]:

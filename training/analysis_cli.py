@@ -141,8 +141,7 @@ def _add_recard_parsers(sub) -> None:
     and the denoiser's upload reports."""
     p = sub.add_parser(
         "segment-calibrate",
-        help="choose which cell sizes a committed segmenter sees at their own size and its border bias (validation); "
-        "re-measure its card",
+        help="choose which cell sizes a committed segmenter sees at their own size (validation); re-measure its card",
     )
     p.add_argument("model", nargs="?", default="models/unet_cells", help="model folder")
     p.add_argument("--report", default=None, help="also write the validation table here (markdown)")

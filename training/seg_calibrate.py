@@ -1,5 +1,5 @@
-"""Which cell sizes a segmenter should see at their own size (the card's ``output.diameter_native``) and how
-sure it must be to call a pixel border (``output.border_bias``), both chosen on validation images.
+"""Which cell sizes a segmenter should see at their own size: the card's ``output.diameter_native``, chosen on
+validation images.
 
 The network is trained on cells of every size in its range at their own scale (radius 4-36 px), so bringing
 every image's cells to the median trained diameter - what ``diameter=`` did before 2026-12-06 - helps nobody
@@ -10,8 +10,7 @@ are rescaled to its nearer end (``modelrepo.cellseg.target_scale``). First its u
 higher lower end among ``LOWS`` (enlarging small cells; on 2026-12-06 it paid neither for the committed network
 nor for one fine-tuned on enlarged crops, ``--zoom``). Each time the candidate whose *worst* validation set is
 best wins (ties: the mean), over the served pipeline with the diameter estimated and with each image's true
-median diameter given. Last, with those sizes, the border bias among ``BORDER_BIASES`` (a log prior ratio added to the
-border class's logit before the softmax, ``modelrepo.cellseg.with_border_bias``), the same way.
+median diameter given:
 
 - ``own``: the training generator's validation split and a second one from another seed (never a test seed);
 - ``first``: the first generator's validation split (``cells.py``; not when it is the training generator);
@@ -35,10 +34,6 @@ from training.tasks.segment_eval import segment_all, true_d
 
 TOPS = (10.0, 12.0, 14.0, 16.0, 26.0)  # with the trained median and range top
 LOWS = (10.0, 12.0, 14.0)  # then, with the chosen top: enlarge cells smaller than this
-# then, with the chosen sizes: a bias on the border class's logit. On the committed model (2026-12-07, sixth session)
-# the worst validation set went 0.701 (0) -> 0.708 / 0.716 / 0.711 / 0.692 (-0.25 / -0.5 / -0.75 / -1), and
-# +0.5 / +1 / +1.5 cost 0.03-0.19: the network calls too much border, and the cells split into fragments
-BORDER_BIASES = (0.0, -0.25, -0.5, -0.75, -1.0)
 SECOND_SEED = 5  # the second own validation split: the val split of seed cfg.seed + 5
 
 
@@ -77,25 +72,19 @@ def measure(logits_of, sets: dict[str, list[CellImage]], spec, out: OutputSpec) 
 
 
 def choose(logits_of, cfg: SegmentConfig, spec, out: OutputSpec) -> tuple[OutputSpec, list[tuple]]:
-    """The card's output with the chosen ``diameter_native`` and then ``border_bias``, and the table:
-    (candidate, {set: F1}) - a candidate is a size range (or None) or, in the last rows, a border bias."""
+    """The card's output with the chosen ``diameter_native``, and the table: (candidate, {set: F1})."""
     if out.diameter_range is None or out.diameter_px is None:
         return out, []
     sets = validation_sets(cfg)
 
-    def row(cand, field: str = "diameter_native") -> tuple:
-        return cand, measure(logits_of, sets, spec, out.model_copy(update={field: cand}))
+    def row(cand) -> tuple:
+        return cand, measure(logits_of, sets, spec, out.model_copy(update={"diameter_native": cand}))
 
     table = [row(cand) for cand in candidates(out)]
     chosen = best(table)
     if chosen is not None:
         table += [row(cand) for cand in lows(chosen)]
-    out = out.model_copy(update={"diameter_native": best(table)})
-    if out.border_class is None:
-        return out, table
-    sizes = table[[cand for cand, _ in table].index(out.diameter_native)]
-    biases = [(out.border_bias, sizes[1])] + [row(b, "border_bias") for b in BORDER_BIASES if b != out.border_bias]
-    return out.model_copy(update={"border_bias": best(biases)}), table + biases
+    return out.model_copy(update={"diameter_native": best(table)}), table
 
 
 def best(table: list[tuple]):
@@ -103,29 +92,23 @@ def best(table: list[tuple]):
     return max(table, key=lambda r: (round(min(r[1].values()), 4), float(np.mean(list(r[1].values())))))[0]
 
 
-def markdown(table: list[tuple], out: OutputSpec) -> str:
-    """The calibration's table, the chosen size range and border bias in bold."""
+def markdown(table: list[tuple], chosen) -> str:
     cols = list(table[0][1])
     lines = [
         "| segmented at their own size (px) | " + " | ".join(cols) + " | worst |",
         "|---" * (len(cols) + 2) + "|",
     ]
     for cand, row in table:
-        label = "none (all rescaled to the trained median)" if cand is None else _label(cand)
-        chosen = out.border_bias if isinstance(cand, float) else out.diameter_native
+        label = "none (all rescaled to the trained median)" if cand is None else f"{cand[0]:g}-{cand[1]:g}"
         label = f"**{label} (chosen)**" if cand == chosen else label
         lines.append(f"| {label} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + f" | {min(row.values()):.4f} |")
     return "\n".join(lines) + "\n"
 
 
-def _label(cand: tuple[float, float] | float) -> str:
-    return f"{cand[0]:g}-{cand[1]:g}" if isinstance(cand, tuple) else f"... with border bias {cand:g}"
-
-
 def recalibrate(model_dir: Path, report: Path | None = None) -> tuple[str, dict[str, float]]:
-    """Choose ``diameter_native`` and ``border_bias`` for a committed segmenter on validation images, write them
-    into the card and re-measure the card's held-out figures through the new pipeline (same ONNX file; ``make
-    eval``'s measurement). (table, new metrics)."""
+    """Choose ``diameter_native`` for a committed segmenter on validation images, write it into the card and
+    re-measure the card's held-out figures through the new pipeline (same ONNX file; ``make eval``'s
+    measurement). (table, new metrics)."""
     from training.eval_repo import load_segmenter, measure_segmentation
 
     entry = check_model_dir(model_dir)
@@ -133,7 +116,7 @@ def recalibrate(model_dir: Path, report: Path | None = None) -> tuple[str, dict[
     assert card is not None and card.task == "segmentation"
     cfg, logits_of = load_segmenter(entry)
     out, table = choose(logits_of, cfg, card.input, card.output)
-    text = markdown(table, out)
+    text = markdown(table, out.diameter_native)
     card = card.model_copy(update={"output": out})
     card.dump(entry.path / CARD_FILE)
     metrics = measure_segmentation(check_model_dir(model_dir))

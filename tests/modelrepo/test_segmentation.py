@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -193,74 +191,3 @@ def test_a_card_serving_distance_instances_names_its_channel() -> None:
         OutputSpec(**spec, instances="distance")
     out = OutputSpec(**spec, instances="distance", distance_channel=3)
     assert out.class_channels == 3 and OutputSpec(**spec).class_channels is None
-
-
-def _two_cells_parted_by_a_faint_line(batch: np.ndarray) -> np.ndarray:
-    """A 'network' seeing two touching discs whose contact column it calls border only just (logit 1 vs cell 0.6)."""
-    n, _, h, w = batch.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    cells = (np.hypot(yy - h / 2, xx - w / 2 + 9) < 10) | (np.hypot(yy - h / 2, xx - w / 2 - 9) < 10)
-    logits = np.zeros((n, 3, h, w), np.float32)
-    logits[:, 0][:, ~cells] = 4.0
-    logits[:, 1][:, cells] = 0.6
-    line = cells & (np.abs(xx - w / 2) <= 1)
-    logits[:, 2][:, line] = 1.0
-    return logits
-
-
-@pytest.mark.parametrize(("bias", "cells"), [(0.0, 2), (-0.25, 2), (-0.5, 1), (-1.0, 1)])
-def test_border_bias_shifts_the_border_decision_before_instances(bias: float, cells: int) -> None:
-    """The card's ``border_bias`` is added to the border logit before the softmax: a faint line (1.0 against the
-    cell's 0.6) parts the two discs until the bias outweighs its 0.4 lead; the network's own answer is untouched."""
-    from modelrepo.card import InputSpec, OutputSpec
-    from modelrepo.cellseg import segment, with_border_bias
-
-    spec = InputSpec(
-        color_mode="L", channels=1, height="any", width="any", mean=[0.0], std=[1.0], resize="none",
-        normalization="percentile", pad_multiple=8,
-    )  # fmt: skip
-    out = OutputSpec(
-        kind="class_scores", shape=[3, "any", "any"], postprocess="argmax", object_class=1, border_class=2,
-        border_bias=bias,
-    )  # fmt: skip
-    raw = np.random.default_rng(0).random((40, 64)).astype(np.float32)
-    seen: list[np.ndarray] = []
-
-    async def net(batch: np.ndarray) -> np.ndarray:
-        seen.append(_two_cells_parted_by_a_faint_line(batch))
-        return seen[-1]
-
-    result = asyncio.run(segment(net, raw, spec, out))
-    assert result.instances.max() == cells
-    x = np.zeros((1, 1, 40, 64), np.float32)
-    shifted = asyncio.run(with_border_bias(net, out)(x))
-    assert np.array_equal(shifted[:, :2], seen[-1][:, :2]) and np.allclose(shifted[:, 2], seen[-1][:, 2] + bias)
-    assert seen[-1][:, 2].max() == 1.0  # the network's own array was not changed in place
-
-
-def test_border_bias_needs_a_border_class() -> None:
-    from pydantic import ValidationError
-
-    from modelrepo.card import OutputSpec
-
-    with pytest.raises(ValidationError, match="border_class"):
-        OutputSpec(kind="class_scores", shape=[2, "any", "any"], object_class=1, border_bias=-0.5)
-
-
-def test_calibration_table_marks_the_chosen_sizes_and_border_bias() -> None:
-    from modelrepo.card import OutputSpec
-    from training.seg_calibrate import markdown
-
-    out = OutputSpec(
-        kind="class_scores", shape=[3, "any", "any"], object_class=1, border_class=2, diameter_native=(7.0, 14.0),
-        border_bias=-0.5,
-    )  # fmt: skip
-    table = [
-        (None, {"own": 0.6}),
-        ((7.0, 14.0), {"own": 0.7}),
-        (0.0, {"own": 0.7}),
-        (-0.5, {"own": 0.72}),
-    ]
-    lines = markdown(table, out).splitlines()
-    assert "**7-14 (chosen)**" in lines[3] and "(chosen)" not in lines[2] + lines[4]
-    assert "**... with border bias -0.5 (chosen)**" in lines[5]

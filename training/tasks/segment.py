@@ -269,7 +269,7 @@ def train_segmenter(
     from training.seg_calibrate import choose, markdown  # which cell sizes stay at their own size: on validation
 
     out, table = choose(logits_of, cfg, spec, out)
-    (out_dir / "diameter_native.md").write_text(markdown(table, out) if table else "")
+    (out_dir / "diameter_native.md").write_text(markdown(table, out.diameter_native) if table else "")
     sets = held_out_sets(cfg, data)
     scores = score_sets(logits_of, sets, spec, out)
     for name, panel in (("own", "panel.png"), ("cross", "panel_cross.png")):
