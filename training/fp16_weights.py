@@ -76,7 +76,8 @@ def convert_file(src: Path, dst: Path, inputs: list[np.ndarray]) -> float:
 
 
 def sample_inputs(card, shape_hint: tuple[int, int] = (64, 64)) -> list[np.ndarray]:
-    """Inputs for the check, from the card's input spec: a uniform batch in the network's range."""
+    """Inputs for the check, from the card's input spec: a uniform batch in the network's range (and a denoiser's
+    noise-level channel: a constant level per image)."""
     rng = np.random.default_rng(0)
     spec = card.input
     h = spec.height if isinstance(spec.height, int) else shape_hint[0]
@@ -84,7 +85,11 @@ def sample_inputs(card, shape_hint: tuple[int, int] = (64, 64)) -> list[np.ndarr
     x = rng.uniform(0, 1, (2, spec.channels, h, w)).astype(np.float32)
     mean = np.asarray(spec.mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(spec.std, np.float32).reshape(1, -1, 1, 1)
-    return [(x - mean) / std]
+    x = (x - mean) / std
+    if spec.noise_level_channel:
+        levels = np.broadcast_to(np.float32([[[[10 / 255]]], [[[50 / 255]]]]), (2, 1, h, w))
+        x = np.concatenate([x, levels], axis=1)
+    return [np.ascontiguousarray(x)]
 
 
 def convert_committed(model_dir: Path) -> str:
@@ -100,7 +105,11 @@ def convert_committed(model_dir: Path) -> str:
         return f"{card.name}: already float16 weights"
     before = path.stat().st_size
     tmp = path.with_suffix(".fp16.onnx")
-    diff = convert_file(path, tmp, sample_inputs(card))
+    try:
+        diff = convert_file(path, tmp, sample_inputs(card))
+    except Exception:
+        tmp.unlink(missing_ok=True)  # the committed file stays as it was
+        raise
     tmp.replace(path)
     version = next(v for v, f in card.versions.items() if model_dir / f.path == path)
     versions = dict(card.versions) | {

@@ -97,3 +97,30 @@ def test_fp16_weights_halve_a_committed_file_and_keep_its_outputs(tmp_path: Path
     assert entry.card.export.weights == "float16" and entry.card.export.fp16_max_abs_diff > 0
     assert entry.card.versions[1].bytes == path.stat().st_size
     assert "already" in convert_committed(tmp_path / "tiny")
+
+
+def test_fp16_weights_convert_a_denoiser_fed_its_noise_level_channel(tmp_path: Path, monkeypatch) -> None:
+    """The check's inputs follow the card: a denoiser gets its noise-level channel (the committed gray denoiser was
+    refused before: 1 channel fed where its graph takes 2); a failed check leaves the committed file as it was."""
+    import shutil
+
+    import training.fp16_weights as fp16
+
+    src = Path(__file__).resolve().parents[2] / "models" / "unet_denoise_gray"
+    a, b = tmp_path / "a" / src.name, tmp_path / "b" / src.name
+    shutil.copytree(src, a)
+    shutil.copytree(src, b)
+    path = a / "1" / "model.onnx"
+    before = path.stat().st_size
+    (x,) = fp16.sample_inputs(check_model_dir(a).card)
+    assert x.shape == (2, 2, 64, 64) and np.unique(x[:, 1]).size == 2  # the image and a level per image
+    assert "bytes" in fp16.convert_committed(a)
+    assert fp16.is_fp16_stored(path) and path.stat().st_size < 0.6 * before
+    assert check_model_dir(a).card.export.fp16_max_abs_diff < fp16.FP16_ATOL
+
+    monkeypatch.setattr(fp16, "sample_inputs", lambda card: [np.zeros((1, 1, 64, 64), np.float32)])
+    original = (b / "1" / "model.onnx").read_bytes()
+    with pytest.raises(Exception, match="dimensions"):
+        fp16.convert_committed(b)
+    assert (b / "1" / "model.onnx").read_bytes() == original
+    assert sorted(p.name for p in (b / "1").iterdir()) == ["model.onnx"]
