@@ -103,7 +103,10 @@ def _from_array(a: np.ndarray, fmt: str) -> Decoded:
     else:
         raise InputError("unsupported_bit_depth", f"{a.dtype} images are not supported (uint8, uint16, float32)")
     if x.shape[2] == 3 and equal_planes(x):
-        return Decoded(np.ascontiguousarray(x.mean(axis=2, keepdims=True)), alpha, a.dtype, lo, hi, fmt, planes=3)
+        # planes equal to the bit are taken as they are: their float32 mean can be one ulp off, enough to round
+        # a pixel of the answer otherwise than the gray image's own (JPEG's nearly equal planes are averaged)
+        gray = x[..., :1] if not np.ptp(x, axis=2).any() else x.mean(axis=2, keepdims=True)
+        return Decoded(np.ascontiguousarray(gray), alpha, a.dtype, lo, hi, fmt, planes=3)
     return Decoded(np.ascontiguousarray(x), alpha, a.dtype, lo, hi, fmt)
 
 
