@@ -100,16 +100,21 @@ def test_fp16_weights_halve_a_committed_file_and_keep_its_outputs(tmp_path: Path
 
 
 def test_fp16_weights_convert_a_denoiser_fed_its_noise_level_channel(tmp_path: Path, monkeypatch) -> None:
-    """The check's inputs follow the card: a denoiser gets its noise-level channel (the committed gray denoiser was
-    refused before: 1 channel fed where its graph takes 2); a failed check leaves the committed file as it was."""
-    import shutil
-
+    """The check's inputs follow the card: a denoiser gets its noise-level channel (the committed float32 denoisers
+    were refused: 1 channel fed where the graph takes 2); a failed check leaves the committed file as it was."""
     import training.fp16_weights as fp16
+    from training.nets.autoencoder import WithNoiseChannel
+    from training.nets.drunet import ResUNetDenoiser
 
-    src = Path(__file__).resolve().parents[2] / "models" / "unet_denoise_gray"
-    a, b = tmp_path / "a" / src.name, tmp_path / "b" / src.name
-    shutil.copytree(src, a)
-    shutil.copytree(src, b)
+    committed = ModelCard.load(Path(__file__).resolve().parents[2] / "models" / "unet_denoise_gray" / "card.json")
+    fields = committed.model_dump(exclude={"export", "versions", "created_at", "git_commit", "schema_version"})
+    torch.manual_seed(0)
+    net = WithNoiseChannel(ResUNetDenoiser(1, **committed.architecture.kwargs), 1)
+    image = np.random.default_rng(0).random((2, 1, 64, 64), np.float32)
+    real = np.concatenate([image, np.full((2, 1, 64, 64), 0.1, np.float32)], axis=1)
+    for folder in ("a", "b"):  # float32 files of the committed denoiser's graph
+        export_to_repository(net, CardDraft(**fields), tmp_path / folder, real, dynamic_spatial=True)
+    a, b = tmp_path / "a" / committed.name, tmp_path / "b" / committed.name
     path = a / "1" / "model.onnx"
     before = path.stat().st_size
     (x,) = fp16.sample_inputs(check_model_dir(a).card)
