@@ -87,8 +87,9 @@ def sample_inputs(card, shape_hint: tuple[int, int] = (64, 64)) -> list[np.ndarr
     std = np.asarray(spec.std, np.float32).reshape(1, -1, 1, 1)
     x = (x - mean) / std
     if spec.noise_level_channel:
-        levels = np.broadcast_to(np.float32([[[[10 / 255]]], [[[50 / 255]]]]), (2, 1, h, w))
-        x = np.concatenate([x, levels], axis=1)
+        from modelrepo.preprocess import with_noise_level
+
+        x = np.concatenate([with_noise_level(x[:1], 10.0), with_noise_level(x[1:], 50.0)])
     return [np.ascontiguousarray(x)]
 
 

@@ -45,8 +45,9 @@ def test_parity_check_catches_a_different_model(tmp_path: Path) -> None:
         parity_check(model, tmp_path / "m.onnx", [np.zeros((2, 1, 32, 32), np.float32)])
 
 
-def _card_fields(name: str) -> CardDraft:
-    committed = ModelCard.load(Path(__file__).resolve().parents[2] / "models" / "lenet5_digits" / "card.json")
+def _card_fields(name: str, source: str = "lenet5_digits") -> CardDraft:
+    """A committed card's fields (``source``) under another name, for a fresh export."""
+    committed = ModelCard.load(Path(__file__).resolve().parents[2] / "models" / source / "card.json")
     fields = committed.model_dump(exclude={"export", "versions", "created_at", "git_commit", "schema_version"})
     return CardDraft(**(fields | {"name": name}))
 
@@ -106,15 +107,14 @@ def test_fp16_weights_convert_a_denoiser_fed_its_noise_level_channel(tmp_path: P
     from training.nets.autoencoder import WithNoiseChannel
     from training.nets.drunet import ResUNetDenoiser
 
-    committed = ModelCard.load(Path(__file__).resolve().parents[2] / "models" / "unet_denoise_gray" / "card.json")
-    fields = committed.model_dump(exclude={"export", "versions", "created_at", "git_commit", "schema_version"})
+    fields = _card_fields("unet_denoise_gray", "unet_denoise_gray")
     torch.manual_seed(0)
-    net = WithNoiseChannel(ResUNetDenoiser(1, **committed.architecture.kwargs), 1)
+    net = WithNoiseChannel(ResUNetDenoiser(1, **fields.architecture.kwargs), 1)
     image = np.random.default_rng(0).random((2, 1, 64, 64), np.float32)
     real = np.concatenate([image, np.full((2, 1, 64, 64), 0.1, np.float32)], axis=1)
     for folder in ("a", "b"):  # float32 files of the committed denoiser's graph
-        export_to_repository(net, CardDraft(**fields), tmp_path / folder, real, dynamic_spatial=True)
-    a, b = tmp_path / "a" / committed.name, tmp_path / "b" / committed.name
+        export_to_repository(net, fields, tmp_path / folder, real, dynamic_spatial=True)
+    a, b = tmp_path / "a" / fields.name, tmp_path / "b" / fields.name
     path = a / "1" / "model.onnx"
     before = path.stat().st_size
     (x,) = fp16.sample_inputs(check_model_dir(a).card)
