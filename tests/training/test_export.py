@@ -104,6 +104,7 @@ def test_fp16_weights_convert_a_denoiser_fed_its_noise_level_channel(tmp_path: P
     """The check's inputs follow the card: a denoiser gets its noise-level channel (the committed float32 denoisers
     were refused: 1 channel fed where the graph takes 2); a failed check leaves the committed file as it was."""
     import training.fp16_weights as fp16
+    from modelrepo.preprocess import with_noise_level
     from training.nets.autoencoder import WithNoiseChannel
     from training.nets.drunet import ResUNetDenoiser
 
@@ -111,7 +112,7 @@ def test_fp16_weights_convert_a_denoiser_fed_its_noise_level_channel(tmp_path: P
     torch.manual_seed(0)
     net = WithNoiseChannel(ResUNetDenoiser(1, **fields.architecture.kwargs), 1)
     image = np.random.default_rng(0).random((2, 1, 64, 64), np.float32)
-    real = np.concatenate([image, np.full((2, 1, 64, 64), 0.1, np.float32)], axis=1)
+    real = with_noise_level(image, 25.0)
     for folder in ("a", "b"):  # float32 files of the committed denoiser's graph
         export_to_repository(net, fields, tmp_path / folder, real, dynamic_spatial=True)
     a, b = tmp_path / "a" / fields.name, tmp_path / "b" / fields.name
